@@ -1,0 +1,31 @@
+# cmkd_lab — two commands a newcomer needs:
+#   make demo   set up (.venv) and run the main job on the built-in default task
+#   make test   set up (.venv) and run the tests
+PY ?= python3
+VENV ?= .venv
+# A CPU-only wheel is fine for everything here; on a GPU machine pick the
+# torch build you need before `make setup` (any torch >= 2.2 works).
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lab bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/python -m cmkd_lab demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,145 @@
+"""Small input checks shared by every public entry point.
+
+Each check raises ``ValueError`` or ``TypeError`` with a message that names the
+parameter, the rule and the value received, and says what to do, in the style
+of scikit-learn ("eps must be > 0; got eps=-1.0").
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "check_choice",
+    "check_positive",
+    "check_nonneg",
+    "check_int",
+    "check_fraction",
+    "check_finite_array",
+    "check_labels",
+]
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return repr(v)
+    return str(v)
+
+
+def check_choice(name: str, value, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise list the choices."""
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {name}={_fmt(value)}"
+        )
+    return value
+
+
+def _number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number; got {name}={_fmt(value)} of type {type(value).__name__}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {name}={_fmt(value)}")
+    return value
+
+
+def check_positive(name: str, value, *, hint: str = "") -> float:
+    """``value`` must be a finite number > 0."""
+    _number(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0; got {name}={_fmt(value)}" + (f"; {hint}" if hint else ""))
+    return value
+
+
+def check_nonneg(name: str, value, *, hint: str = "") -> float:
+    """``value`` must be a finite number >= 0."""
+    _number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {name}={_fmt(value)}" + (f"; {hint}" if hint else ""))
+    return value
+
+
+def check_int(name: str, value, *, minimum: int = 0) -> int:
+    """``value`` must be an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {name}={_fmt(value)} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
+    return int(value)
+
+
+def check_fraction(name: str, value) -> float:
+    """``value`` must be in (0, 1]."""
+    _number(name, value)
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1]; got {name}={_fmt(value)}")
+    return float(value)
+
+
+def check_finite_array(name: str, x, *, min_ndim: int = 1, min_len: int = 1) -> None:
+    """Array-like ``x`` must be numeric, have ``ndim >= min_ndim``, at least
+    ``min_len`` rows and no NaN/inf."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        arr_dtype_ok = x.dtype.is_floating_point or not x.dtype.is_complex
+        ndim, n = x.ndim, (x.shape[0] if x.ndim else 0)
+        finite = bool(torch.isfinite(x).all()) if x.dtype.is_floating_point else True
+        shape = tuple(x.shape)
+    else:
+        arr = np.asarray(x)
+        arr_dtype_ok = arr.dtype.kind in "fiub"
+        ndim, n = arr.ndim, (arr.shape[0] if arr.ndim else 0)
+        finite = bool(np.isfinite(arr).all()) if arr.dtype.kind == "f" else True
+        shape = arr.shape
+    if not arr_dtype_ok:
+        raise TypeError(f"{name} must hold numbers; got dtype {getattr(x, 'dtype', type(x))}")
+    if ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s); got shape {shape}")
+    if n < min_len:
+        raise ValueError(
+            f"{name} must have at least {min_len} sample(s); got {n} (shape {shape}); "
+            "check the split or the subset you passed"
+        )
+    if not finite:
+        raise ValueError(f"{name} contains NaN or inf values; clean or impute them before passing them in")
+
+
+def check_labels(name: str, y, num_classes: int) -> np.ndarray:
+    """Labels must be integers in ``0..num_classes-1``; returns an int64 array."""
+    import torch
+
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices; got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise TypeError(f"{name} must hold integer class indices; got non-integer values (dtype {y.dtype})")
+    elif y.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integer class indices; got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        bad = y[(y < 0) | (y >= num_classes)][:5].tolist()
+        raise ValueError(
+            f"{name} must be in 0..{num_classes - 1} (num_classes={num_classes}); got values {bad}; "
+            "re-encode labels as 0..K-1 (e.g. sklearn.preprocessing.LabelEncoder)"
+        )
+    return y
+
+
+def check_same(name_a: str, a, name_b: str, b, what: str) -> None:
+    if a != b:
+        raise ValueError(f"{what} must match: {name_a}={a} but {name_b}={b}")
+
+
+def as_sequence(value) -> Sequence:
+    if isinstance(value, (list, tuple)):
+        return value
+    return [value]

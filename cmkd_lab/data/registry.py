@@ -1,0 +1,57 @@
+"""Registry of built-in tasks: ``@register_task("name")`` and ``load_task``."""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+__all__ = ["register_task", "load_task", "available_tasks"]
+
+_TASKS: Dict[str, Callable] = {}
+
+
+def register_task(name: str):
+    """Decorator registering ``fn(*, seed=0, fast=False, **kw) -> CrossModalTask``."""
+
+    def deco(fn):
+        if name in _TASKS:
+            raise ValueError(f"task {name!r} is registered twice")
+        _TASKS[name] = fn
+        return fn
+
+    return deco
+
+
+def _ensure_builtins():
+    # Importing the modules registers their tasks.
+    from . import synthetic  # noqa: F401
+    for mod in ("hapt", "digits_speech", "av"):
+        try:
+            __import__(f"{__package__}.{mod}")
+        except ModuleNotFoundError as e:  # module not written yet
+            if e.name != f"{__package__}.{mod}":
+                raise
+
+
+def available_tasks():
+    """Names of the built-in tasks, sorted."""
+    _ensure_builtins()
+    return sorted(_TASKS)
+
+
+def load_task(name: str, *, seed: int = 0, fast: bool = False, **kwargs):
+    """Load built-in task ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available_tasks`.
+    seed : int
+        Seed for any random split or generation.
+    fast : bool
+        A smaller version for quick runs (tests, notebooks' fast mode).
+    **kwargs
+        Task-specific options (e.g. the synthetic generator's knobs).
+    """
+    _ensure_builtins()
+    if name not in _TASKS:
+        raise ValueError(f"task must be one of {', '.join(map(repr, sorted(_TASKS)))}; got task={name!r}")
+    return _TASKS[name](seed=seed, fast=fast, **kwargs)

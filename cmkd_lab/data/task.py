@@ -1,0 +1,341 @@
+"""``CrossModalTask``: two modalities, one label set, separate splits.
+
+A task holds, for the **teacher modality** and for the **student modality**
+independently, a train / val / test split of inputs ``x`` and labels ``y``
+(integers in ``0..K-1``). Nothing ties a teacher sample to a student sample
+unless the task also carries ``paired_teacher_x``: for each student sample, the
+teacher-modality view of the *same* instance (used only by the ``paired``
+pairing mode and by paired baselines such as ``kd`` and ``fitnet``).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._validation import check_finite_array, check_labels, check_int
+
+__all__ = ["Split", "CrossModalTask", "infer_encoder_spec"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """Inputs ``x`` of shape (N, ...) and labels ``y`` of shape (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, idx) -> "Split":
+        return Split(self.x[idx], self.y[idx])
+
+
+def infer_encoder_spec(x: np.ndarray) -> dict:
+    """Pick an encoder kind from the per-sample shape of ``x``.
+
+    (N, F) -> ``mlp``; (N, C, L) -> ``cnn1d``; (N, H, W) -> ``cnn2d`` with one
+    channel; (N, C, H, W) -> ``cnn2d``.
+    """
+    shape = tuple(x.shape[1:])
+    if len(shape) == 1:
+        return {"kind": "mlp", "in_features": shape[0]}
+    if len(shape) == 2:
+        return {"kind": "cnn1d", "in_channels": shape[0], "length": shape[1]}
+    if len(shape) == 3:
+        return {"kind": "cnn2d", "in_channels": shape[0], "height": shape[1], "width": shape[2]}
+    raise ValueError(
+        f"cannot infer an encoder for inputs of per-sample shape {shape}; "
+        "pass teacher_encoder=/student_encoder= explicitly (a spec dict or an nn.Module factory)"
+    )
+
+
+@dataclass
+class CrossModalTask:
+    """A cross-modal distillation task.
+
+    Parameters
+    ----------
+    name : str
+        Short identifier (used in caches and results).
+    class_names : sequence of str, length K
+    teacher, student : dict split -> Split
+        Splits ``train``, ``val``, ``test`` of each modality.
+    paired_teacher_x : dict split -> array (N_split, ...) or None
+        Teacher-modality view of each student sample, aligned with
+        ``student[split].x``. ``None`` when the task has no pairs.
+    teacher_modality, student_modality : str
+        Human-readable modality names ("accelerometer", "gyroscope").
+    teacher_encoder, student_encoder : dict
+        Encoder specs for :func:`cmkd_lab.models.build_encoder`.
+    info : dict
+        Free-form provenance (source, licence, protocol notes).
+    """
+
+    name: str
+    class_names: Sequence[str]
+    teacher: Dict[str, Split]
+    student: Dict[str, Split]
+    paired_teacher_x: Optional[Dict[str, np.ndarray]] = None
+    teacher_modality: str = "teacher"
+    student_modality: str = "student"
+    teacher_encoder: Optional[dict] = None
+    student_encoder: Optional[dict] = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.class_names = [str(c) for c in self.class_names]
+        K = len(self.class_names)
+        if K < 2:
+            raise ValueError(f"class_names must list at least 2 classes; got {K}")
+        for side_name, side in (("teacher", self.teacher), ("student", self.student)):
+            missing = [s for s in SPLITS if s not in side]
+            if missing:
+                raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
+            for s in SPLITS:
+                sp = side[s]
+                if not isinstance(sp, Split):
+                    sp = Split(*sp)
+                    side[s] = sp
+                check_finite_array(f"{side_name}[{s!r}].x", sp.x, min_ndim=2, min_len=1)
+                sp.y = check_labels(f"{side_name}[{s!r}].y", sp.y, K)
+                if sp.x.shape[0] != sp.y.shape[0]:
+                    raise ValueError(
+                        f"{side_name}[{s!r}]: x has {sp.x.shape[0]} samples but y has {sp.y.shape[0]}"
+                    )
+            shapes = {tuple(side[s].x.shape[1:]) for s in SPLITS}
+            if len(shapes) != 1:
+                raise ValueError(f"{side_name} splits must share one per-sample shape; got {sorted(shapes)}")
+        for side_name, side in (("teacher", self.teacher), ("student", self.student)):
+            if len(side["train"]) < 2:
+                raise ValueError(f"{side_name}['train'] must have at least 2 samples; got {len(side['train'])}")
+        if self.paired_teacher_x is not None:
+            for s in SPLITS:
+                if s not in self.paired_teacher_x:
+                    continue
+                px = self.paired_teacher_x[s]
+                if px.shape[0] != len(self.student[s]):
+                    raise ValueError(
+                        f"paired_teacher_x[{s!r}] must have one row per student sample "
+                        f"({len(self.student[s])}); got {px.shape[0]}"
+                    )
+                if tuple(px.shape[1:]) != tuple(self.teacher["train"].x.shape[1:]):
+                    raise ValueError(
+                        f"paired_teacher_x[{s!r}] must have the teacher's per-sample shape "
+                        f"{tuple(self.teacher['train'].x.shape[1:])}; got {tuple(px.shape[1:])}"
+                    )
+        if self.teacher_encoder is None:
+            self.teacher_encoder = infer_encoder_spec(self.teacher["train"].x)
+        if self.student_encoder is None:
+            self.student_encoder = infer_encoder_spec(self.student["train"].x)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_pairs(self) -> bool:
+        return self.paired_teacher_x is not None and "train" in self.paired_teacher_x
+
+    def summary(self) -> dict:
+        """Sizes per split and modality, class count and pairing availability."""
+        return {
+            "name": self.name,
+            "classes": self.num_classes,
+            "teacher_modality": self.teacher_modality,
+            "student_modality": self.student_modality,
+            "teacher_sizes": {s: len(self.teacher[s]) for s in SPLITS},
+            "student_sizes": {s: len(self.student[s]) for s in SPLITS},
+            "teacher_input_shape": list(self.teacher["train"].x.shape[1:]),
+            "student_input_shape": list(self.student["train"].x.shape[1:]),
+            "has_pairs": self.has_pairs,
+        }
+
+    def fingerprint(self) -> str:
+        """A short hash of the data (used to key cached teachers)."""
+        h = hashlib.sha256(self.name.encode())
+        for side in (self.teacher, self.student):
+            for s in SPLITS:
+                h.update(np.ascontiguousarray(side[s].x).tobytes()[:1 << 20])
+                h.update(np.ascontiguousarray(side[s].y).tobytes())
+                h.update(str(side[s].x.shape).encode())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------ transforms
+    def with_student_fraction(self, fraction: float, seed: int) -> "CrossModalTask":
+        """A copy whose student train split keeps a stratified ``fraction``
+        (at least one sample per class), the same subset for a given seed."""
+        from .._validation import check_fraction
+
+        check_fraction("student_fraction", fraction)
+        if fraction >= 1.0:
+            return self
+        tr = self.student["train"]
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
+        keep = []
+        for k in range(self.num_classes):
+            idx = np.flatnonzero(tr.y == k)
+            if idx.size == 0:
+                continue
+            n = max(1, int(round(fraction * idx.size)))
+            keep.append(np.sort(rng.choice(idx, size=n, replace=False)))
+        keep = np.sort(np.concatenate(keep))
+        student = dict(self.student)
+        student["train"] = tr.subset(keep)
+        paired = None
+        if self.paired_teacher_x is not None:
+            paired = dict(self.paired_teacher_x)
+            if "train" in paired:
+                paired["train"] = paired["train"][keep]
+        info = dict(self.info, student_fraction=fraction, student_train_kept=int(keep.size))
+        return CrossModalTask(
+            name=self.name, class_names=self.class_names, teacher=self.teacher, student=student,
+            paired_teacher_x=paired, teacher_modality=self.teacher_modality,
+            student_modality=self.student_modality, teacher_encoder=self.teacher_encoder,
+            student_encoder=self.student_encoder, info=info,
+        )
+
+    # -------------------------------------------------------- bring your own
+    @classmethod
+    def from_arrays(
+        cls,
+        teacher_x,
+        teacher_y,
+        student_x,
+        student_y,
+        *,
+        teacher_splits: Optional[Mapping[str, Sequence[int]]] = None,
+        student_splits: Optional[Mapping[str, Sequence[int]]] = None,
+        paired_teacher_x=None,
+        class_names: Optional[Sequence[str]] = None,
+        name: str = "custom",
+        teacher_modality: str = "teacher",
+        student_modality: str = "student",
+        teacher_encoder: Optional[dict] = None,
+        student_encoder: Optional[dict] = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 0,
+    ) -> "CrossModalTask":
+        """Build a task from your own arrays (the "bring your own data" door).
+
+        Parameters
+        ----------
+        teacher_x : array (M, ...)
+            Teacher-modality inputs (float).
+        teacher_y : array (M,)
+            Teacher labels, integers in 0..K-1.
+        student_x : array (N, ...)
+            Student-modality inputs.
+        student_y : array (N,)
+            Student labels, same label set.
+        teacher_splits, student_splits : dict {"train", "val", "test"} -> indices, optional
+            Explicit splits; when omitted a stratified random split with
+            ``val_fraction`` / ``test_fraction`` is drawn with ``seed``.
+        paired_teacher_x : array (N, ...), optional
+            Teacher-modality view of each student sample (enables ``paired``).
+        class_names : list of K str, optional
+        teacher_encoder, student_encoder : dict, optional
+            Encoder specs (see :func:`cmkd_lab.models.build_encoder`); inferred
+            from the input shape when omitted.
+        """
+        def arr(name, v):
+            try:
+                a = np.asarray(v)
+            except Exception as e:  # pragma: no cover - exotic inputs
+                raise TypeError(f"{name} must be array-like; got {type(v).__name__}") from e
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}")
+            return a
+
+        tx, ty = arr("teacher_x", teacher_x), arr("teacher_y", teacher_y)
+        sx, sy = arr("student_x", student_x), arr("student_y", student_y)
+        for n, x in (("teacher_x", tx), ("student_x", sx)):
+            check_finite_array(n, x, min_ndim=2, min_len=3)
+        if ty.ndim != 1 or sy.ndim != 1:
+            raise ValueError(
+                f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}"
+            )
+        if tx.shape[0] != ty.shape[0]:
+            raise ValueError(f"teacher_x has {tx.shape[0]} samples but teacher_y has {ty.shape[0]}")
+        if sx.shape[0] != sy.shape[0]:
+            raise ValueError(f"student_x has {sx.shape[0]} samples but student_y has {sy.shape[0]}")
+        if class_names is None:
+            K = int(max(ty.max(), sy.max())) + 1
+            class_names = [str(k) for k in range(K)]
+        K = len(class_names)
+        ty = check_labels("teacher_y", ty, K)
+        sy = check_labels("student_y", sy, K)
+        check_int("seed", seed)
+
+        def split(side, y, given):
+            if given is not None:
+                missing = [s for s in SPLITS if s not in given]
+                if missing:
+                    raise ValueError(f"{side}_splits must have keys {SPLITS}; missing {missing}")
+                out = {s: np.asarray(given[s], dtype=np.int64) for s in SPLITS}
+                for s in SPLITS:
+                    if out[s].size == 0:
+                        raise ValueError(f"{side}_splits[{s!r}] is empty; every split needs at least one sample")
+                    if out[s].min() < 0 or out[s].max() >= y.shape[0]:
+                        raise ValueError(f"{side}_splits[{s!r}] has indices outside 0..{y.shape[0] - 1}")
+                return out
+            return stratified_split(y, val_fraction, test_fraction, seed)
+
+        ts = split("teacher", ty, teacher_splits)
+        ss = split("student", sy, student_splits)
+        paired = None
+        if paired_teacher_x is not None:
+            px = arr("paired_teacher_x", paired_teacher_x)
+            if px.shape[0] != sx.shape[0]:
+                raise ValueError(
+                    f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}"
+                )
+            check_finite_array("paired_teacher_x", px, min_ndim=2)
+            paired = {s: px[ss[s]].astype(np.float32) for s in SPLITS}
+        return cls(
+            name=name,
+            class_names=class_names,
+            teacher={s: Split(tx[ts[s]].astype(np.float32), ty[ts[s]]) for s in SPLITS},
+            student={s: Split(sx[ss[s]].astype(np.float32), sy[ss[s]]) for s in SPLITS},
+            paired_teacher_x=paired,
+            teacher_modality=teacher_modality,
+            student_modality=student_modality,
+            teacher_encoder=teacher_encoder,
+            student_encoder=student_encoder,
+            info={"source": "from_arrays"},
+        )
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Dict[str, np.ndarray]:
+    """Stratified train/val/test indices; every split gets >= 1 sample when possible."""
+    for n, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < v < 1:
+            raise ValueError(f"{n} must be in (0, 1); got {n}={v!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction + test_fraction must be < 1; got {val_fraction} + {test_fraction}"
+        )
+    rng = np.random.default_rng(seed)
+    out = {s: [] for s in SPLITS}
+    for k in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == k))
+        n = idx.size
+        n_te = int(round(test_fraction * n))
+        n_va = int(round(val_fraction * n))
+        out["test"].append(idx[:n_te])
+        out["val"].append(idx[n_te:n_te + n_va])
+        out["train"].append(idx[n_te + n_va:])
+    res = {s: np.sort(np.concatenate(v)).astype(np.int64) for s, v in out.items()}
+    for s in SPLITS:
+        if res[s].size == 0:
+            raise ValueError(
+                f"the {s} split is empty with {y.shape[0]} samples; pass more data or explicit splits"
+            )
+    return res

@@ -1,0 +1,179 @@
+"""The distillation config: one dataclass, defaults commented.
+
+The paper's experiments (ResNet-18 on audio-visual data) use: SGD lr 1e-2,
+momentum 0.9, batch 64, 100 epochs, λ1 = λ2 = 1, n1 = n2 = 1, ε = 0.1 with
+Euclidean cost, 100 Sinkhorn iterations, clip 5, inner AdamW lr 1e-5 / wd
+0.05, 5 warm-up epochs then cosine. Those live in the ``paper`` preset; the
+defaults below suit the small built-in tasks on a CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .._validation import (check_choice, check_fraction, check_int, check_nonneg, check_positive)
+
+__all__ = ["DistillConfig", "PRESETS", "load_config_file"]
+
+
+@dataclass
+class DistillConfig:
+    # --- student optimisation
+    epochs: int = 30              # paper: 100
+    batch_size: int = 64          # paper: 64
+    optimizer: str = "adam"       # "adam" | "adamw" | "sgd" (paper: sgd, momentum 0.9)
+    lr: float = 1e-3              # paper: 1e-2 with sgd
+    momentum: float = 0.9         # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "constant"    # "constant" | "cosine" (paper: cosine after warm-up)
+    warmup_epochs: int = 0        # paper: 5 (linear warm-up)
+    grad_clip: float = 5.0        # max gradient norm, 0 = off (paper: 5)
+    feature_dim: int = 64         # D, shared by teacher and student (paper: 512)
+    # --- feature alignment (OT)
+    cost: str = "l2"              # "l2" (paper) | "sqeuclidean" | "cosine" (public code) | "l1" | "chordal"
+    eps: float = 0.1              # entropic regularisation (paper: 0.1)
+    eps_units: str = "median"     # "median": eps × median batch cost (scale-free); "absolute": as POT
+    sinkhorn_iter: int = 100      # paper: 100
+    lambda_fa: float = 1.0        # λ1 (paper: 1)
+    # --- label alignment
+    lambda_la: float = 1.0        # λ2 (paper: 1)
+    la_teacher_grad: str = "none"  # "none" (public code) | "as-written" | "align"; see align.la
+    la_detach_features: bool = False  # public code: True (LA step updates the head only)
+    # --- bilevel (ucmkd)
+    n1: int = 1                   # inner FA steps (paper: 1)
+    n2: int = 1                   # inner LA steps (paper: 1)
+    inner_optimizer: str = "sgd"  # "sgd" | "adamw" (a fresh AdamW state per batch, as the public code)
+    inner_lr: float = 1e-3        # η (paper: AdamW 1e-5)
+    inner_weight_decay: float = 0.0  # paper: 0.05 with adamw
+    inner_lambdas: bool = True    # scale inner steps by λ1, λ2 (the public code does not)
+    first_order: bool = True      # first-order MAML-style outer gradient
+    # --- paired baselines
+    kd_temperature: float = 4.0
+    kd_alpha: float = 0.5         # weight of the soft-target term
+    fitnet_weight: float = 1.0
+    # --- data
+    pairing: str = "unpaired"     # "unpaired" | "class-matched" | "paired"
+    student_fraction: float = 1.0  # stratified share of the student's labelled training data
+    # --- teacher
+    teacher_epochs: int = 30
+    teacher_lr: float = 1e-3
+    # --- run
+    seed: int = 0
+    device: str = "auto"          # "auto" | "cpu" | "cuda" | "cuda:N"
+    diagnostics_every: int = 1    # epochs between diagnostics (0 = off)
+    amp: bool = False             # bf16 autocast for the encoders on CUDA (OT stays fp32)
+    extra: Dict[str, Any] = field(default_factory=dict)  # method-specific options
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "DistillConfig":
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=2)
+        check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
+        check_positive("lr", self.lr)
+        check_nonneg("momentum", self.momentum)
+        check_nonneg("weight_decay", self.weight_decay)
+        check_choice("schedule", self.schedule, ("constant", "cosine"))
+        check_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        check_nonneg("grad_clip", self.grad_clip)
+        check_int("feature_dim", self.feature_dim, minimum=1)
+        from ..align import COSTS, TEACHER_GRAD_MODES
+        check_choice("cost", self.cost, COSTS)
+        check_positive("eps", self.eps, hint="typical: 0.05-0.5 with eps_units='median'")
+        check_choice("eps_units", self.eps_units, ("absolute", "median"))
+        check_int("sinkhorn_iter", self.sinkhorn_iter, minimum=1)
+        check_nonneg("lambda_fa", self.lambda_fa)
+        check_nonneg("lambda_la", self.lambda_la)
+        check_choice("la_teacher_grad", self.la_teacher_grad, TEACHER_GRAD_MODES)
+        check_int("n1", self.n1, minimum=0)
+        check_int("n2", self.n2, minimum=0)
+        check_choice("inner_optimizer", self.inner_optimizer, ("sgd", "adamw"))
+        check_positive("inner_lr", self.inner_lr)
+        check_nonneg("inner_weight_decay", self.inner_weight_decay)
+        check_positive("kd_temperature", self.kd_temperature)
+        check_nonneg("kd_alpha", self.kd_alpha)
+        check_nonneg("fitnet_weight", self.fitnet_weight)
+        from ..data.sampling import PAIRINGS
+        check_choice("pairing", self.pairing, PAIRINGS)
+        check_fraction("student_fraction", self.student_fraction)
+        check_int("teacher_epochs", self.teacher_epochs, minimum=1)
+        check_positive("teacher_lr", self.teacher_lr)
+        check_int("seed", self.seed, minimum=0)
+        check_int("diagnostics_every", self.diagnostics_every, minimum=0)
+        for b in ("la_detach_features", "inner_lambdas", "first_order", "amp"):
+            if not isinstance(getattr(self, b), bool):
+                raise TypeError(f"{b} must be true or false; got {b}={getattr(self, b)!r}")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a string like 'auto', 'cpu' or 'cuda'; got {self.device!r}")
+        if not isinstance(self.extra, dict):
+            raise TypeError(f"extra must be a dict; got {type(self.extra).__name__}")
+        return self
+
+    def replace(self, **changes) -> "DistillConfig":
+        """A validated copy with ``changes`` applied (unknown keys are an error)."""
+        return DistillConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "config") -> "DistillConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"{source} must be a mapping of option names to values; got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"{source} has unknown keys {unknown}; known keys: {', '.join(sorted(known))}")
+        clean = {}
+        for k, v in d.items():
+            default = known[k].default
+            # ints are accepted where floats are expected (lr=1).
+            if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            if default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
+                if type(v) is not type(default):
+                    raise TypeError(
+                        f"{source}: {k} must be of type {type(default).__name__}; got {k}={v!r} "
+                        f"({type(v).__name__})"
+                    )
+            clean[k] = v
+        return cls(**clean)
+
+
+# Named presets: partial configs applied before user overrides.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "default": {},
+    # The paper's training recipe (its Section 5 / appendix).
+    "paper": dict(optimizer="sgd", lr=1e-2, momentum=0.9, batch_size=64, epochs=100, warmup_epochs=5,
+                  schedule="cosine", grad_clip=5.0, cost="l2", eps=0.1, eps_units="absolute",
+                  sinkhorn_iter=100, lambda_fa=1.0, lambda_la=1.0, n1=1, n2=1, inner_optimizer="adamw",
+                  inner_lr=1e-5, inner_weight_decay=0.05),
+    # What the paper's public code does (DESIGN §1): cosine cost, class-matched
+    # pairs, LA step on the head alone, no λ in the bilevel steps.
+    "public-code": dict(optimizer="sgd", lr=1e-2, momentum=0.9, cost="cosine", eps=0.1, eps_units="absolute",
+                        pairing="class-matched", la_teacher_grad="none", la_detach_features=True,
+                        inner_lambdas=False, inner_optimizer="adamw", inner_lr=1e-5, inner_weight_decay=0.05),
+}
+
+
+def load_config_file(path) -> dict:
+    """Read a JSON (or TOML) config file into a dict of options; errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"config file {str(p)!r} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+            d = tomllib.loads(text)
+        else:
+            d = json.loads(text)
+    except Exception as e:
+        raise ValueError(f"config file {str(p)!r} is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {str(p)!r} must hold an object of option names to values")
+    return d

@@ -1,0 +1,58 @@
+"""Device resolution, seeding and version info."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "seed_everything", "versions", "cache_dir"]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; a device that does not exist is an error."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string like 'auto', 'cpu', 'cuda' or 'cuda:0'; got {device!r}")
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got device={device!r}") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was asked for but no CUDA GPU is available here; use device='cpu' or 'auto'")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} does not exist: {torch.cuda.device_count()} GPU(s) visible")
+    elif d.type not in ("cpu", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got device={device!r}")
+    return d
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("cmkd_lab", "torch", "numpy", "pot", "scikit-learn", "plotly", "umap-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def cache_dir() -> Path:
+    """Where teachers are cached: ``$CMKD_LAB_CACHE`` or ``~/.cache/cmkd_lab``."""
+    p = Path(os.environ.get("CMKD_LAB_CACHE", Path.home() / ".cache" / "cmkd_lab"))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
