@@ -7,6 +7,7 @@ of scikit-learn ("eps must be > 0; got eps=-1.0").
 from __future__ import annotations
 
 import math
+import sys
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -84,9 +85,9 @@ def check_fraction(name: str, value) -> float:
 def check_finite_array(name: str, x, *, min_ndim: int = 1, min_len: int = 1) -> None:
     """Array-like ``x`` must be numeric, have ``ndim >= min_ndim``, at least
     ``min_len`` rows and no NaN/inf."""
-    import torch
+    torch = sys.modules.get("torch")  # never import torch just to check a numpy array
 
-    if isinstance(x, torch.Tensor):
+    if torch is not None and isinstance(x, torch.Tensor):
         arr_dtype_ok = x.dtype.is_floating_point or not x.dtype.is_complex
         ndim, n = x.ndim, (x.shape[0] if x.ndim else 0)
         finite = bool(torch.isfinite(x).all()) if x.dtype.is_floating_point else True
@@ -112,9 +113,8 @@ def check_finite_array(name: str, x, *, min_ndim: int = 1, min_len: int = 1) -> 
 
 def check_labels(name: str, y, num_classes: int) -> np.ndarray:
     """Labels must be integers in ``0..num_classes-1``; returns an int64 array."""
-    import torch
-
-    if isinstance(y, torch.Tensor):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.ndim != 1:
