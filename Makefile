@@ -24,8 +24,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# JupyterLab on the notebooks (CMKD_LAB_FAST=1 make lab: the quick pass); --allow-root only when run as root.
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -17,9 +17,12 @@ __all__ = [
     "check_positive",
     "check_nonneg",
     "check_int",
+    "check_bool",
     "check_fraction",
     "check_finite_array",
     "check_labels",
+    "check_indices",
+    "check_class_names",
 ]
 
 
@@ -32,11 +35,17 @@ def _fmt(v):
 
 
 def check_choice(name: str, value, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``choices``; otherwise list the choices."""
+    """Return ``value`` if it is one of ``choices``; otherwise list the choices
+    (and the closest one when the value looks like a typo)."""
     choices = list(choices)
     if not isinstance(value, str) or value not in choices:
+        hint = ""
+        if isinstance(value, str):
+            import difflib
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
-            f"{name} must be one of {', '.join(map(repr, choices))}; got {name}={_fmt(value)}"
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {name}={_fmt(value)}{hint}"
         )
     return value
 
@@ -65,13 +74,22 @@ def check_nonneg(name: str, value, *, hint: str = "") -> float:
     return value
 
 
-def check_int(name: str, value, *, minimum: int = 0) -> int:
-    """``value`` must be an int >= ``minimum``."""
+def check_int(name: str, value, *, minimum: int = 0, maximum: Optional[int] = None) -> int:
+    """``value`` must be an int in ``minimum..maximum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer; got {name}={_fmt(value)} of type {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {name}={value}")
     return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` must be a real ``bool`` (not 0/1 or "false")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be true or false; got {name}={_fmt(value)} of type {type(value).__name__}")
+    return bool(value)
 
 
 def check_fraction(name: str, value) -> float:
@@ -101,18 +119,25 @@ def check_finite_array(name: str, x, *, min_ndim: int = 1, min_len: int = 1) -> 
     if not arr_dtype_ok:
         raise TypeError(f"{name} must hold numbers; got dtype {getattr(x, 'dtype', type(x))}")
     if ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s); got shape {shape}")
+        hint = f"; for one feature per sample pass {name}.reshape(-1, 1)" if ndim == 1 and min_ndim == 2 else ""
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s) (samples first); got shape {shape}{hint}")
     if n < min_len:
         raise ValueError(
             f"{name} must have at least {min_len} sample(s); got {n} (shape {shape}); "
             "check the split or the subset you passed"
         )
     if not finite:
-        raise ValueError(f"{name} contains NaN or inf values; clean or impute them before passing them in")
+        if torch is not None and isinstance(x, torch.Tensor):
+            bad = int((~torch.isfinite(x)).sum())
+        else:
+            bad = int((~np.isfinite(np.asarray(x))).sum())
+        raise ValueError(f"{name} contains NaN or inf values ({bad} of {int(np.prod(shape))} entries); "
+                         "clean or impute them before passing them in")
 
 
-def check_labels(name: str, y, num_classes: int) -> np.ndarray:
-    """Labels must be integers in ``0..num_classes-1``; returns an int64 array."""
+def check_labels(name: str, y, num_classes: Optional[int]) -> np.ndarray:
+    """Labels must be integers in ``0..num_classes-1`` (only ``>= 0`` when
+    ``num_classes`` is None); returns an int64 array."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
@@ -120,11 +145,18 @@ def check_labels(name: str, y, num_classes: int) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class indices; got shape {y.shape}")
     if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise TypeError(f"{name} must hold integer class indices; got non-integer values (dtype {y.dtype})")
+        ok = np.isfinite(y) & (y == np.round(np.where(np.isfinite(y), y, 0)))
+        if not ok.all():
+            raise TypeError(f"{name} must hold integer class indices; got non-integer values "
+                            f"{y[~ok][:5].tolist()} (dtype {y.dtype}); re-encode labels as 0..K-1 integers")
     elif y.dtype.kind not in "iub":
         raise TypeError(f"{name} must hold integer class indices; got dtype {y.dtype}")
     y = y.astype(np.int64)
+    if num_classes is None:
+        if y.size and y.min() < 0:
+            raise ValueError(f"{name} must hold class indices >= 0; got values {y[y < 0][:5].tolist()}; "
+                             "re-encode labels as 0..K-1 (e.g. sklearn.preprocessing.LabelEncoder)")
+        return y
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         bad = y[(y < 0) | (y >= num_classes)][:5].tolist()
         raise ValueError(
@@ -132,6 +164,44 @@ def check_labels(name: str, y, num_classes: int) -> np.ndarray:
             "re-encode labels as 0..K-1 (e.g. sklearn.preprocessing.LabelEncoder)"
         )
     return y
+
+
+def check_indices(name: str, idx, n: int) -> np.ndarray:
+    """Sample indices: a 1-D array of integers in ``0..n-1`` without repeats
+    (a boolean mask is refused: pass ``np.flatnonzero(mask)``); returns int64."""
+    a = np.asarray(idx)
+    if a.dtype.kind == "b":
+        raise TypeError(f"{name} must hold sample indices, not a boolean mask; pass np.flatnonzero(mask)")
+    if a.size == 0:
+        a = a.astype(np.int64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of sample indices; got shape {a.shape}")
+    if a.dtype.kind == "f":
+        ok = np.isfinite(a) & (a == np.round(np.where(np.isfinite(a), a, 0)))
+        if not ok.all():
+            raise TypeError(f"{name} must hold integer sample indices; got {a[~ok][:5].tolist()}")
+    elif a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer sample indices; got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        bad = a[(a < 0) | (a >= n)][:5].tolist()
+        raise ValueError(f"{name} has indices outside 0..{n - 1}: {bad}")
+    if np.unique(a).size != a.size:
+        raise ValueError(f"{name} repeats sample indices ({a.size - np.unique(a).size} duplicates); list each sample once")
+    return a
+
+
+def check_class_names(class_names) -> list:
+    """A list of >= 2 distinct class names (a bare string is refused); returns them as str."""
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Iterable):
+        raise TypeError(f"class_names must be a list of names, one per class; got {class_names!r}")
+    names = [str(c) for c in class_names]
+    if len(names) < 2:
+        raise ValueError(f"class_names must list at least 2 classes; got {len(names)}")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise ValueError(f"class_names must be distinct; {dup} appear more than once")
+    return names
 
 
 def check_same(name_a: str, a, name_b: str, b, what: str) -> None:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m cmkd_lab demo | run | bench | report | methods | tasks``.
+"""The command line: ``python -m cmkd_lab demo | run | bench | sweep | report | methods | tasks``.
 
 Bad arguments exit with status 2 and one line naming the argument.
 """
@@ -17,6 +17,28 @@ class CLIError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (status 2): ``prog: error: what (see prog --help)``.
+
+    Abbreviated flags are refused (``--seed`` vs ``--seeds``, ``--epoch`` for ``--epochs``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# Errors about paths the user gave (a missing data file, an unwritable --out) are bad input too.
+_PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+
+
+def _fmt_acc(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
 def _parse_value(raw: str):
     try:
         return json.loads(raw)
@@ -27,8 +49,9 @@ def _parse_value(raw: str):
 def build_config(args, **fixed):
     """Preset → config file → --set key=value → explicit flags."""
     from .distill import PRESETS, DistillConfig, load_config_file
+    from .distill.config import TASK_DEFAULTS
 
-    d = {}
+    d = dict(TASK_DEFAULTS.get(getattr(args, "task", None) or "", {}))  # per-task defaults come first
     preset = getattr(args, "preset", None) or "default"
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {', '.join(map(repr, PRESETS))}; got {preset!r}")
@@ -67,6 +90,27 @@ def _add_common(p, *, seed=True):
     p.add_argument("--config", default=None, help="JSON or TOML file of DistillConfig options")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config option (repeatable)")
     p.add_argument("--fast", action="store_true", help="small data subset (quick checks)")
+    p.add_argument("--data-root", dest="data_root", default=None,
+                   help="your copy of the data for ave | crema-d | ravdess | vggsound (default: $CMKD_LAB_DATA)")
+    p.add_argument("--task-option", dest="task_option", action="append", metavar="KEY=VALUE",
+                   help="task option, e.g. direction=V→A, teacher_student_split=disjoint, frames=3 (repeatable)")
+
+
+def _task_kwargs(args) -> dict:
+    """Task options from the flags: --data-root goes only to the tasks that read one."""
+    kw = {}
+    for item in getattr(args, "task_option", None) or []:
+        if "=" not in item:
+            raise ValueError(f"--task-option takes key=value; got {item!r}")
+        k, v = item.split("=", 1)
+        kw[k.strip()] = _parse_value(v)
+    root = getattr(args, "data_root", None)
+    if root is None:
+        return kw
+    from .data.av import AV_TASKS
+    if (args.task or "synthetic") not in AV_TASKS:
+        raise ValueError(f"--data-root is read by the tasks {', '.join(AV_TASKS)}; got --task {args.task or 'synthetic'}")
+    return {**kw, "data_root": root}
 
 
 def _csv(s):
@@ -89,25 +133,62 @@ def cmd_tasks(args):
 def cmd_run(args):
     from .data import load_task
     from .runs import run_one
+    if args.overwrite and args.resume:
+        raise ValueError("--overwrite and --resume exclude each other: --resume continues the run in --out, "
+                         "--overwrite starts it again")
     cfg = build_config(args)
-    task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast)
+    from .distill import get_method
+    get_method(args.method)  # an unknown name fails before the task is loaded
+    task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
     out = Path(args.out)
     r = run_one(task, args.method, cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
-    print(f"{r['task']} {r['method']} seed {r['seed']} {r['pairing']}: student test acc {r['student_test_acc']:.4f} "
-          f"(best val epoch {r['best_epoch']}), teacher test acc {r['teacher_test_acc']:.4f}, "
-          f"{r['s_per_epoch']:.2f} s/epoch, status {r['status']} → {out / 'result.json'}")
-    return 0 if r["status"] in ("completed",) else 1
+    print(f"{r['task']} {r['method']} seed {r['seed']} {r['pairing']}: student test acc "
+          f"{_fmt_acc(r['student_test_acc'])} (best val epoch {r['best_epoch']}), teacher test acc "
+          f"{_fmt_acc(r['teacher_test_acc'])}, {r['s_per_epoch']:.2f} s/epoch, status {r['status']} "
+          f"({r['epochs_done']}/{r['epochs']} epochs) → {out / 'result.json'}")
+    if r["status"] == "interrupted":
+        print("interrupted: continue with the same command and --resume", file=sys.stderr)
+        return 130
+    if r["status"] == "diverged":
+        print(f"diverged: {r.get('error')}; lower --lr or lambda_fa, or raise --eps", file=sys.stderr)
+    return 0 if r["status"] == "completed" else 1
 
 
 def cmd_bench(args):
     from .bench import run_bench
-    cfg = build_config(args)
+    # --pairing lists the bench's pairings (comma-separated); each run's config gets one of them.
+    cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None}))
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1 (the number of seeds 0..N-1); got --seeds {args.seeds}")
+    if not _csv(args.methods):
+        raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
-                    Path(args.out), cfg, fast=args.fast, progress=not args.quiet)
+                    Path(args.out), cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
     from .bench import format_markdown
     print(format_markdown(res))
     print(f"→ {Path(args.out) / 'results.md'}")
+    if res.get("interrupted"):
+        print("interrupted: run the same command again to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_sweep(args):
+    from .sweep import parse_grid, run_sweep
+    cfg = build_config(args)
+    seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
+    if args.dask and args.scheduler:
+        raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
+    try:
+        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, Path(args.out), cfg,
+                  baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
+                  scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
+                  diag_epoch=args.diag_epoch, metric=args.metric, log=(lambda m: None) if args.quiet else print)
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    print((Path(args.out) / "sweep.md").read_text())
+    print(f"→ {Path(args.out) / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
     return 0
 
 
@@ -123,8 +204,12 @@ def cmd_demo(args):
     out = Path(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]
     print(f"cmkd_lab demo: task {task}, {epochs} epochs, methods {methods} (unpaired), output {out}")
-    res = run_bench(task, methods, ["unpaired"], [cfg.seed], out, cfg, fast=fast, progress=not args.quiet)
+    res = run_bench(task, methods, ["unpaired"], [cfg.seed], out, cfg, fast=fast, progress=not args.quiet,
+                    task_kwargs=_task_kwargs(argparse.Namespace(**{**vars(args), "task": task})))
     print(format_markdown(res))
+    if res.get("interrupted"):
+        print("interrupted: run the same command again to continue", file=sys.stderr)
+        return 130
     ucmkd_run = out / "runs" / "unpaired" / "ucmkd" / f"seed{cfg.seed}" / "result.json"
     report = write_report(json.loads(ucmkd_run.read_text()), out / "report.html")
     print(f"report of the ucmkd run: {report}\ntable: {out / 'results.md'}")
@@ -143,11 +228,15 @@ def cmd_report(args):
         raise ValueError(f"{str(rp)!r} is not valid JSON ({e}); was the run interrupted while writing?") from None
     path = write_report(result, d / "report.html")
     print(path)
+    if getattr(args, "png", False):
+        from .report import export_pngs
+        pngs, why = export_pngs(result, d / "figures")
+        print(why if why else f"{len(pngs)} PNG figures → {d / 'figures'}")
     return 0
 
 
 def make_parser():
-    p = argparse.ArgumentParser(prog="python -m cmkd_lab",
+    p = _Parser(prog="python -m cmkd_lab",
                                 description="cmkd_lab: cross-modal knowledge distillation without paired data (UCMKD)")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("demo", help="teacher + UCMKD and baselines on a built-in task; table and report")
@@ -170,8 +259,25 @@ def make_parser():
     s.add_argument("--out", required=True)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("sweep", help="regime map: grid cells × methods × seeds, paired differences vs ce")
+    _add_common(s, seed=True)
+    s.add_argument("--methods", default="ce,fa,ucmkd")
+    s.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                   help="a DistillConfig option or a task option and its values (repeatable)")
+    s.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    s.add_argument("--baseline", default="ce", help="the method every other is compared with, seed by seed")
+    s.add_argument("--workers", type=int, default=None, help="local processes (default: the number of cores)")
+    s.add_argument("--dask", action="store_true", help="run on a local Dask cluster (pip install cmkd_lab[cluster])")
+    s.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    s.add_argument("--diag-epoch", dest="diag_epoch", type=int, default=2, help="epoch whose diagnostics are predictors")
+    s.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true", help="skip DiagnosticsCallback")
+    s.add_argument("--metric", default="student_test_acc", help="student_test_acc | student_test_acc_last")
+    s.add_argument("--out", required=True)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_sweep)
     s = sub.add_parser("report", help="(re)write RUN_DIR/report.html from RUN_DIR/result.json")
     s.add_argument("run_dir")
+    s.add_argument("--png", action="store_true", help="also write RUN_DIR/figures/*.png (needs kaleido and a Chrome)")
     s.set_defaults(fn=cmd_report)
     s = sub.add_parser("methods", help="list the methods")
     s.set_defaults(fn=cmd_methods)
@@ -182,10 +288,13 @@ def make_parser():
 
 def main(argv=None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: bad flags (one line, status 2) or --help (status 0)
+        return e.code if isinstance(e.code, int) else 2
     try:
         return args.fn(args) or 0
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError) + _PATH_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"python -m cmkd_lab {args.cmd}: error: {msg}", file=sys.stderr)
         return 2

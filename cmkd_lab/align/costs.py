@@ -5,9 +5,12 @@ import torch
 
 from .._validation import check_choice
 
-__all__ = ["COSTS", "cost_matrix"]
+__all__ = ["COSTS", "COST_RANGE", "cost_matrix"]
 
 COSTS = ("l2", "sqeuclidean", "cosine", "l1", "chordal")
+# Costs whose range max - min is bounded whatever the features: lets the OT
+# solver choose its fast form without reading the cost matrix back.
+COST_RANGE = {"cosine": 2.0, "chordal": 2.0}
 
 
 def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -17,8 +20,9 @@ def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
-    # sqrt with a zero (not NaN/inf) gradient where the distance is 0.
-    pos = d2 > 0
+    # sqrt with a zero (not NaN/inf) gradient where the distance is 0; a NaN
+    # distance stays NaN (``!= 0`` is true for NaN) so bad inputs are not hidden.
+    pos = d2 != 0
     return torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), torch.zeros_like(d2))
 
 
@@ -44,6 +48,14 @@ def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str = "l2") -> torch.Ten
     Tensor (N, M)
     """
     check_choice("cost", cost, COSTS)
+    for name, z in (("x", x), ("y", y)):
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or not z.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (n, D); got "
+                            f"{type(z).__name__} {getattr(z, 'dtype', '')} of shape {tuple(getattr(z, 'shape', ()))}: "
+                            "convert with torch.as_tensor(a, dtype=torch.float32)")
+    if x.shape[1] != y.shape[1] or x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(f"x and y must share feature dimension D, dtype and device; got x {tuple(x.shape)} "
+                         f"{x.dtype} on {x.device} and y {tuple(y.shape)} {y.dtype} on {y.device}")
     if cost == "l2":
         return _safe_sqrt(_sqdist(x, y))
     if cost == "sqeuclidean":

@@ -68,6 +68,13 @@ def label_alignment_loss(
     check_choice("teacher_grad", teacher_grad, TEACHER_GRAD_MODES)
     check_choice("reduction", reduction, ("mean", "sum", "none"))
     s, t = student_logits, teacher_logits_on_student_features
+    for name, v in (("student_logits", s), ("teacher_logits_on_student_features", t)):
+        if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, K); got "
+                            f"{type(v).__name__} {getattr(v, 'dtype', '')}: convert with torch.as_tensor(a, dtype=torch.float32)")
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"y must be an integer torch.Tensor of class indices, shape (B,); got {type(y).__name__} "
+                        f"{getattr(y, 'dtype', '')}: convert with torch.as_tensor(labels, dtype=torch.long)")
     if s.ndim != 2 or t.shape != s.shape:
         raise ValueError(
             "student_logits and teacher_logits_on_student_features must both have shape (B, K); "
@@ -75,6 +82,13 @@ def label_alignment_loss(
         )
     if y.ndim != 1 or y.shape[0] != s.shape[0]:
         raise ValueError(f"y must have shape ({s.shape[0]},); got {tuple(y.shape)}")
+    if s.shape[0] == 0 or s.shape[1] < 1:
+        raise ValueError(f"label alignment needs at least one sample and one class; got logits of shape {tuple(s.shape)}")
+    if y.device.type == "cpu":  # range check without a host sync (GPU labels are checked where tasks are built)
+        bad = y[(y < 0) | (y >= s.shape[1])]
+        if bad.numel():
+            raise ValueError(f"y must hold class indices in 0..{s.shape[1] - 1} (K={s.shape[1]} logits); got values "
+                             f"{bad[:5].tolist()}: re-encode the labels as 0..K-1")
     y = y.long()
     logp_s = F.log_softmax(s, dim=1).gather(1, y[:, None]).squeeze(1)  # (B,)
     logp_t = F.log_softmax(t, dim=1).gather(1, y[:, None]).squeeze(1).clamp_min(_LOG_FLOOR)  # (B,)
@@ -87,6 +101,8 @@ def label_alignment_loss(
             if not (kappa_grad and teacher_grad == "as-written"):
                 k = k.detach()
         else:
+            if isinstance(kappa, (int, float)) and (isinstance(kappa, bool) or not (0 <= kappa < float("inf"))):
+                raise ValueError(f"kappa must be a finite number >= 0 (a density ratio); got kappa={kappa!r}")
             k = torch.as_tensor(kappa, dtype=logp_t.dtype, device=logp_t.device)
             if k.ndim == 0:
                 k = k.expand_as(logp_t)

@@ -1,11 +1,12 @@
 """Maximum mean discrepancy with a (multi-bandwidth) RBF kernel."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Union
 
 import torch
 
-from .._validation import check_choice
+from .._validation import check_choice, check_int
 
 __all__ = ["mmd", "median_bandwidth", "rbf_kernel_sum"]
 
@@ -80,21 +81,39 @@ def mmd(
     Tensor ()  (kernel averaged over the bandwidths)
     """
     check_choice("estimator", estimator, ("unbiased", "biased"))
+    check_int("block", block, minimum=1)
     for name, z in (("x", x), ("y", y)):
         if not isinstance(z, torch.Tensor) or z.ndim != 2:
-            raise ValueError(f"{name} must be a tensor of shape (n, D); got {getattr(z, 'shape', type(z))}")
+            raise ValueError(f"{name} must be a tensor of shape (n, D); got {getattr(z, 'shape', type(z))}: "
+                             "convert with torch.as_tensor(a, dtype=torch.float32)")
+        if not z.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor; got dtype {z.dtype}: use {name}.float()")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must share dimension D; got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(f"x and y must share dtype and device; got {x.dtype} on {x.device} and {y.dtype} on {y.device}")
     n, m = x.shape[0], y.shape[0]
     if estimator == "unbiased" and (n < 2 or m < 2):
         raise ValueError(f"the unbiased MMD needs at least 2 samples per set; got n={n}, m={m}")
+    if n < 1 or m < 1:
+        raise ValueError(f"MMD needs at least 1 sample per set; got n={n}, m={m}")
+    if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
+        raise ValueError("x or y contains NaN or inf; clean the features before comparing them")
     if bandwidth is None:
+        if len(scales) == 0:
+            raise ValueError("scales must list at least one multiplier of the median bandwidth; got scales=()")
         base = median_bandwidth(x.detach(), y.detach())
         bws = [base * s for s in scales]
     else:
         bws = [float(b) for b in (bandwidth if isinstance(bandwidth, (list, tuple)) else [bandwidth])]
+    # 1 / (2 sigma^2) must be a finite number in x's dtype, else exp(-0 * inf) = NaN.
+    smallest = math.sqrt(0.5 / torch.finfo(x.dtype).max)
     if any(not (b > 0) for b in bws):
-        raise ValueError(f"bandwidth must be > 0; got {bws}")
+        raise ValueError(f"bandwidth must be > 0; got {bws}: pass bandwidth=None for the median heuristic, "
+                         "or positive scales")
+    if any(not (smallest < b < float("inf")) for b in bws):
+        raise ValueError(f"bandwidth must be finite and > {smallest:.1e} (for {x.dtype}); got {bws}: pass "
+                         "bandwidth=None for the median heuristic")
     S = len(bws)
     kxy = rbf_kernel_sum(x, y, bws, block=block) / S
     if estimator == "biased":

@@ -15,7 +15,9 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._validation import check_finite_array, check_labels, check_int
+from .._validation import (check_class_names, check_finite_array, check_indices, check_int, check_labels,
+                           check_positive)
+from .lazy import is_lazy, take
 
 __all__ = ["Split", "CrossModalTask", "infer_encoder_spec"]
 
@@ -33,7 +35,7 @@ class Split:
         return int(self.y.shape[0])
 
     def subset(self, idx) -> "Split":
-        return Split(self.x[idx], self.y[idx])
+        return Split(take(self.x, idx), self.y[idx])  # a lazy x stays lazy
 
 
 def infer_encoder_spec(x: np.ndarray) -> dict:
@@ -89,10 +91,8 @@ class CrossModalTask:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.class_names = [str(c) for c in self.class_names]
+        self.class_names = check_class_names(self.class_names)  # >= 2 distinct names
         K = len(self.class_names)
-        if K < 2:
-            raise ValueError(f"class_names must list at least 2 classes; got {K}")
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
             missing = [s for s in SPLITS if s not in side]
             if missing:
@@ -102,7 +102,12 @@ class CrossModalTask:
                 if not isinstance(sp, Split):
                     sp = Split(*sp)
                     side[s] = sp
-                check_finite_array(f"{side_name}[{s!r}].x", sp.x, min_ndim=2, min_len=1)
+                if is_lazy(sp.x):  # decoded on demand: check the shape only, never load it all
+                    if sp.x.ndim < 2 or len(sp.x) < 1:
+                        raise ValueError(f"{side_name}[{s!r}].x must have at least 2 dimensions and 1 sample; "
+                                         f"got shape {sp.x.shape}")
+                else:
+                    check_finite_array(f"{side_name}[{s!r}].x", sp.x, min_ndim=2, min_len=1)
                 sp.y = check_labels(f"{side_name}[{s!r}].y", sp.y, K)
                 if sp.x.shape[0] != sp.y.shape[0]:
                     raise ValueError(
@@ -162,7 +167,8 @@ class CrossModalTask:
         h = hashlib.sha256(self.name.encode())
         for side in (self.teacher, self.student):
             for s in SPLITS:
-                h.update(np.ascontiguousarray(side[s].x).tobytes()[:1 << 20])
+                x = side[s].x
+                h.update(x.fingerprint().encode() if is_lazy(x) else np.ascontiguousarray(x).tobytes()[:1 << 20])
                 h.update(np.ascontiguousarray(side[s].y).tobytes())
                 h.update(str(side[s].x.shape).encode())
         return h.hexdigest()[:16]
@@ -192,7 +198,7 @@ class CrossModalTask:
         if self.paired_teacher_x is not None:
             paired = dict(self.paired_teacher_x)
             if "train" in paired:
-                paired["train"] = paired["train"][keep]
+                paired["train"] = take(paired["train"], keep)
         info = dict(self.info, student_fraction=fraction, student_train_kept=int(keep.size))
         return CrossModalTask(
             name=self.name, class_names=self.class_names, teacher=self.teacher, student=student,
@@ -267,8 +273,10 @@ class CrossModalTask:
         if sx.shape[0] != sy.shape[0]:
             raise ValueError(f"student_x has {sx.shape[0]} samples but student_y has {sy.shape[0]}")
         if class_names is None:
+            ty, sy = check_labels("teacher_y", ty, None), check_labels("student_y", sy, None)
             K = int(max(ty.max(), sy.max())) + 1
             class_names = [str(k) for k in range(K)]
+        class_names = check_class_names(class_names)
         K = len(class_names)
         ty = check_labels("teacher_y", ty, K)
         sy = check_labels("student_y", sy, K)
@@ -276,15 +284,24 @@ class CrossModalTask:
 
         def split(side, y, given):
             if given is not None:
+                if not isinstance(given, Mapping):
+                    raise TypeError(f"{side}_splits must be a dict {{'train', 'val', 'test'}} -> indices; "
+                                    f"got {type(given).__name__}")
                 missing = [s for s in SPLITS if s not in given]
                 if missing:
                     raise ValueError(f"{side}_splits must have keys {SPLITS}; missing {missing}")
-                out = {s: np.asarray(given[s], dtype=np.int64) for s in SPLITS}
+                unknown = sorted(map(str, set(given) - set(SPLITS)))
+                if unknown:
+                    raise ValueError(f"{side}_splits has unknown keys {unknown}; the keys are {SPLITS}")
+                out = {s: check_indices(f"{side}_splits[{s!r}]", given[s], y.shape[0]) for s in SPLITS}
                 for s in SPLITS:
                     if out[s].size == 0:
                         raise ValueError(f"{side}_splits[{s!r}] is empty; every split needs at least one sample")
-                    if out[s].min() < 0 or out[s].max() >= y.shape[0]:
-                        raise ValueError(f"{side}_splits[{s!r}] has indices outside 0..{y.shape[0] - 1}")
+                for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+                    both = np.intersect1d(out[a], out[b])
+                    if both.size:
+                        raise ValueError(f"{side}_splits[{a!r}] and [{b!r}] share {both.size} sample(s) (e.g. "
+                                         f"{both[:5].tolist()}); splits must be disjoint or evaluation leaks")
                 return out
             return stratified_split(y, val_fraction, test_fraction, seed)
 
@@ -316,6 +333,7 @@ class CrossModalTask:
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Dict[str, np.ndarray]:
     """Stratified train/val/test indices; every split gets >= 1 sample when possible."""
     for n, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        check_positive(n, v)
         if not 0 < v < 1:
             raise ValueError(f"{n} must be in (0, 1); got {n}={v!r}")
     if val_fraction + test_fraction >= 1:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 from .._validation import (check_choice, check_fraction, check_int, check_nonneg, check_positive)
 
-__all__ = ["DistillConfig", "PRESETS", "load_config_file"]
+__all__ = ["DistillConfig", "PRESETS", "TASK_DEFAULTS", "load_config_file"]
+
+_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # availability is checked when the run starts
 
 
 @dataclass
@@ -65,6 +70,12 @@ class DistillConfig:
     device: str = "auto"          # "auto" | "cpu" | "cuda" | "cuda:N"
     diagnostics_every: int = 1    # epochs between diagnostics (0 = off)
     amp: bool = False             # bf16 autocast for the encoders on CUDA (OT stays fp32)
+    # --- speed and scale (see benchmarks/ and distill/distributed.py)
+    compile: str = "none"         # torch.compile: "none" | "ot" (the Sinkhorn loop) | "all" (also encoder and head)
+    ot_solver: str = "auto"       # "auto" | "scaling" | "log" (align.sinkhorn_plan; auto never syncs a GPU)
+    ot_stop_thr: float = 0.0      # > 0: stop Sinkhorn early like POT's stopThr (1e-9 there); a sync per check on GPUs
+    ot_all_gather: bool = False   # under torchrun: OT between the global batches (features all-gathered)
+    inner_scope: str = "full"     # ucmkd: "full" (Algorithm 1) | "last-layer" (approximation, methods/ucmkd.py)
     extra: Dict[str, Any] = field(default_factory=dict)  # method-specific options
 
     def __post_init__(self):
@@ -76,6 +87,9 @@ class DistillConfig:
         check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         check_positive("lr", self.lr)
         check_nonneg("momentum", self.momentum)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1); got momentum={self.momentum!r} (SGD diverges at >= 1); "
+                             "the paper uses 0.9")
         check_nonneg("weight_decay", self.weight_decay)
         check_choice("schedule", self.schedule, ("constant", "cosine"))
         check_int("warmup_epochs", self.warmup_epochs, minimum=0)
@@ -96,21 +110,37 @@ class DistillConfig:
         check_nonneg("inner_weight_decay", self.inner_weight_decay)
         check_positive("kd_temperature", self.kd_temperature)
         check_nonneg("kd_alpha", self.kd_alpha)
+        if self.kd_alpha > 1:
+            raise ValueError(f"kd_alpha must be in [0, 1] (the weight of the soft-target term, CE gets 1 - kd_alpha); "
+                             f"got kd_alpha={self.kd_alpha!r}")
         check_nonneg("fitnet_weight", self.fitnet_weight)
         from ..data.sampling import PAIRINGS
         check_choice("pairing", self.pairing, PAIRINGS)
         check_fraction("student_fraction", self.student_fraction)
         check_int("teacher_epochs", self.teacher_epochs, minimum=1)
         check_positive("teacher_lr", self.teacher_lr)
-        check_int("seed", self.seed, minimum=0)
+        check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         check_int("diagnostics_every", self.diagnostics_every, minimum=0)
-        for b in ("la_detach_features", "inner_lambdas", "first_order", "amp"):
+        check_choice("compile", self.compile, ("none", "ot", "all"))
+        check_choice("ot_solver", self.ot_solver, ("auto", "scaling", "log"))
+        check_nonneg("ot_stop_thr", self.ot_stop_thr, hint="0 runs sinkhorn_iter iterations; POT's default is 1e-9")
+        check_choice("inner_scope", self.inner_scope, ("full", "last-layer"))
+        for b in ("la_detach_features", "inner_lambdas", "first_order", "amp", "ot_all_gather"):
             if not isinstance(getattr(self, b), bool):
                 raise TypeError(f"{b} must be true or false; got {b}={getattr(self, b)!r}")
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string like 'auto', 'cpu' or 'cuda'; got {self.device!r}")
+        if not _DEVICE_RE.fullmatch(self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got device={self.device!r}")
         if not isinstance(self.extra, dict):
             raise TypeError(f"extra must be a dict; got {type(self.extra).__name__}")
+        bad = [k for k in self.extra if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"extra must have string keys; got keys {bad!r}")
+        try:  # extra travels into result.json and checkpoints: plain JSON values only
+            json.dumps(self.extra, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"extra must hold plain JSON values (numbers, strings, booleans, lists, dicts); {e}") from None
         return self
 
     def replace(self, **changes) -> "DistillConfig":
@@ -125,13 +155,18 @@ class DistillConfig:
         if not isinstance(d, dict):
             raise TypeError(f"{source} must be a mapping of option names to values; got {type(d).__name__}")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
+        unknown = sorted((k for k in d if k not in known), key=repr)
         if unknown:
-            raise ValueError(f"{source} has unknown keys {unknown}; known keys: {', '.join(sorted(known))}")
+            import difflib
+            close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.75) for k in unknown if isinstance(k, str)}
+            hint = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
+            raise ValueError(f"{source} has unknown keys {unknown}{hint}; known keys: {', '.join(sorted(known))}")
         clean = {}
         for k, v in d.items():
             default = known[k].default
-            # ints are accepted where floats are expected (lr=1).
+            # numpy scalars count as Python numbers; ints are accepted where floats are expected (lr=1).
+            if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
+                v = v.item()
             if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
             if default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
@@ -159,21 +194,41 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                         inner_lambdas=False, inner_optimizer="adamw", inner_lr=1e-5, inner_weight_decay=0.05),
 }
 
+# Per-task defaults, applied before any preset (so `--preset paper` on an
+# audio-visual task trains with the paper's D = 512, ResNet-18's pooled width).
+TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {name: {"feature_dim": 512}
+                                            for name in ("ave", "crema-d", "ravdess", "vggsound")}
+
 
 def load_config_file(path) -> dict:
-    """Read a JSON (or TOML) config file into a dict of options; errors name the file."""
+    """Read a JSON (or TOML, by the ``.toml`` suffix) config file into a dict
+    of options; errors name the file. Other suffixes are read as JSON."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"config file path must be a str or Path; got {type(path).__name__}")
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"config file {str(p)!r} is a directory; pass a .json or .toml file")
     if not p.is_file():
-        raise ValueError(f"config file {str(p)!r} does not exist")
-    text = p.read_text()
+        raise ValueError(f"config file {str(p)!r} does not exist; check the path")
+    fmt = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
-        if p.suffix == ".toml":
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         f"save it as UTF-8 {fmt}") from None
+    except OSError as e:
+        raise ValueError(f"config file {str(p)!r} cannot be read ({e.strerror or e})") from None
+    try:
+        if fmt == "TOML":
             import tomllib
             d = tomllib.loads(text)
         else:
             d = json.loads(text)
     except Exception as e:
-        raise ValueError(f"config file {str(p)!r} is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from None
+        raise ValueError(f"config file {str(p)!r} is not valid {fmt}: {e}"
+                         + ("" if fmt == "TOML" or p.suffix.lower() == ".json" else
+                            " (files not ending in .toml are read as JSON)")) from None
     if not isinstance(d, dict):
-        raise ValueError(f"config file {str(p)!r} must hold an object of option names to values")
+        raise ValueError(f"config file {str(p)!r} must hold an object of option names to values; "
+                         f"got a {type(d).__name__}")
     return d

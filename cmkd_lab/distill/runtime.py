@@ -29,6 +29,9 @@ def resolve_device(device: str = "auto") -> torch.device:
             raise ValueError(f"device={device!r} was asked for but no CUDA GPU is available here; use device='cpu' or 'auto'")
         if d.index is not None and d.index >= torch.cuda.device_count():
             raise ValueError(f"device={device!r} does not exist: {torch.cuda.device_count()} GPU(s) visible")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was asked for but Apple's MPS backend is not available here; "
+                         "use device='cpu' or 'auto'")
     elif d.type not in ("cpu", "mps"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got device={device!r}")
     return d

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.lazy import is_lazy
+from ..data.loader import EVAL_BATCH_LAZY, iterate_batches
 from ..models import Classifier, build_classifier
 from .runtime import cache_dir, resolve_device
 
@@ -22,14 +24,19 @@ __all__ = ["train_teacher", "get_teacher", "evaluate", "batched_features"]
 
 @torch.no_grad()
 def batched_features(model: Classifier, x, device, batch: int = 1024) -> torch.Tensor:
-    """Features (N, D) of ``x`` (numpy or tensor) in eval mode, on ``device``."""
+    """Features (N, D) of ``x`` (numpy, tensor or LazyArray) in eval mode, on ``device``."""
     was = model.training
     model.eval()
     out = []
-    for i in range(0, len(x), batch):
-        xb = torch.as_tensor(np.asarray(x[i:i + batch]) if not isinstance(x, torch.Tensor) else x[i:i + batch],
-                             dtype=torch.float32, device=device)
-        out.append(model.features(xb).float())
+    if is_lazy(x):  # decoded by DataLoader workers, in order
+        bs = min(batch, EVAL_BATCH_LAZY)
+        for xb in iterate_batches(x, [np.arange(i, min(i + bs, len(x))) for i in range(0, len(x), bs)], device):
+            out.append(model.features(xb).float())
+    else:
+        for i in range(0, len(x), batch):
+            xb = torch.as_tensor(np.asarray(x[i:i + batch]) if not isinstance(x, torch.Tensor) else x[i:i + batch],
+                                 dtype=torch.float32, device=device)
+            out.append(model.features(xb).float())
     model.train(was)
     return torch.cat(out, 0)
 
@@ -63,7 +70,8 @@ def train_teacher(task, cfg, device=None, progress=None) -> Tuple[Classifier, di
     model = build_classifier(task.teacher_encoder, cfg.feature_dim, task.num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.teacher_lr)
     tr = task.teacher["train"]
-    x = torch.as_tensor(tr.x, dtype=torch.float32, device=device)
+    lazy = is_lazy(tr.x)
+    x = tr.x if lazy else torch.as_tensor(tr.x, dtype=torch.float32, device=device)
     y = torch.as_tensor(tr.y, device=device)
     n, B = len(tr), cfg.batch_size
     best, best_state, hist = -1.0, None, []
@@ -71,9 +79,10 @@ def train_teacher(task, cfg, device=None, progress=None) -> Tuple[Classifier, di
         model.train()
         perm = torch.randperm(n, generator=g).to(device)
         nb = max(1, n // B)
-        for i in range(nb):
-            idx = perm[i * B:(i + 1) * B]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+        idxs = [perm[i * B:(i + 1) * B] for i in range(nb)]
+        xbs = iterate_batches(x, [i.cpu().numpy() for i in idxs], device) if lazy else (x[i] for i in idxs)
+        for idx, xb in zip(idxs, xbs):
+            loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

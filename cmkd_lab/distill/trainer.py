@@ -7,8 +7,6 @@ attribute: ``task``, ``config``, ``device``, ``teacher``, ``student``,
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -17,9 +15,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..data.lazy import is_lazy
+from ..data.loader import iterate_batches
 from ..data.sampling import TeacherBatchSampler
 from ..models import build_classifier, check_compatible
 from .config import DistillConfig
+from .distributed import from_env
+from .checkpoint import (CHECKPOINT_FORMAT, from_json, global_rng_state, read_checkpoint, set_global_rng_state,
+                         to_json, write_checkpoint)
 from .methods import Batch, get_method
 from .runtime import resolve_device, seed_everything, versions
 from .teacher import batched_features, evaluate, get_teacher
@@ -76,6 +79,20 @@ class Trainer:
 
         if not isinstance(task, CrossModalTask):
             raise TypeError(f"task must be a CrossModalTask (see cmkd_lab.data.load_task); got {type(task).__name__}")
+        if config is not None and not isinstance(config, DistillConfig):
+            raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}"
+                            + (": build one with DistillConfig.from_dict(d)" if isinstance(config, dict) else ""))
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a method name (str, see available_methods()); got {type(method).__name__}")
+        if isinstance(callbacks, Callback) or not all(
+                any(hasattr(cb, h) for h in ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end"))
+                for cb in callbacks):
+            raise TypeError("callbacks must be a sequence of Callback objects (wrap a single one in a list); "
+                            f"got {callbacks!r}")
+        if teacher is not None and not (isinstance(teacher, tuple) and len(teacher) == 2
+                                        and isinstance(teacher[0], torch.nn.Module) and isinstance(teacher[1], dict)):
+            raise TypeError("teacher must be a (model, info dict) pair as returned by get_teacher; "
+                            f"got {type(teacher).__name__}")
         self.config = cfg = (config or DistillConfig()).validate()
         method_cls = get_method(method)
         self.method_name = method
@@ -90,11 +107,21 @@ class Trainer:
                 "pairing='unpaired'. Use pairing='paired' (or 'class-matched' for class-level pseudo-pairs)"
             )
         self.task = task.with_student_fraction(cfg.student_fraction, cfg.seed)
+        if cfg.pairing == "class-matched":
+            missing = sorted(set(self.task.student["train"].y.tolist()) - set(self.task.teacher["train"].y.tolist()))
+            if missing:
+                raise PairingError(
+                    f"pairing='class-matched' needs teacher training samples of every student class; classes "
+                    f"{[self.task.class_names[k] for k in missing]} have none: use pairing='unpaired'")
         self.device = resolve_device(cfg.device)
+        self.dist = from_env(cfg, self.device)  # under torchrun: this rank's place (distill/distributed.py)
+        if self.dist is not None:
+            self.device = self.dist.device
+        main = self.dist is None or self.dist.is_main  # only rank 0 writes checkpoints and shows progress
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.callbacks = list(callbacks)
-        self.progress = progress
-        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.progress = progress and main
+        self.checkpoint = Path(checkpoint) if checkpoint and main else None
         self._stop = False
 
         # Teacher (frozen, eval) and its feature bank, computed once.
@@ -102,6 +129,8 @@ class Trainer:
         self.teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
+        if self.dist is not None:
+            self.dist.broadcast_module(self.teacher)
         if cfg.pairing == "paired":
             bank_x, self.bank_y_np = self.task.paired_teacher_x["train"], self.task.student["train"].y
         else:
@@ -113,6 +142,8 @@ class Trainer:
         # Student.
         seed_everything(cfg.seed)
         self.student = build_classifier(self.task.student_encoder, cfg.feature_dim, self.task.num_classes).to(self.device)
+        if self.dist is not None:
+            self.dist.broadcast_module(self.student)
         xs = torch.as_tensor(self.task.student["train"].x[:2], dtype=torch.float32, device=self.device)
         xt = torch.as_tensor(bank_x[:2], dtype=torch.float32, device=self.device)
         check_compatible(self.teacher, self.student, xt, xs)
@@ -129,15 +160,22 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed + 17)
 
         tr = self.task.student["train"]
-        self.x_train = torch.as_tensor(tr.x, dtype=torch.float32, device=self.device)
+        # In-memory inputs live on the device; a LazyArray stays on disk and is decoded per batch.
+        self.x_train = tr.x if is_lazy(tr.x) else torch.as_tensor(tr.x, dtype=torch.float32, device=self.device)
         self.y_train = torch.as_tensor(tr.y, device=self.device)
         self.history: List[dict] = []
         self.epoch = 0
         self.wall_s = 0.0
         self.status = "running"
+        self.error: Optional[str] = None
+        self.dropped_steps = 0  # steps of an epoch cut short by stop()/Ctrl-C (not in the history)
+        self.finite_check_every = 50  # steps between NaN/inf checks on a GPU (on the CPU: every step)
 
     # ------------------------------------------------------------ helpers
     def clip_gradients(self) -> None:
+        """Average gradients over ranks (under torchrun), then clip; every step calls it before its update."""
+        if getattr(self, "dist", None) is not None:
+            self.dist.average_gradients(self.params)
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
 
@@ -155,70 +193,135 @@ class Trainer:
         n, B = self.x_train.shape[0], self.config.batch_size
         perm = torch.randperm(n, generator=self.generator)
         nb = max(1, n // B)  # drop the ragged last batch (OT needs >= 2 points)
-        for i in range(nb):
-            idx = perm[i * B:(i + 1) * B]
+        idxs = [perm[i * B:(i + 1) * B] for i in range(nb)]
+        lazy = is_lazy(self.x_train)  # lazy: DataLoader workers decode the batches, in this order
+        xbs = iterate_batches(self.x_train, [i.numpy() for i in idxs], self.device) if lazy else iter(idxs)
+        for idx, xb in zip(idxs, xbs):
             idx_np = idx.numpy()
             idx_t = torch.as_tensor(self.sampler.draw(idx_np, self.task.student["train"].y[idx_np]))
             idx_d, idx_t_d = idx.to(self.device), idx_t.to(self.device)
-            yield Batch(x_s=self.x_train[idx_d], y_s=self.y_train[idx_d], z_t=self.bank[idx_t_d],
-                        y_t=self.bank_y[idx_t_d], idx_s=idx_d, idx_t=idx_t_d)
+            batch = Batch(x_s=xb if lazy else self.x_train[idx_d], y_s=self.y_train[idx_d], z_t=self.bank[idx_t_d],
+                          y_t=self.bank_y[idx_t_d], idx_s=idx_d, idx_t=idx_t_d)
+            yield batch if self.dist is None else self.dist.shard(batch)  # this rank's slice of the global batch
 
     # ------------------------------------------------------------- state
+    def _fingerprint(self) -> str:
+        if getattr(self, "_fp", None) is None:
+            self._fp = self.task.fingerprint()
+        return self._fp
+
     def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly.
+
+        Tensors and plain values only, so ``torch.load(weights_only=True)``
+        reads it: model, optimiser, schedule and torch RNG states, plus a JSON
+        string ``meta`` (history, config, task identity, sampler and
+        Python/NumPy RNG states, and the state of callbacks or a method that
+        define ``state_dict``/``load_state_dict``).
+        """
+        s = self.sampler.state_dict()
+        meta = {
+            "task": self.task.name, "task_fingerprint": self._fingerprint(), "method": self.method_name,
+            "config": self.config.to_dict(), "epoch": self.epoch, "wall_s": self.wall_s, "history": self.history,
+            "sampler": {"rng": s["rng"], "stream": np.asarray(s["stream"]).tolist()},
+            "global_rng": global_rng_state(),
+            "method_state": self.method.state_dict() if hasattr(self.method, "state_dict") else None,
+            "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
+                          if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")},
+        }
         return {
+            "format": CHECKPOINT_FORMAT,
             "student": self.student.state_dict(),
             "extra": [m.state_dict() for m in self.method.extra_modules()],
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "sampler": self.sampler.state_dict(),
-            "history": self.history,
-            "epoch": self.epoch,
-            "wall_s": self.wall_s,
-            "task": self.task.name,
-            "method": self.method_name,
-            "config": self.config.to_dict(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "meta": to_json(meta),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("task") != self.task.name or state.get("method") != self.method_name:
+        """Restore :meth:`state_dict`; a checkpoint of another task, data,
+        method or config is refused with what differs, before anything changes."""
+        try:
+            meta = from_json(state["meta"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("checkpoint state has no readable 'meta' entry; it was not written by "
+                             "Trainer.save_checkpoint of this cmkd_lab version") from None
+        if meta.get("task") != self.task.name or meta.get("method") != self.method_name:
             raise ValueError(
-                f"checkpoint is for task={state.get('task')!r}, method={state.get('method')!r}; this run is "
+                f"checkpoint is for task={meta.get('task')!r}, method={meta.get('method')!r}; this run is "
                 f"task={self.task.name!r}, method={self.method_name!r}: resume with the same task and method"
             )
-        if state.get("config") != self.config.to_dict():
-            diff = sorted(k for k, v in self.config.to_dict().items() if state.get("config", {}).get(k) != v)
-            raise ValueError(f"checkpoint was written with a different config (differs in {diff}); "
+        if meta.get("task_fingerprint") != self._fingerprint():
+            raise ValueError(
+                f"checkpoint was written for other data of task {self.task.name!r} (fingerprint "
+                f"{meta.get('task_fingerprint')} vs {self._fingerprint()}): resume with the same task options "
+                "(--fast, --data-root, task seed) or start a new run")
+        ours = self.config.to_dict()
+        theirs = meta.get("config") or {}
+        if theirs != ours:
+            diff = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
+            shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in diff[:6])
+            raise ValueError(f"checkpoint was written with a different config ({shown}); "
                              "resume with the same options or start a new run")
-        self.student.load_state_dict(state["student"])
-        for m, s in zip(self.method.extra_modules(), state["extra"]):
-            m.load_state_dict(s)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.history = list(state["history"])
-        self.epoch = int(state["epoch"])
-        self.wall_s = float(state["wall_s"])
+        extra = list(self.method.extra_modules())
+        if len(state.get("extra", [])) != len(extra):
+            raise ValueError(f"checkpoint holds {len(state.get('extra', []))} extra module(s), method "
+                             f"{self.method_name!r} has {len(extra)}: it was written by another version of the method")
+        try:
+            self.student.load_state_dict(state["student"])
+            for m, s in zip(extra, state["extra"]):
+                m.load_state_dict(s)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            rng = {k: state[k] for k in ("generator", "torch_rng")}
+            rng.update(cuda_rng=state.get("cuda_rng"), global_rng=meta["global_rng"], sampler=meta["sampler"])
+            self._set_rng(rng)
+            if meta.get("method_state") is not None and hasattr(self.method, "load_state_dict"):
+                self.method.load_state_dict(meta["method_state"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise ValueError(f"checkpoint does not fit this run's model or optimiser ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}); start a new run") from None
+        # fit() re-applies these after on_train_begin, which may draw random numbers or reset a callback.
+        self._pending = {"rng": rng, "callbacks": meta.get("callbacks") or {}}
+        self.history = list(meta["history"])
+        self.epoch = int(meta["epoch"])
+        self.wall_s = float(meta["wall_s"])
 
-    def save_checkpoint(self, path=None) -> None:
-        path = Path(path or self.checkpoint)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+    def save_checkpoint(self, path=None) -> Path:
+        """Write :meth:`state_dict` atomically (temp file + rename) with a checksum."""
+        path = path or self.checkpoint
+        if path is None:
+            raise ValueError("save_checkpoint needs a path: pass one or give Trainer(checkpoint=...)")
+        return write_checkpoint(self.state_dict(), path)
 
     def resume(self, path=None) -> None:
-        path = Path(path or self.checkpoint)
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as e:
-            raise ValueError(f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {e}); "
-                             "it may be truncated or corrupted: delete it and start again") from None
-        self.load_state_dict(state)
+        """Continue from a checkpoint file (verified, loaded with ``weights_only=True``)."""
+        path = path or self.checkpoint
+        if path is None:
+            raise ValueError("resume needs a path: pass one or give Trainer(checkpoint=...)")
+        self.load_state_dict(read_checkpoint(path, map_location=self.device))
+
+    def _set_rng(self, rng: dict) -> None:
+        self.generator.set_state(rng["generator"])
+        torch.set_rng_state(rng["torch_rng"])
+        if self.device.type == "cuda" and rng.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(rng["cuda_rng"])
+        set_global_rng_state(rng["global_rng"])
+        self.sampler.load_state_dict(rng["sampler"])
+
+    def _apply_pending_state(self) -> None:
+        # Called by fit() after on_train_begin: resumed RNG streams and callback states win.
+        pending, self._pending = getattr(self, "_pending", None), None
+        if not pending:
+            return
+        self._set_rng(pending["rng"])
+        for i, cb in enumerate(self.callbacks):
+            key = f"{i}:{type(cb).__name__}"
+            if key in pending["callbacks"] and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(pending["callbacks"][key])
 
     # -------------------------------------------------------------- loop
     def _evaluate(self, record: dict) -> None:
@@ -235,10 +338,27 @@ class Trainer:
             record["teacher_head_on_student_acc"] = float((pt.argmax(1) == yv).float().mean())
 
     def fit(self) -> dict:
-        """Train for the remaining epochs; returns the result dict (also on interrupt)."""
+        """Train for the remaining epochs; returns the result dict (also on interrupt).
+
+        Ctrl-C (``KeyboardInterrupt``) and :meth:`stop` (the notebook's Stop;
+        SIGTERM under ``run_one``) end the run with status ``"interrupted"``;
+        an epoch cut short is dropped, never recorded as whole, so the
+        checkpoint of the last whole epoch continues exactly. A loss term that
+        becomes NaN/inf ends it with status ``"diverged"`` and a
+        ``RuntimeWarning`` (checked every step on the CPU, every
+        ``finite_check_every`` steps on a GPU); the history is kept. Any other
+        error sets status ``"failed"`` and ``error``, then propagates.
+        """
         cfg = self.config
+        if self.status == "diverged":
+            warnings.warn("this run diverged; fit() does not continue it: build a new Trainer with other options",
+                          RuntimeWarning, stacklevel=2)
+            return self.result()
+        self.status, self.dropped_steps, self.error = "running", 0, None
+        check_every = 1 if self.device.type == "cpu" else self.finite_check_every  # each check is a host sync
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        self._apply_pending_state()
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -248,16 +368,29 @@ class Trainer:
                 t0 = time.perf_counter()
                 self.student.train()
                 sums: Dict[str, torch.Tensor] = {}
-                nsteps = 0
+                nsteps, whole, nonfinite_at = 0, False, None
                 for step, batch in enumerate(self.batches()):
+                    if self._stop:  # checked before a step: a stop during the last step keeps the epoch whole
+                        break
                     terms = self.method.step(batch)
                     for k, v in terms.items():
                         sums[k] = sums.get(k, 0.0) + v.float()
                     nsteps += 1
+                    self.dropped_steps = nsteps  # steps an interrupt now would drop (0 once the epoch is recorded)
                     for cb in self.callbacks:
                         cb.on_step_end(self, step, terms)
-                    if self._stop:
-                        break
+                    if sums and (step + 1) % check_every == 0:
+                        # Under torchrun the check is all-reduced, so every rank stops at the same step.
+                        vals = self.dist.average_terms(sums) if self.dist is not None else sums
+                        if not bool(torch.isfinite(torch.stack(list(vals.values()))).all()):
+                            nonfinite_at = step + 1
+                            break
+                else:
+                    whole = True
+                if not whole and nonfinite_at is None:  # stopped mid-epoch: drop the partial epoch
+                    break
+                if self.dist is not None:  # rank 0's BatchNorm buffers everywhere, terms averaged over ranks
+                    sums = self.dist.end_epoch(self.student, sums)
                 self.scheduler.step()
                 record = {"epoch": self.epoch + 1, "steps": nsteps,
                           "lr": self.optimizer.param_groups[0]["lr"]}
@@ -265,20 +398,23 @@ class Trainer:
                 bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
                 self.epoch += 1
                 self.wall_s += time.perf_counter() - t0
-                if bad:
-                    record["error"] = f"non-finite loss terms {bad}"
+                if bad or nonfinite_at is not None:
+                    record["error"] = f"non-finite loss terms {bad} at step {nonfinite_at or nsteps}"
                     self.history.append(record)
+                    self.dropped_steps = 0
                     self.status = "diverged"
+                    self.error = record["error"]
                     warnings.warn(
-                        f"training stopped at epoch {self.epoch}: loss terms {bad} became NaN/inf; lower lr or "
-                        "lambda_fa, or raise eps. The history up to here is kept.", RuntimeWarning, stacklevel=2)
+                        f"training stopped at epoch {self.epoch}, step {nonfinite_at or nsteps}: loss terms {bad} "
+                        "became NaN/inf; lower lr or lambda_fa, or raise eps. The history up to here is kept "
+                        "(status 'diverged').", RuntimeWarning, stacklevel=2)
                     break
                 self._evaluate(record)
                 record["time_s"] = time.perf_counter() - t0
-                if cfg.diagnostics_every and self.epoch % cfg.diagnostics_every == 0 or self.epoch == cfg.epochs:
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self, record)
+                for cb in self.callbacks:  # every epoch; diagnostics keep their own interval
+                    cb.on_epoch_end(self, record)
                 self.history.append(record)
+                self.dropped_steps = 0
                 if self.checkpoint:
                     self.save_checkpoint()
                 if bar is not None:
@@ -286,11 +422,15 @@ class Trainer:
                     bar.set_postfix(val=f"{record['val_acc']:.3f}")
         except KeyboardInterrupt:
             self.status = "interrupted"
+        except Exception as e:
+            self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+            raise
         finally:
             if bar is not None:
                 bar.close()
         if self.status == "running":
-            self.status = "interrupted" if self._stop and self.epoch < cfg.epochs else "completed"
+            self.status = "completed" if self.epoch >= cfg.epochs else "interrupted"
+        self._stop = False  # a later fit() continues
         result = self.result()
         for cb in self.callbacks:
             cb.on_train_end(self, result)
@@ -311,6 +451,8 @@ class Trainer:
             "epochs_done": self.epoch,
             "status": self.status,
             "interrupted": self.status == "interrupted",
+            "error": getattr(self, "error", None),
+            "dropped_steps": getattr(self, "dropped_steps", 0),
             "student_test_acc": best["test_acc"] if best else None,
             "student_val_acc": best["val_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,

@@ -3,6 +3,18 @@
 A method turns one :class:`Batch` into an optimiser step on the student and
 returns its loss terms as a dict of detached scalar tensors (no host sync).
 Register one with ``@register_method("name")``.
+
+Speed options every method honours through this base class:
+
+* ``config.amp`` (CUDA): the loss terms run under bf16 autocast; the OT term
+  (:meth:`Method.ot`) is always computed in float32.
+* ``config.compile``: ``"ot"`` runs the Sinkhorn loop compiled (fused
+  kernels, cheap to compile); ``"all"`` also compiles the student's encoder
+  and head in place (``nn.Module.compile``: state-dict keys unchanged).
+* Under ``torchrun`` (``trainer.dist``) :meth:`Method.ot` can see the global
+  batch (``config.ot_all_gather``); gradients are averaged across ranks in
+  ``trainer.clip_gradients()``, which a method overriding :meth:`step` must
+  call before its optimiser step.
 """
 from __future__ import annotations
 
@@ -64,12 +76,16 @@ class Method:
     needs_pairs : bool
         Needs a teacher sample tied to each student sample (``paired`` or
         ``class-matched``); refused under ``unpaired`` with the reason.
+    uses_teacher_samples : bool
+        Reads the teacher batch (``z_t``); methods that don't (``ce``,
+        ``la``) behave the same under every pairing.
     description : str
         One line for ``python -m cmkd_lab methods``.
     """
 
     name = "base"
     needs_pairs = False
+    uses_teacher_samples = True
     description = ""
 
     def __init__(self, trainer):
@@ -77,6 +93,15 @@ class Method:
         self.cfg = trainer.config
         self.student = trainer.student
         self.teacher = trainer.teacher
+        if getattr(self.cfg, "compile", "none") == "all" and not getattr(self.student, "_cmkd_compiled", False):
+            self.student.encoder.compile()
+            self.student.head.compile()
+            self.student._cmkd_compiled = True
+
+    def autocast(self, device_type: str):
+        """bf16 autocast when the trainer runs with mixed precision (``trainer.amp``), else a no-op."""
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16,
+                              enabled=bool(getattr(self.trainer, "amp", False)))
 
     # Extra trainable modules (e.g. a FitNet regressor), added to the optimiser.
     def extra_modules(self) -> List[nn.Module]:
@@ -86,16 +111,29 @@ class Method:
         raise NotImplementedError
 
     def ot(self, z_s, z_t, *, warn: bool = False):
+        """Entropic OT between student features (B, D) and teacher features (B, D), in float32.
+
+        Under ``torchrun`` with ``config.ot_all_gather`` both sides are
+        all-gathered first, so the OT is the global batch's (gradient reaching
+        this rank's rows scaled by the world size; see ``distill.distributed``).
+        """
         from ...align import ot_cost
         c = self.cfg
+        d = getattr(self.trainer, "dist", None)
         with torch.autocast(device_type=z_s.device.type, enabled=False):
-            return ot_cost(z_s.float(), z_t.float(), cost=c.cost, eps=c.eps, max_iter=c.sinkhorn_iter,
-                           eps_units=c.eps_units, warn=warn)
+            z_s, z_t = z_s.float(), z_t.float()
+            if d is not None and getattr(c, "ot_all_gather", False):
+                z_s, z_t = d.gather_rows(z_s), d.gather_rows(z_t.detach())  # (world·B, D)
+            return ot_cost(z_s, z_t, cost=c.cost, eps=c.eps, max_iter=c.sinkhorn_iter, eps_units=c.eps_units,
+                           warn=warn, solver=getattr(c, "ot_solver", "auto"),
+                           compile=getattr(c, "compile", "none") in ("ot", "all"),
+                           stop_thr=getattr(c, "ot_stop_thr", 0.0))
 
     def step(self, batch: Batch) -> Dict[str, torch.Tensor]:
         opt = self.trainer.optimizer
         opt.zero_grad(set_to_none=True)
-        terms = self.loss_terms(batch)
+        with self.autocast(batch.y_s.device.type):
+            terms = self.loss_terms(batch)
         terms["loss"].backward()
         self.trainer.clip_gradients()
         opt.step()
@@ -103,4 +141,4 @@ class Method:
 
     @staticmethod
     def ce(logits, y):
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits.float(), y)

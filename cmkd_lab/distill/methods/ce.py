@@ -4,6 +4,7 @@ from .base import Method, register_method
 
 @register_method("ce")
 class CE(Method):
+    uses_teacher_samples = False
     description = "student cross-entropy only (no teacher)"
 
     def loss_terms(self, b):

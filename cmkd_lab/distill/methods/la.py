@@ -14,6 +14,7 @@ def la_term(cfg, student_head, teacher_head, z, y):
 
 @register_method("la")
 class LA(Method):
+    uses_teacher_samples = False
     description = "CE + lambda_la * label alignment (teacher head on student features)"
 
     def loss_terms(self, b):

@@ -1,0 +1,25 @@
+"""Diagnostics of the modality gap during distillation.
+
+MMD two-sample tests, Wasserstein / Sinkhorn distances and transport-plan
+class purity, label distributions and κ̂, the paper's bound term by term
+(Tran et al., ICML 2026, arXiv 2606.10504; DESIGN §1) and a modality-gap
+summary; :class:`DiagnosticsCallback` records them during training.
+"""
+from ._common import stratified_indices
+from .bound import LIPSCHITZ_METHOD, bound_terms, lipschitz_estimate, plugin_teacher_loss
+from .callback import DiagnosticsCallback
+from .core import DiagnosticsSettings, diagnose, pool_plan
+from .gap import modality_gap
+from .labels import confusion_matrix, kappa_hat, label_diagnostics, predicted_distribution
+from .mmd_test import (class_conditional_mmd, holm_correction, linear_mmd, mmd2_unbiased, mmd_permutation_test,
+                       permutation_masks, rbf_bandwidths)
+from .transport import (class_mass_matrix, entropic_ot, exact_ot, median_cost, plan_class_purity,
+                        sinkhorn_divergence)
+
+__all__ = [
+    "stratified_indices", "LIPSCHITZ_METHOD", "bound_terms", "lipschitz_estimate", "plugin_teacher_loss",
+    "DiagnosticsCallback", "DiagnosticsSettings", "diagnose", "pool_plan", "modality_gap", "confusion_matrix",
+    "kappa_hat", "label_diagnostics", "predicted_distribution", "class_conditional_mmd", "holm_correction",
+    "linear_mmd", "mmd2_unbiased", "mmd_permutation_test", "permutation_masks", "rbf_bandwidths",
+    "class_mass_matrix", "entropic_ot", "exact_ot", "median_cost", "plan_class_purity", "sinkhorn_divergence",
+]

@@ -1,0 +1,190 @@
+"""Figures of a sweep (:func:`cmkd_lab.sweep.run_sweep`): the regime map and
+whether an early diagnostic predicts the outcome.
+
+Every function takes the sweep's result (the dict, ``sweep.json`` or its
+folder) and returns a ``go.Figure``. Differences are in points of accuracy
+(method − baseline, paired by seed).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+__all__ = ["phase_diagram", "diagnostic_scatter", "predictor_bars"]
+
+
+def _go():
+    try:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("figures need plotly: pip install plotly") from e
+    return go, make_subplots
+
+
+def _tick(values: dict, keys) -> str:
+    return ":".join(str(values.get(k)) for k in keys)
+
+
+def _methods(res, method) -> List[str]:
+    others = [m for m in res["methods"] if m != res["baseline"]]
+    if method is None:
+        return others
+    ms = [method] if isinstance(method, str) else list(method)
+    bad = [m for m in ms if m not in others]
+    if bad:
+        raise ValueError(f"method must be among the sweep's compared methods {others}; got method={bad[0]!r}")
+    return ms
+
+
+def _varying(res, fix: Optional[Dict[str, object]]):
+    """The axes with more than one value, after keeping only the cells that match ``fix``."""
+    from ..sweep import grid_axes
+    axes = grid_axes(res["grid"])
+    fix = dict(fix or {})
+    names = [a for a, _, _ in axes]
+    unknown = [k for k in fix if k not in names]
+    if unknown:
+        raise ValueError(f"fix must name grid axes {names}; got {unknown[0]!r}")
+    keep = [a for a in axes if len(a[2]) > 1 and a[0] not in fix]
+    fixed = {a[0]: (a[1], ":".join(map(str, fix[a[0]])) if isinstance(fix[a[0]], (list, tuple)) else str(fix[a[0]]))
+             for a in axes if a[0] in fix}
+    return keep, fixed
+
+
+def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None, title: Optional[str] = None):
+    """The regime map: Δ accuracy against the baseline over the grid.
+
+    One varying axis: bars per method with their t-based 95 % intervals. Two varying axes: a heatmap per
+    method (red: the method loses, blue: it wins), each cell labelled with its Δ. Cells where the interval
+    excludes zero carry a ``*``.
+
+    Parameters
+    ----------
+    sweep : dict, str or Path
+        The sweep's result, its ``sweep.json`` or its output folder.
+    method : str or list of str, optional
+        Which compared methods to show (default all but the baseline).
+    fix : dict, optional
+        Axis name → value, to cut a grid of more than two varying axes down to two.
+    title : str, optional
+    """
+    from ..sweep import load_sweep
+    go, make_subplots = _go()
+    res = load_sweep(sweep)
+    methods = _methods(res, method)
+    axes, fixed = _varying(res, fix)
+    if len(axes) > 2:
+        raise ValueError(f"the grid varies {len(axes)} axes ({[a[0] for a in axes]}); pass fix={{axis: value}} "
+                         "for all but two of them")
+    rows = [r for r in res["cells"] if r["method"] in methods and r.get("delta_mean") is not None
+            and all(_tick(r["values"], ks) == v for ks, v in fixed.values())]
+    base = res["baseline"]
+    title = title or (f"{res['task']}: Δ accuracy vs {base} (points; * = 95 % interval excludes 0)"
+                      + (f" — {', '.join(f'{k}={v}' for k, (_, v) in fixed.items())}" if fixed else ""))
+
+    def star(r):
+        return "*" if r.get("significant") else ""
+
+    if len(axes) <= 1:
+        name, keys, vals = axes[0] if axes else ("cell", [], [()])
+        ticks = [":".join(map(str, v)) for v in vals] if axes else ["all"]
+        fig = go.Figure()
+        for m in methods:
+            by = {(_tick(r["values"], keys) if axes else "all"): r for r in rows if r["method"] == m}
+            rs = [by.get(t) for t in ticks]
+            y = [None if r is None else 100 * r["delta_mean"] for r in rs]
+            hi = [0 if r is None or r.get("ci_high") is None else 100 * (r["ci_high"] - r["delta_mean"]) for r in rs]
+            lo = [0 if r is None or r.get("ci_low") is None else 100 * (r["delta_mean"] - r["ci_low"]) for r in rs]
+            text = [None if r is None else f"{100 * r['delta_mean']:+.1f}{star(r)} ({r['wins']}/{r['losses']})"
+                    for r in rs]
+            fig.add_trace(go.Bar(x=ticks, y=y, name=m, text=text, textposition="outside",
+                                 error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo)))
+        fig.add_hline(y=0, line_color="black", line_width=1)
+        fig.update_layout(barmode="group", title=title, xaxis_title=name, xaxis_type="category",
+                          yaxis_title=f"Δ accuracy vs {base} (points)", template="plotly_white")
+        return fig
+
+    (n1, k1, v1), (n2, k2, v2) = axes
+    t1, t2 = [":".join(map(str, v)) for v in v1], [":".join(map(str, v)) for v in v2]
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, shared_yaxes=True)
+    zmax = max([abs(100 * r["delta_mean"]) for r in rows] + [1e-9])
+    for j, m in enumerate(methods, 1):
+        by = {(_tick(r["values"], k1), _tick(r["values"], k2)): r for r in rows if r["method"] == m}
+        z = [[None if by.get((a, b)) is None else 100 * by[(a, b)]["delta_mean"] for b in t2] for a in t1]
+        text = [["" if by.get((a, b)) is None else f"{100 * by[(a, b)]['delta_mean']:+.1f}{star(by[(a, b)])}"
+                 for b in t2] for a in t1]
+        fig.add_trace(go.Heatmap(z=z, x=t2, y=t1, text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0,
+                                 zmin=-zmax, zmax=zmax, showscale=j == len(methods),
+                                 colorbar=dict(title="Δ (points)"),
+                                 hovertemplate=f"{n2}=%{{x}}<br>{n1}=%{{y}}<br>Δ=%{{z:.2f}}<extra>{m}</extra>"),
+                      row=1, col=j)
+        fig.update_xaxes(title_text=n2, type="category", row=1, col=j)
+    fig.update_yaxes(title_text=n1, type="category", row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
+
+
+def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, title: Optional[str] = None):
+    """An early diagnostic (x) against the final Δ accuracy (y), one point per cell × seed, coloured by cell;
+    the title gives Spearman's ρ and its p-value over the points shown.
+
+    Parameters
+    ----------
+    sweep : dict, str or Path
+    diagnostic : str
+        A key of the sweep's ``points[i]["diag"]`` (see ``predictors`` for the list), e.g. ``"purity"``,
+        ``"fa_over_ce"``, ``"ce:mmd2"``.
+    method : str, optional
+        One compared method (default: all, pooled).
+    """
+    from scipy import stats
+    from ..sweep import load_sweep
+    go, _ = _go()
+    res = load_sweep(sweep)
+    ms = _methods(res, method)
+    pts = [p for p in res["points"] if p["method"] in ms and diagnostic in p["diag"]]
+    if not pts:
+        known = sorted({k for p in res["points"] for k in p["diag"]})
+        raise ValueError(f"diagnostic must be one measured in the sweep (e.g. {known[:8]}); got {diagnostic!r}")
+    fig = go.Figure()
+    for cell in dict.fromkeys(p["cell"] for p in pts):
+        sel = [p for p in pts if p["cell"] == cell]
+        fig.add_trace(go.Scatter(x=[p["diag"][diagnostic] for p in sel], y=[100 * p["delta"] for p in sel],
+                                 mode="markers", name=cell, text=[f"{p['method']} seed {p['seed']}" for p in sel],
+                                 marker=dict(size=9, symbol=[["circle", "diamond", "square", "x"][ms.index(p["method"]) % 4]
+                                                             for p in sel])))
+    x = np.array([p["diag"][diagnostic] for p in pts])
+    y = np.array([p["delta"] for p in pts])
+    if len(pts) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        r = stats.spearmanr(x, y)
+        rho = f"Spearman ρ = {r.statistic:+.2f} (p = {r.pvalue:.2g}, n = {len(pts)})"
+    else:
+        rho = f"Spearman ρ undefined (n = {len(pts)}, or a constant side)"
+    fig.add_hline(y=0, line_color="black", line_width=1)
+    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome? {rho}",
+                      xaxis_title=f"{diagnostic} at epoch {res.get('diag_epoch')}",
+                      yaxis_title=f"final Δ accuracy vs {res['baseline']} (points)", template="plotly_white")
+    return fig
+
+
+def predictor_bars(sweep, *, method: str = "all", top: int = 12, title: Optional[str] = None):
+    """Spearman's ρ of the ``top`` strongest early diagnostics against the final Δ, for one method
+    (or ``"all"`` pooled); bars with p < 0.05 are solid, the others faded."""
+    from ..sweep import load_sweep
+    go, _ = _go()
+    res = load_sweep(sweep)
+    rows = [p for p in res["predictors"] if p["method"] == method and p["rho"] is not None]
+    if not rows:
+        have = sorted({p["method"] for p in res["predictors"]})
+        raise ValueError(f"method must be one with predictors in this sweep {have}; got method={method!r}")
+    rows = sorted(rows, key=lambda p: -abs(p["rho"]))[:top][::-1]
+    fig = go.Figure(go.Bar(
+        x=[p["rho"] for p in rows], y=[p["diagnostic"] for p in rows], orientation="h",
+        marker_opacity=[1.0 if p["p_value"] < 0.05 else 0.35 for p in rows],
+        text=[f"p={p['p_value']:.2g}" for p in rows], textposition="auto"))
+    fig.update_layout(title=title or f"Early diagnostics (epoch {res.get('diag_epoch')}) vs final Δ — {method}",
+                      xaxis_title="Spearman ρ", xaxis_range=[-1, 1], template="plotly_white",
+                      height=max(300, 28 * len(rows) + 120))
+    return fig

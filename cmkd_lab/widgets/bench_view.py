@@ -1,0 +1,222 @@
+"""``02_unpaired_vs_paired``: every method under unpaired and paired data on
+the built-in real tasks — saved ``bench`` results when present, otherwise a
+run of :func:`cmkd_lab.bench.run_bench` — as a table and figures.
+
+``python -m cmkd_lab bench --task hapt --out runs/bench/hapt`` writes the
+``results.json`` this notebook reads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+from .runner import make_sink
+from .settings import LabSettings, settings as lab_settings
+
+__all__ = ["SAVED_BENCH_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
+           "bench_runs_figure",
+           "bench_dir"]
+
+
+# Where saved bench results are looked for when no path is given.
+SAVED_BENCH_DIRS = ("runs/bench", "../runs/bench")
+
+
+def bench_dir(lab: Optional[LabSettings] = None) -> Path:
+    """Where the notebook's own bench runs go: ``runs/bench`` (full mode) or
+    ``runs/bench-fast`` (fast mode), relative to the working directory."""
+    lab = lab or lab_settings()
+    return Path("runs") / ("bench-fast" if lab.fast else "bench")
+
+
+def find_bench_results(task: str, search: Sequence[Union[str, Path]] = ()) -> Optional[Path]:
+    """The first ``results.json`` for ``task`` under the ``search`` folders.
+
+    A folder matches when it holds ``<task>/results.json`` or a
+    ``results.json`` whose ``task`` is ``task``; a path to a ``results.json``
+    matches when its task is ``task``.
+    """
+    for base in search:
+        base = Path(base)
+        for cand in ((base,) if base.suffix == ".json" else (base / task / "results.json", base / "results.json")):
+            if cand.is_file():
+                try:
+                    if json.loads(cand.read_text()).get("task") == task:
+                        return cand
+                except (OSError, ValueError):
+                    continue
+    return None
+
+
+def _read(path: Path) -> dict:
+    try:
+        res = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"bench results {str(path)!r} cannot be read ({type(e).__name__}: {e}); "
+                         "point to a results.json written by `python -m cmkd_lab bench`") from None
+    if not isinstance(res, dict) or "summary" not in res or "task" not in res:
+        raise ValueError(f"{str(path)!r} is not a bench results.json (no 'task'/'summary'); "
+                         "write one with `python -m cmkd_lab bench --out DIR`")
+    res["source"] = str(path)
+    return res
+
+
+def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, methods: Optional[Sequence[str]] = None,
+                      pairings: Sequence[str] = ("unpaired", "paired"), seeds: Optional[Sequence[int]] = None,
+                      epochs: Optional[int] = None, out=None, lab: Optional[LabSettings] = None,
+                      progress=True, run_missing: bool = True) -> Dict[str, dict]:
+    """Bench results per task: read from disk when saved, otherwise run.
+
+    Parameters
+    ----------
+    tasks : sequence of str, optional
+        Default: ``lab.bench_tasks`` (``hapt`` in fast mode; ``hapt`` and
+        ``digits-speech`` otherwise).
+    path : path or dict task -> path, optional
+        Saved results (a ``results.json`` or a folder holding
+        ``<task>/results.json``). Default: ``runs/bench`` and
+        ``../runs/bench`` (a bench run from the repository root, seen from
+        ``notebooks/``). Searched before ``out``.
+    methods : sequence of str, optional
+        Default: ``lab.bench_methods`` (every method when None).
+    pairings : sequence of str
+    seeds : sequence of int, optional
+        Default ``lab.bench_seeds``.
+    epochs : int, optional
+        Student epochs per run (default ``lab.bench_epochs``).
+    out : path, optional
+        Where a run writes (default :func:`bench_dir`); ``out/<task>``.
+    progress : None, True or callable
+        A bar over the runs.
+    run_missing : bool
+        Run the bench for tasks with no saved results (else raise).
+
+    Returns
+    -------
+    dict task -> results dict (as ``results.json``, plus ``source``: the file read or written)
+    """
+    from ..bench import run_bench
+    from ..data import available_tasks
+    from ..distill import DistillConfig, available_methods, get_method
+
+    lab = lab or lab_settings()
+    tasks = list(tasks or lab.bench_tasks)
+    known = available_tasks()
+    for t in tasks:
+        if t not in known:
+            raise ValueError(f"tasks must be built-in task names ({', '.join(known)}); got {t!r}")
+    methods = list(methods or lab.bench_methods or available_methods())
+    for m in methods:
+        get_method(m)
+    seeds = list(lab.bench_seeds if seeds is None else seeds)
+    epochs = lab.bench_epochs if epochs is None else epochs
+    out = Path(out) if out is not None else bench_dir(lab)
+    sink = make_sink(progress)
+    results = {}
+    for t in tasks:
+        given = path.get(t) if isinstance(path, dict) else path
+        search = [given] if given is not None else list(SAVED_BENCH_DIRS)
+        found = find_bench_results(t, search + [out])
+        if found is not None:
+            results[t] = _read(found)
+            continue
+        if not run_missing:
+            raise FileNotFoundError(f"no bench results for task {t!r} under {given or out}; run "
+                                    f"`python -m cmkd_lab bench --task {t} --out {out / t}` or pass run_missing=True")
+        total = len(seeds) * sum(1 for p in pairings for m in methods if not (get_method(m).needs_pairs and
+                                                                              p == "unpaired"))
+        done = [0]
+
+        def log(msg, t=t, total=total):
+            if sink is not None:
+                sink("bench", done[0], total, f"{t}: {msg.replace('[bench]', '').strip()}")
+            done[0] += 1
+
+        cfg = DistillConfig(epochs=epochs, teacher_epochs=lab.teacher_epochs)
+        res = run_bench(t, methods, list(pairings), seeds, out / t, cfg, fast=lab.task_fast, log=log)
+        res["source"] = str(out / t / "results.json")
+        results[t] = res
+        if sink is not None:
+            sink("bench", total, total, f"{t}: done")
+    if sink is not None:
+        sink("done", 1, 1, "")
+    return results
+
+
+def bench_table(res: dict):
+    """The summary as a table: one row per (pairing, method), accuracies in %.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (pairing, method)
+    """
+    import pandas as pd
+
+    if not isinstance(res, dict) or "summary" not in res:
+        raise TypeError("res must be one task's bench results (a dict with 'summary'), e.g. load_or_run_bench()[task]")
+
+    def pct(v):
+        return None if v is None else round(100 * v, 2)
+
+    rows = [{"pairing": r["pairing"], "method": r["method"], "seeds": r["n_seeds"],
+             "test acc % (best val)": pct(r["test_acc_best_val_mean"]), "± std": pct(r["test_acc_best_val_std"]),
+             "test acc % (last)": pct(r["test_acc_last_mean"]), "teacher %": pct(r["teacher_test_acc_mean"]),
+             "s / run": round(r["wall_s_mean"], 1)} for r in res["summary"]]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    order = {"unpaired": 0, "class-matched": 1, "paired": 2}
+    df = df.sort_values(["pairing", "method"], key=lambda s: s.map(order) if s.name == "pairing" else s)
+    return df.set_index(["pairing", "method"])
+
+
+def bench_figure(res: dict, *, title: Optional[str] = None):
+    """Grouped bars: test accuracy (best-validation epoch) per method, one
+    colour per pairing, ± std over seeds; the teacher's accuracy dotted."""
+    from ._deps import require_plotly
+
+    go = require_plotly()
+    from ..viz.curves import PALETTE
+
+    if not isinstance(res, dict) or "summary" not in res:
+        raise TypeError("res must be one task's bench results (a dict with 'summary')")
+    fig = go.Figure()
+    methods = sorted({r["method"] for r in res["summary"]})
+    for i, pairing in enumerate(p for p in ("unpaired", "class-matched", "paired")
+                                if any(r["pairing"] == p for r in res["summary"])):
+        rows = {r["method"]: r for r in res["summary"] if r["pairing"] == pairing}
+        ys = [rows[m]["test_acc_best_val_mean"] if m in rows else None for m in methods]
+        es = [rows[m]["test_acc_best_val_std"] if m in rows else None for m in methods]
+        fig.add_trace(go.Bar(x=methods, y=ys, name=pairing, marker_color=PALETTE[i],
+                             error_y=dict(type="data", array=es, visible=True)))
+    teach = [r["teacher_test_acc_mean"] for r in res["summary"] if r.get("teacher_test_acc_mean") is not None]
+    if teach:
+        fig.add_hline(y=sum(teach) / len(teach), line=dict(dash="dot", color="grey"),
+                      annotation_text="teacher (its own modality)", annotation_position="top left")
+    seeds = res.get("seeds")
+    fig.update_layout(barmode="group", template="plotly_white", height=420, yaxis_title="student test accuracy",
+                      yaxis_range=[0, 1], xaxis_title="method",
+                      title=title or f"{res.get('task')}: unpaired vs paired (seeds {seeds}"
+                                     f"{', fast subset' if res.get('fast') else ''})")
+    return fig
+
+
+def bench_runs_figure(res: dict, *, title: Optional[str] = None):
+    """Every run as a point (method × pairing, one point per seed): the seed spread."""
+    from ._deps import require_plotly
+
+    go = require_plotly()
+    from ..viz.curves import PALETTE
+
+    runs = [r for r in res.get("runs", []) if r.get("student_test_acc") is not None]
+    fig = go.Figure()
+    present = [p for p in ("unpaired", "class-matched", "paired") if any(r["pairing"] == p for r in runs)]
+    for i, pairing in enumerate(present):
+        rs = [r for r in runs if r["pairing"] == pairing]
+        fig.add_trace(go.Scatter(x=[r["method"] for r in rs], y=[r["student_test_acc"] for r in rs], mode="markers",
+                                 name=pairing, marker=dict(color=PALETTE[i], size=9, opacity=0.75),
+                                 text=[f"seed {r['seed']}" for r in rs]))
+    fig.update_layout(template="plotly_white", height=380, yaxis_title="student test accuracy", xaxis_title="method",
+                      title=title or f"{res.get('task')}: every run (one point per seed)")
+    return fig

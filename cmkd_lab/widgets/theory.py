@@ -1,0 +1,233 @@
+"""``01_theory_bound``: the bound err_S ≤ err_T + FA + LA measured on the
+synthetic task, as plain functions (:func:`bound_point`, :func:`bound_sweep`)
+and figures; :class:`~cmkd_lab.widgets.theory_panel.BoundPanel` puts sliders
+on them.
+
+Each point trains a teacher and a student on a synthetic task built with the
+given knobs (:func:`cmkd_lab.data.make_synthetic_task`) and reads the bound's
+terms from :class:`cmkd_lab.diagnostics.DiagnosticsCallback` at the last
+epoch, on held-out (validation) reference sets.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+from .._validation import check_choice, check_int
+from .runner import RunSession, make_sink
+from .settings import LabSettings, settings as lab_settings
+
+__all__ = ["THEORY_KNOBS", "KNOB_RANGES", "THEORY_METHODS", "bound_point", "bound_sweep", "bound_compare",
+           "bound_point_figure", "bound_sweep_figure", "BOUND_KEYS"]
+
+THEORY_KNOBS = ("gap", "rotation", "noise", "overlap", "label_shift")
+# (min, max, step, default) of each knob's slider.
+KNOB_RANGES = {"gap": (0.0, 5.0, 0.25, 1.0), "rotation": (0.0, 3.1, 0.1, 0.5), "noise": (0.0, 2.0, 0.1, 0.3),
+               "overlap": (0.2, 3.0, 0.1, 1.0), "label_shift": (0.0, 3.0, 0.25, 0.0)}
+THEORY_METHODS = ("ce", "fa", "la", "ucmkd", "ucmkd-joint")
+BOUND_KEYS = ("bound_err_t", "bound_fa", "bound_la", "bound_sum", "bound_err_s", "bound_slack", "bound_holds",
+              "bound_w1", "bound_tau", "bound_transfer", "bound_err_t01", "bound_err_s01", "kappa_mean", "purity",
+              "purity_chance")
+
+
+def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, overlap: float = 1.0,
+                label_shift: float = 0.0, method: str = "ce", lambda_fa: float = 1.0, la_teacher_grad: str = "none",
+                epochs: Optional[int] = None, teacher_epochs: Optional[int] = None, n: Optional[int] = None,
+                seed: int = 0, lab: Optional[LabSettings] = None, progress=None) -> dict:
+    """The bound's terms for one setting of the synthetic task's knobs.
+
+    Parameters
+    ----------
+    gap, rotation, noise, overlap, label_shift : float
+        Knobs of :func:`cmkd_lab.data.make_synthetic_task`.
+    method : str
+        How the student is trained (``ce``, ``fa``, ``la``, ``ucmkd``, ``ucmkd-joint``).
+    lambda_fa : float
+        λ1 of the FA term (methods with one).
+    la_teacher_grad : {"none", "as-written", "align"}
+    epochs, teacher_epochs : int, optional
+        Default: the lab settings' ``theory_epochs`` and ``theory_teacher_epochs``.
+    n : int, optional
+        Samples per modality (default ``theory_samples``).
+    seed : int
+    progress : None, True or callable
+
+    Returns
+    -------
+    dict
+        The knobs and options, then ``bound_err_t``, ``bound_fa`` (= τ̂·W1),
+        ``bound_la``, ``bound_sum``, ``bound_err_s``, ``bound_slack`` (sum −
+        err_S), ``bound_holds``, ``bound_w1``, ``bound_tau``,
+        ``bound_transfer``, 0-1 errors, ``kappa_mean``, ``purity``,
+        ``purity_chance``, ``student_test_acc``, ``teacher_test_acc`` and
+        ``statement`` (one sentence).
+    """
+    from ..data import make_synthetic_task
+    from ..distill import DistillConfig
+
+    lab = lab or lab_settings()
+    check_choice("method", method, THEORY_METHODS)
+    epochs = lab.theory_epochs if epochs is None else epochs
+    teacher_epochs = lab.theory_teacher_epochs if teacher_epochs is None else teacher_epochs
+    n = lab.theory_samples if n is None else n
+    check_int("epochs", epochs, minimum=1)
+    check_int("n", n, minimum=100)
+    knobs = dict(gap=float(gap), rotation=float(rotation), noise=float(noise), overlap=float(overlap),
+                 label_shift=float(label_shift))
+    task = make_synthetic_task(n_teacher=n, n_student=n, seed=seed, **knobs)
+    cfg = DistillConfig.from_dict(dict(epochs=int(epochs), teacher_epochs=int(teacher_epochs), seed=int(seed),
+                                       lambda_fa=float(lambda_fa), la_teacher_grad=la_teacher_grad,
+                                       diagnostics_every=int(epochs)), source="bound_point options")
+    result = RunSession(task, method, cfg, sink=make_sink(progress), n_ref=256 if lab.fast else 512, n_snapshot=0,
+                        snapshot_epochs=[], permutations=20, initial=False).run()
+    last = [r for r in result["history"] if "bound_sum" in r]
+    if not last:
+        raise RuntimeError(f"the run recorded no bound terms (status {result.get('status')!r}); "
+                           "see result['diagnostics'].get('errors')")
+    rec = last[-1]
+    out = dict(knobs, method=method, lambda_fa=float(lambda_fa), la_teacher_grad=la_teacher_grad, epochs=epochs,
+               n=n, seed=seed)
+    out.update({k: rec.get(k) for k in BOUND_KEYS})
+    out["student_test_acc"] = result.get("student_test_acc")
+    out["teacher_test_acc"] = result.get("teacher_test_acc")
+    stmt = [r.get("bound_statement") for r in (result.get("diagnostics") or {}).get("records", [])]
+    out["statement"] = stmt[-1] if stmt else None
+    return out
+
+
+def bound_sweep(knob: str, values: Optional[Sequence[float]] = None, *, lab: Optional[LabSettings] = None,
+                progress=None, **fixed):
+    """:func:`bound_point` at several values of one knob, the others fixed.
+
+    Parameters
+    ----------
+    knob : one of ``THEORY_KNOBS``
+    values : sequence of float, optional
+        Default: ``lab.sweep_points`` values spread over the knob's range.
+    **fixed
+        Other arguments of :func:`bound_point`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per value (columns as :func:`bound_point`'s dict).
+    """
+    import numpy as np
+    import pandas as pd
+
+    check_choice("knob", knob, THEORY_KNOBS)
+    if knob in fixed:
+        raise ValueError(f"{knob} is the swept knob; do not also fix it (got {knob}={fixed[knob]!r})")
+    lab = lab or lab_settings()
+    lo, hi, _, _ = KNOB_RANGES[knob]
+    if values is None:
+        values = np.round(np.linspace(lo, hi, lab.sweep_points), 3).tolist()
+    values = list(values)
+    if not values:
+        raise ValueError("values must hold at least one value of the knob; got an empty sequence")
+    sink = make_sink(progress)
+    rows = []
+    for i, v in enumerate(values):
+        if sink is not None:
+            sink("sweep", i, len(values), f"{knob} = {v}")
+        rows.append(bound_point(lab=lab, **{knob: v}, **fixed))
+    if sink is not None:
+        sink("sweep", len(values), len(values), "done")
+        sink("done", 1, 1, "")
+    return pd.DataFrame(rows)
+
+
+def bound_compare(variants: Sequence[dict], *, lab: Optional[LabSettings] = None, progress=None, **common):
+    """:func:`bound_point` for several training choices on the same task.
+
+    Parameters
+    ----------
+    variants : sequence of dict
+        Each a set of :func:`bound_point` arguments (e.g. ``{"method": "fa"}``)
+        applied over ``common``.
+    **common
+        Arguments shared by every variant (knobs, epochs …).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant, with a ``variant`` column naming it
+        (``method`` plus the options that differ from the defaults).
+    """
+    import pandas as pd
+
+    variants = list(variants)
+    if not variants or not all(isinstance(v, dict) for v in variants):
+        raise ValueError(f"variants must be a non-empty list of dicts of bound_point arguments; got {variants!r}")
+    lab = lab or lab_settings()
+    sink = make_sink(progress)
+    rows = []
+    for i, v in enumerate(variants):
+        label = " ".join([str(v.get("method", common.get("method", "ce")))] +
+                         [f"{k}={val}" for k, val in v.items() if k != "method"])
+        if sink is not None:
+            sink("variants", i, len(variants), label)
+        rows.append(dict(bound_point(lab=lab, **{**common, **v}), variant=label))
+    if sink is not None:
+        sink("variants", len(variants), len(variants), "done")
+        sink("done", 1, 1, "")
+    return pd.DataFrame(rows)
+
+
+_TERMS = (("bound_err_t", "err_T (teacher CE)", "#1F77B4"), ("bound_fa", "FA = τ̂ · W1", "#FF7F0E"),
+          ("bound_la", "LA_e (plug-in κ̂)", "#2CA02C"))
+
+
+def bound_point_figure(point: Dict, *, title: Optional[str] = None):
+    """Two bars: the bound (err_T + FA + LA_e stacked) next to the measured err_S."""
+    from ._deps import require_plotly
+
+    go = require_plotly()
+    missing = [k for k, _, _ in _TERMS if point.get(k) is None] + [k for k in ("bound_err_s",) if point.get(k) is None]
+    if missing:
+        raise ValueError(f"point must carry the bound's terms (from bound_point); missing {missing}")
+    fig = go.Figure()
+    for k, name, c in _TERMS:
+        fig.add_trace(go.Bar(x=["bound"], y=[point[k]], name=name, marker_color=c, text=[f"{point[k]:.3f}"],
+                             textposition="inside"))
+    holds = point.get("bound_holds")
+    fig.add_trace(go.Bar(x=["err_S (measured)"], y=[point["bound_err_s"]], name="err_S (student CE)",
+                         marker_color="#444" if holds else "#D62728", text=[f"{point['bound_err_s']:.3f}"],
+                         textposition="outside"))
+    verdict = "holds" if holds else "does NOT hold"
+    sub = (f"sum {point['bound_sum']:.3f} vs err_S {point['bound_err_s']:.3f}: the estimated bound {verdict} "
+           f"(slack {point['bound_slack']:.3f}); τ̂ = {point['bound_tau']:.3f}, W1 = {point['bound_w1']:.3f}")
+    fig.update_layout(barmode="relative", template="plotly_white", height=420, yaxis_title="nats",
+                      title=dict(text=(title or "err_S ≤ err_T + FA + LA, measured") + f"<br><sup>{sub}</sup>"),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def bound_sweep_figure(table, knob: str, *, title: Optional[str] = None):
+    """Stacked bound terms per row of ``table`` (from :func:`bound_sweep` or
+    :func:`bound_compare`), labelled by the column ``knob`` (a knob, or
+    ``variant``), with err_S as a line; a red cross where the estimated
+    bound does not hold."""
+    from ._deps import require_plotly
+
+    go = require_plotly()
+    if knob not in getattr(table, "columns", ()):
+        raise ValueError(f"knob must be a column of table (a knob from bound_sweep, or 'variant' from "
+                         f"bound_compare); got knob={knob!r}, columns {list(getattr(table, 'columns', []))}")
+    numeric = knob in THEORY_KNOBS
+    t = table.sort_values(knob) if numeric else table
+    x = [f"{v:g}" if numeric else str(v) for v in t[knob]]
+    fig = go.Figure()
+    for k, name, c in _TERMS:
+        fig.add_trace(go.Bar(x=x, y=t[k].tolist(), name=name, marker_color=c, opacity=0.85))
+    fig.add_trace(go.Scatter(x=x, y=t["bound_err_s"].tolist(), name="err_S (measured)", mode="lines+markers",
+                             line=dict(color="black", width=2)))
+    bad = t[t["bound_holds"] == False]  # noqa: E712  (pandas element-wise)
+    if len(bad):
+        fig.add_trace(go.Scatter(x=[f"{v:g}" if numeric else str(v) for v in bad[knob]], y=bad["bound_err_s"].tolist(),
+                                 mode="markers",
+                                 name="bound does not hold", marker=dict(symbol="x", size=14, color="#D62728")))
+    fig.update_layout(barmode="relative", template="plotly_white", height=420, xaxis_title=knob, yaxis_title="nats",
+                      title=title or (f"The bound's terms as {knob} varies" if numeric
+                                      else "The bound's terms per training choice"),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig

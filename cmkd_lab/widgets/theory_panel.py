@@ -1,0 +1,194 @@
+"""``BoundPanel``: sliders on the synthetic task's knobs; the bound's three
+terms and the measured student error redrawn for each setting.
+
+Each setting trains a small teacher and student (seconds in fast mode), in a
+background thread; moving a slider while one runs queues the latest setting.
+The numbers come from :func:`~cmkd_lab.widgets.theory.bound_point`.
+"""
+from __future__ import annotations
+
+import html
+import threading
+from typing import Optional
+
+from ._deps import figure_widget, require_ipywidgets
+from .figures import sync_figure
+from .settings import LabSettings, settings as lab_settings
+
+__all__ = ["BoundPanel"]
+
+_TRAIL_COLUMNS = ["gap", "rotation", "noise", "overlap", "label_shift", "method", "la_teacher_grad", "bound_err_t",
+                  "bound_fa", "bound_la", "bound_sum", "bound_err_s", "bound_holds", "kappa_mean"]
+
+
+class BoundPanel:
+    """Sliders for the modality gap and the other knobs; bars for err_T, FA,
+    LA and the measured err_S.
+
+    Parameters
+    ----------
+    lab : LabSettings, optional
+    auto : bool
+        Recompute when a slider is released (otherwise press Compute).
+    **initial
+        Starting values (knobs, ``method``, ``lambda_fa``, ``la_teacher_grad``).
+
+    Attributes
+    ----------
+    widget : ipywidgets.Box
+    controls : dict name -> widget
+    figure : FigureWidget (the bars)
+    points : list of dict (every computed point, oldest first)
+    """
+
+    def __init__(self, *, lab: Optional[LabSettings] = None, auto: bool = True, **initial):
+        from ..align import TEACHER_GRAD_MODES
+        from .theory import KNOB_RANGES, THEORY_KNOBS, THEORY_METHODS
+
+        w = require_ipywidgets()
+        self.lab = lab or lab_settings()
+        known = set(THEORY_KNOBS) | {"method", "lambda_fa", "la_teacher_grad"}
+        unknown = sorted(set(initial) - known)
+        if unknown:
+            raise ValueError(f"unknown control(s) {unknown}; known: {sorted(known)}")
+        style = {"description_width": "110px"}
+        lay = w.Layout(width="360px")
+        self.controls = {}
+        for k in THEORY_KNOBS:
+            lo, hi, step, default = KNOB_RANGES[k]
+            self.controls[k] = w.FloatSlider(value=initial.get(k, default), min=lo, max=hi, step=step,
+                                             description=k.replace("_", " "), continuous_update=False, style=style,
+                                             layout=lay, readout_format=".2f")
+        self.controls["method"] = w.Dropdown(options=list(THEORY_METHODS), value=initial.get("method", "ce"),
+                                             description="student method", style=style, layout=lay)
+        self.controls["lambda_fa"] = w.FloatLogSlider(value=initial.get("lambda_fa", 1.0), base=10, min=-2, max=1,
+                                                      step=0.1, description="λ1 (FA)", continuous_update=False,
+                                                      style=style, layout=lay)
+        self.controls["la_teacher_grad"] = w.ToggleButtons(options=list(TEACHER_GRAD_MODES),
+                                                           value=initial.get("la_teacher_grad", "none"),
+                                                           description="LA teacher grad",
+                                                           style=dict(style, button_width="80px"))
+        for k, c in self.controls.items():
+            c.add_class(f"cmkd-bound-{k}")
+            c.observe(self._changed, names="value")
+        self.auto = w.Checkbox(value=auto, description="recompute when a control changes", indent=False)
+        self.compute_button = w.Button(description="Compute", button_style="primary", icon="calculator")
+        self.compute_button.on_click(lambda _b: self.compute())
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="360px"))
+        self.status = w.HTML("<i>Move a slider (or press Compute) to train a teacher and a student and measure "
+                             "the bound.</i>", layout=w.Layout(width="360px"))
+        self.figure = figure_widget()
+        self.figure.update_layout(title="err_S ≤ err_T + FA + LA (press Compute)", template="plotly_white",
+                                  height=420)
+        self.figure.add_class("cmkd-bound-figure")
+        self.trail = w.HTML()
+        left = w.VBox([*self.controls.values(), self.auto, self.compute_button, self.progress, self.status],
+                      layout=w.Layout(width="380px", min_width="380px"))
+        self.widget = w.VBox([w.HBox([left, w.VBox([self.figure], layout=w.Layout(flex="1 1 auto"))]), self.trail])
+        self.widget.add_class("cmkd-bound-panel")
+        self.points = []
+        self.error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+        self._pending: Optional[dict] = None
+        self._lock = threading.Lock()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def options(self) -> dict:
+        """The controls' current values (the arguments of ``bound_point``)."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def set(self, **values) -> "BoundPanel":
+        """Set controls by name (each change recomputes when ``auto`` is on)."""
+        for k, v in values.items():
+            if k not in self.controls:
+                raise ValueError(f"unknown control {k!r}; known: {sorted(self.controls)}")
+            self.controls[k].value = v
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _changed(self, _change):
+        if self.auto.value:
+            self.compute()
+
+    def compute(self, *, block: bool = False, timeout: Optional[float] = None):
+        """Measure the bound at the current setting (queued if a run is on)."""
+        with self._lock:
+            opts = self.options()
+            if self.running:
+                self._pending = opts
+                self.status.value = "<i>queued: the current point finishes first …</i>"
+                return self._thread
+            self._start(opts)
+            thread = self._thread
+        if block:
+            self.wait(timeout)
+        return thread
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until no point is being computed (queued ones included)."""
+        while True:
+            t = self._thread
+            if t is None:
+                return True
+            t.join(timeout)
+            if t.is_alive():
+                return False
+            with self._lock:
+                if self._thread is t:
+                    return True
+
+    def _start(self, opts):
+        self.compute_button.disabled = True
+        self.progress.bar_style = ""
+        self._thread = threading.Thread(target=self._work, args=(opts,), name="cmkd-bound", daemon=True)
+        self._thread.start()
+
+    def _sink(self, phase, done, total, text=""):
+        self.progress.max = max(1, int(total))
+        self.progress.value = min(int(done), self.progress.max)
+        self.progress.description = phase
+        if text:
+            self.status.value = html.escape(f"{phase}: {text}")
+
+    def _work(self, opts):
+        from .theory import bound_point, bound_point_figure
+
+        try:
+            point = bound_point(lab=self.lab, progress=self._sink, **opts)
+            self.points.append(point)
+            fig = bound_point_figure(point)
+            sync_figure(self.figure, fig)
+            self._render_trail()
+            verdict = "holds" if point["bound_holds"] else "<b style='color:#b00'>does not hold</b>"
+            self.progress.bar_style = "success"
+            self.status.value = (f"err_S = {point['bound_err_s']:.3f} ≤ {point['bound_err_t']:.3f} + "
+                                 f"{point['bound_fa']:.3f} + {point['bound_la']:.3f} = {point['bound_sum']:.3f}? "
+                                 f"The estimate {verdict}. Student test acc {point['student_test_acc']:.3f}.")
+            self.error = None
+        except Exception as e:  # shown in the panel, kept for inspection
+            self.error = e
+            self.progress.bar_style = "danger"
+            self.status.value = f"<span style='color:#b00'><b>{type(e).__name__}</b>: {html.escape(str(e))}</span>"
+        finally:
+            with self._lock:
+                nxt, self._pending = self._pending, None
+                if nxt is not None:
+                    self._start(nxt)
+                else:
+                    self.compute_button.disabled = False
+
+    def _render_trail(self):
+        import pandas as pd
+
+        df = pd.DataFrame(self.points)[_TRAIL_COLUMNS].iloc[::-1]
+        df.columns = ["gap", "rotation", "noise", "overlap", "label shift", "method", "LA grad", "err_T", "FA", "LA",
+                      "sum", "err_S", "holds", "mean κ̂"]
+        self.trail.value = ("<b>Points measured so far (latest first)</b>" +
+                            df.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0))
