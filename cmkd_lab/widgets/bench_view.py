@@ -49,6 +49,13 @@ def find_bench_results(task: str, search: Sequence[Union[str, Path]] = ()) -> Op
     return None
 
 
+def _runs(cls, pairing: str, pairings) -> bool:
+    """Whether ``run_bench`` trains this (method, pairing) (for the progress total)."""
+    if cls.needs_pairs and pairing == "unpaired":
+        return False
+    return getattr(cls, "uses_teacher_samples", True) or pairing == "unpaired" or "unpaired" not in pairings
+
+
 def _read(path: Path) -> dict:
     try:
         res = json.loads(Path(path).read_text())
@@ -124,8 +131,7 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
         if not run_missing:
             raise FileNotFoundError(f"no bench results for task {t!r} under {given or out}; run "
                                     f"`python -m cmkd_lab bench --task {t} --out {out / t}` or pass run_missing=True")
-        total = len(seeds) * sum(1 for p in pairings for m in methods if not (get_method(m).needs_pairs and
-                                                                              p == "unpaired"))
+        total = len(seeds) * sum(1 for p in pairings for m in methods if _runs(get_method(m), p, pairings))
         done = [0]
 
         def log(msg, t=t, total=total):

@@ -1,0 +1,349 @@
+"""The notebook panels' plain-function counterparts and the panels themselves,
+driven without a browser (fast mode, small tasks)."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+W = pytest.importorskip("cmkd_lab.widgets")
+pytest.importorskip("anywidget", reason="live figures need anywidget: pip install -e '.[dev]'")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return W.settings(fast=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    from cmkd_lab.data import make_synthetic_task
+    return make_synthetic_task(n_teacher=300, n_student=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def debug_run(tiny_task, lab):
+    return W.run_debugger(task=tiny_task, method="ucmkd", epochs=2, lab=lab)
+
+
+# ----------------------------------------------------------------- settings
+def test_settings_follow_the_environment(monkeypatch):
+    monkeypatch.setenv("CMKD_LAB_FAST", "1")
+    fast = W.settings()
+    monkeypatch.setenv("CMKD_LAB_FAST", "0")
+    full = W.settings()
+    monkeypatch.delenv("CMKD_LAB_FAST")
+    assert W.settings() == full
+    assert fast.fast and not full.fast
+    assert fast.epochs < full.epochs and fast.teacher_epochs < full.teacher_epochs
+    assert fast.task_fast and not full.task_fast
+
+
+def test_settings_reject_bad_values(monkeypatch):
+    monkeypatch.setenv("CMKD_LAB_FAST", "maybe")
+    with pytest.raises(ValueError, match=r"CMKD_LAB_FAST.*'maybe'"):
+        W.settings()
+    with pytest.raises(TypeError, match="fast must be"):
+        W.settings(fast="yes")
+
+
+def test_setup_notebook_sets_an_offline_renderer():
+    import plotly.io as pio
+
+    lab = W.setup_notebook(fast=True, quiet=True)
+    assert lab.fast
+    assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+
+
+# ------------------------------------------------------------------ figures
+def _fig(ys, names=("a", "b")):
+    import plotly.graph_objects as go
+    return go.Figure([go.Scatter(x=list(range(len(y))), y=y, name=n) for y, n in zip(ys, names)])
+
+
+def test_sync_figure_updates_in_place_when_only_points_change():
+    target = _fig([[1, 2], [3, 4]])
+    trace0 = target.data[0]
+    assert W.sync_figure(target, _fig([[1, 2, 5], [3, 4, 6]])) is True
+    assert target.data[0] is trace0  # the same trace object, new points
+    assert list(target.data[0].y) == [1, 2, 5] and list(target.data[1].y) == [3, 4, 6]
+
+
+def test_sync_figure_replaces_when_the_structure_changes():
+    target = _fig([[1, 2]], names=("a",))
+    source = _fig([[1], [2]], names=("a", "c"))
+    assert W.sync_figure(target, source, replace=False) is False
+    assert W.figure_signature(target) == [("scatter", "a", 2)]  # untouched without replace
+    assert W.sync_figure(target, source) is False
+    assert W.figure_signature(target) == W.figure_signature(source)
+
+
+def test_show_figures_rejects_unknown_names():
+    with pytest.raises(ValueError, match="only must name figures"):
+        W.show_figures({"a": _fig([[1]])}, only=["nope"])
+
+
+def test_figure_output_is_a_plotly_mime_bundle():
+    out = W.figure_output(_fig([[1, 2]]))
+    assert out["output_type"] == "display_data"
+    assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [1, 2]
+
+
+def test_make_sink_validates():
+    assert W.make_sink(None) is None and W.make_sink(False) is None
+    assert isinstance(W.make_sink(True), W.TextProgress)
+    with pytest.raises(TypeError, match="progress must be"):
+        W.make_sink("loud")
+
+
+# ----------------------------------------------------------------- debugger
+def test_run_debugger_returns_the_recorded_numbers(debug_run):
+    result, figs = debug_run
+    assert result["status"] == "completed" and result["epochs_done"] == 2
+    h = result["history"]
+    for key in ("mmd2", "mmd_p", "ot_cost", "sinkhorn_div", "purity", "purity_chance", "bound_sum"):
+        assert all(key in r for r in h), key
+    assert {"losses", "mmd", "ot", "accuracy", "bound", "transport_plan", "overlay", "labels"} <= set(figs)
+    # The loss figure plots exactly the history's values.
+    by_name = {t.name: list(t.y) for t in figs["losses"].data}
+    for k in ("ce", "fa", "la"):
+        assert by_name[k] == pytest.approx([r[k] for r in h])
+
+
+def test_overlay_at_epoch_uses_a_stored_snapshot(debug_run):
+    result, _ = debug_run
+    epochs = [s["epoch"] for s in result["diagnostics"]["snapshots"]]
+    assert epochs == [0, 1, 2]  # the debugger keeps every epoch
+    fig = W.overlay_at_epoch(result, 0, projection="pca")
+    assert "epoch 0" in fig.layout.title.text
+    with pytest.raises(ValueError, match=r"epoch must be one of the snapshot epochs \[0, 1, 2\]; got epoch=7"):
+        W.overlay_at_epoch(result, 7)
+
+
+def test_debugger_validates_its_options(tiny_task, lab):
+    with pytest.raises(ValueError, match="eps must be > 0; got eps=-1"):
+        W.DebugSession(task=tiny_task, eps=-1.0, lab=lab)
+    with pytest.raises(ValueError, match="method must be one of"):
+        W.DebugSession(task=tiny_task, method="nope", lab=lab)
+    with pytest.raises(ValueError, match="la_teacher_grad must be one of"):
+        W.DebugSession(task=tiny_task, la_teacher_grad="sideways", lab=lab)
+    with pytest.raises(TypeError, match="task must be a built-in task name"):
+        W.run_debugger(task=3, lab=lab)
+    with pytest.raises(ValueError, match="task must be one of"):
+        W.run_debugger(task="no-such-task", lab=lab)
+
+
+def test_stop_keeps_what_was_recorded(tiny_task, lab):
+    holder = {}
+
+    def on_epoch(history, initial):  # the Stop button, pressed after the first epoch
+        holder["session"].stop()
+
+    s = W.DebugSession(task=tiny_task, method="fa", epochs=10, lab=lab, on_epoch=on_epoch)
+    holder["session"] = s
+    result, figs = s.run()
+    assert result["status"] == "interrupted" and result["epochs_done"] == 1
+    assert len(result["history"]) == 1 and "mmd2" in result["history"][0]
+    assert [t.name for t in figs["losses"].data if t.name == "fa"] == ["fa"]
+    assert len(figs["losses"].data[0].y) == 1
+
+
+def test_debugger_panel_runs_and_stops(lab):
+    panel = W.DebuggerPanel(lab=lab)
+    assert panel.options()["method"] == "ucmkd" and panel.options()["epochs"] == lab.epochs
+    before = W.figure_signature(panel.live["losses"])
+    panel.set(method="fa", epochs=2)
+    panel.run(block=True, timeout=600)
+    assert panel.error is None, panel.error
+    after = W.figure_signature(panel.live["losses"])
+    assert after != before
+    assert ("scatter", "fa", 2) in after
+    assert "done" in panel.status.value
+    assert panel.outputs["transport_plan"].outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert list(panel.overlay_epoch.options) == [0, 1, 2]
+    panel.overlay_epoch.value = 0
+    assert "epoch 0" in panel.figures["overlay"].layout.title.text
+
+    # Stop: a long run pressed after its first epoch keeps what it recorded.
+    panel.set(epochs=30)
+    panel.run()
+    deadline = time.time() + 600
+    while time.time() < deadline and not (panel._session and panel._session.trainer
+                                          and panel._session.trainer.history):
+        time.sleep(0.2)
+    panel.stop_button.click()
+    assert panel.wait(600)
+    r = panel.result
+    assert r["status"] == "interrupted" and 1 <= r["epochs_done"] < 30
+    assert dict((n, k) for _, n, k in W.figure_signature(panel.live["losses"]))["fa"] == r["epochs_done"]
+    assert "stopped" in panel.status.value
+
+
+def test_debugger_panel_rejects_unknown_controls(lab):
+    with pytest.raises(ValueError, match=r"unknown control\(s\) \['lr'\]"):
+        W.DebuggerPanel(lab=lab, lr=0.1)
+
+
+def test_debugger_panel_shows_errors_in_its_status(lab):
+    panel = W.DebuggerPanel(lab=lab)
+    panel.set(method="kd", pairing="unpaired")
+    assert panel.run() is None  # refused before any training
+    assert "PairingError" in panel.status.value and "pairing=&#x27;paired&#x27;" in panel.status.value
+    assert panel.progress.bar_style == "danger" and not panel.run_button.disabled
+
+
+def test_compare_teacher_grad(tiny_task, lab):
+    table, figs, results = W.compare_teacher_grad(task=tiny_task, method="la", epochs=1, lab=lab)
+    assert list(table.index) == ["none", "as-written", "align"]
+    assert set(results) == {"none", "as-written", "align"}
+    assert [r["config"]["la_teacher_grad"] for r in results.values()] == ["none", "as-written", "align"]
+    assert len(figs["teacher_head"].data) == 6
+    with pytest.raises(ValueError, match="method must have an LA term"):
+        W.compare_teacher_grad(task=tiny_task, method="ce", lab=lab)
+    with pytest.raises(ValueError, match="modes must hold values"):
+        W.compare_teacher_grad(task=tiny_task, modes=["up"], lab=lab)
+
+
+# ------------------------------------------------------------------- theory
+@pytest.fixture(scope="module")
+def point(lab):
+    return W.bound_point(gap=1.0, n=300, epochs=1, lab=lab)
+
+
+def test_bound_point_terms_add_up(point):
+    p = point
+    assert p["bound_sum"] == pytest.approx(p["bound_err_t"] + p["bound_fa"] + p["bound_la"])
+    assert p["bound_fa"] == pytest.approx(p["bound_tau"] * p["bound_w1"])
+    assert p["bound_slack"] == pytest.approx(p["bound_sum"] - p["bound_err_s"])
+    assert p["bound_holds"] == (p["bound_err_s"] <= p["bound_sum"] + 1e-12)
+    # With the plug-in κ̂ = p_T(y|z), err_S − LA_e = mean p·(−log p) ≤ 1/e.
+    assert p["bound_transfer"] == pytest.approx(p["bound_err_s"] - p["bound_la"])
+    assert 0 <= p["bound_transfer"] <= 1 / math.e + 1e-9
+    assert p["gap"] == 1.0 and p["method"] == "ce"
+    assert p["statement"].startswith("The estimated bound")
+
+
+def test_bound_point_figure(point):
+    fig = W.bound_point_figure(point)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.x[0] for t in bars] == ["bound"] * 3 + ["err_S (measured)"]
+    assert sum(t.y[0] for t in bars[:3]) == pytest.approx(point["bound_sum"])
+    with pytest.raises(ValueError, match="missing"):
+        W.bound_point_figure({"bound_err_t": 1.0})
+
+
+def test_bound_sweep_and_compare(lab):
+    df = W.bound_sweep("noise", [0.0, 1.0], n=300, epochs=1, lab=lab)
+    assert list(df["noise"]) == [0.0, 1.0]
+    fig = W.bound_sweep_figure(df, "noise")
+    assert list(fig.data[0].x) == ["0", "1"]
+    with pytest.raises(ValueError, match="knob must be one of"):
+        W.bound_sweep("colour", [1.0], lab=lab)
+    with pytest.raises(ValueError, match="noise is the swept knob"):
+        W.bound_sweep("noise", [1.0], noise=0.5, lab=lab)
+    cmp = W.bound_compare([{"method": "ce"}, {"method": "fa", "lambda_fa": 0.1}], n=300, epochs=1, lab=lab)
+    assert list(cmp["variant"]) == ["ce", "fa lambda_fa=0.1"]
+    assert list(W.bound_sweep_figure(cmp, "variant").data[0].x) == ["ce", "fa lambda_fa=0.1"]
+    with pytest.raises(ValueError, match="variants must be a non-empty list"):
+        W.bound_compare([], lab=lab)
+
+
+def test_bound_panel_computes_and_queues(lab):
+    from cmkd_lab.widgets.theory_panel import BoundPanel
+
+    panel = BoundPanel(lab=lab, auto=False)
+    panel.compute(block=True, timeout=600)
+    assert panel.error is None, panel.error
+    assert len(panel.points) == 1
+    assert [t.type for t in panel.figure.data] == ["bar"] * 4
+    panel.auto.value = True
+    panel.set(gap=0.0)          # starts a point …
+    panel.set(noise=1.0)        # … and queues the latest setting
+    assert panel.wait(600)
+    assert panel.error is None, panel.error
+    assert panel.points[-1]["noise"] == 1.0 and panel.points[-1]["gap"] == 0.0
+    assert "Points measured so far" in panel.trail.value
+
+
+# -------------------------------------------------------------------- bench
+def test_load_or_run_bench_runs_then_reads(tmp_path, lab):
+    kw = dict(tasks=["synthetic"], methods=["ce", "kd"], seeds=[0], epochs=1, out=tmp_path, lab=lab, progress=None)
+    res = W.load_or_run_bench(**kw)["synthetic"]
+    rows = {(r["pairing"], r["method"]) for r in res["summary"]}
+    skipped = {(s["pairing"], s["method"]) for s in res["skipped"]}
+    # Every (pairing, method) is either run or skipped with a reason; kd needs pairs.
+    assert rows | skipped == {(p, m) for p in ("unpaired", "paired") for m in ("ce", "kd")}
+    assert not rows & skipped
+    assert ("unpaired", "ce") in rows and ("paired", "kd") in rows and ("unpaired", "kd") in skipped
+    saved = tmp_path / "synthetic" / "results.json"
+    assert res["source"] == str(saved)
+    again = W.load_or_run_bench(run_missing=False, **kw)["synthetic"]
+    assert again["summary"] == json.loads(saved.read_text())["summary"]
+
+    table = W.bench_table(res)
+    for r in res["summary"]:
+        assert table.loc[(r["pairing"], r["method"]), "test acc % (best val)"] == \
+            pytest.approx(round(100 * r["test_acc_best_val_mean"], 2))
+    fig = W.bench_figure(res)
+    assert [t.name for t in fig.data] == ["unpaired", "paired"]
+    assert [t.name for t in W.bench_runs_figure(res).data] == ["unpaired", "paired"]
+
+    from cmkd_lab.widgets.bench_panel import BenchPanel
+    panel = BenchPanel({"synthetic": res})
+    assert "kd" in panel.table.value and panel.bars.outputs
+
+
+def test_bench_inputs_are_checked(tmp_path, lab):
+    with pytest.raises(ValueError, match="tasks must be built-in task names"):
+        W.load_or_run_bench(tasks=["nope"], lab=lab, out=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no bench results for task 'hapt'"):
+        W.load_or_run_bench(tasks=["hapt"], lab=lab, out=tmp_path, path=tmp_path, run_missing=False)
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"task": "hapt"}))
+    with pytest.raises(ValueError, match="not a bench results.json"):
+        W.load_or_run_bench(tasks=["hapt"], lab=lab, path=bad)
+    assert W.find_bench_results("digits-speech", [bad]) is None
+
+
+# ------------------------------------------------------- quickstart and byod
+def test_run_quickstart_writes_result_and_report(tiny_task, lab, tmp_path):
+    result, figs = W.run_quickstart(task=tiny_task, method="fa", epochs=1, lab=lab, out=tmp_path, progress=None)
+    assert json.loads((tmp_path / "result.json").read_text())["method"] == "fa"
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+    assert "Loss terms" in figs and "Accuracy" in figs
+    row = W.result_summary(result).iloc[0]
+    assert row["method"] == "fa" and row["student test acc (best val)"] == result["student_test_acc"]
+    with pytest.raises(TypeError, match="result must be"):
+        W.result_summary({"x": 1})
+
+
+def test_demo_arrays_and_from_arrays(lab):
+    from cmkd_lab import CrossModalTask
+
+    a = W.demo_arrays("sklearn", n=200, lab=lab)
+    assert a["teacher_x"].shape == (200, 20) and a["student_x"].shape == (200, 16)
+    assert a["paired_teacher_x"].shape == (200, 20)
+    task = CrossModalTask.from_arrays(a["teacher_x"], a["teacher_y"], a["student_x"], a["student_y"],
+                                      paired_teacher_x=a["paired_teacher_x"], class_names=a["class_names"])
+    ov = W.task_overview(task)
+    assert ov.loc[("teacher", "train"), "samples"] == len(task.teacher["train"])
+    assert int(ov.loc[("student", "test"), a["class_names"]].sum()) == len(task.student["test"])
+    seq = W.demo_arrays("hapt-slice", n=100, lab=lab)
+    assert seq["teacher_x"].shape == (100, 3, 128) and seq["student_x"].shape == (100, 3, 128)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        W.demo_arrays("images", lab=lab)
+    with pytest.raises(TypeError, match="task must be a CrossModalTask"):
+        W.task_overview(np.zeros(3))
+
+
+def test_run_byod_compares_with_the_baseline(tiny_task, lab):
+    results, figs = W.run_byod(tiny_task, method="la", baseline="ce", epochs=1, lab=lab, progress=None)
+    assert set(results) == {"la", "ce"}
+    cmp = figs["Validation accuracy: la vs ce"]
+    assert [t.name for t in cmp.data] == ["la", "ce"]
+    assert list(cmp.data[1].y) == [r["val_acc"] for r in results["ce"]["history"]]
+    with pytest.raises(TypeError, match="build one with CrossModalTask.from_arrays"):
+        W.run_byod("hapt", lab=lab)
