@@ -193,7 +193,7 @@ def cmd_sweep(args):
 
 
 def cmd_demo(args):
-    """Teacher + every unpaired method (and paired KD for reference) on the default task; table + report."""
+    """Teacher + UCMKD and the unpaired baselines on the default task; results table + report."""
     from .bench import format_markdown, run_bench
     from .data import available_tasks
     from .report import write_report

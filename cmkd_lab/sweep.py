@@ -13,10 +13,18 @@ and teacher recipe agree share one teacher per seed (trained once, first,
 through the teacher cache; the cache lives in ``$CMKD_LAB_CACHE``, so on a
 cluster point it at a shared folder or each machine trains its own).
 
+The cache key of a run is its task, task options, method and config; the
+diagnostics do not change training, so a cached run keeps the diagnostics it
+was run with.
+
 Cells run in a local process pool (``workers``, default ``os.cpu_count()``)
 or on Dask distributed (``scheduler="local"`` for a LocalCluster on
 127.0.0.1, ``"tcp://host:port"`` for a running scheduler, or a
-``distributed.Client``). Each job sets torch to one thread.
+``distributed.Client``). Each job sets torch to one thread, and a process runs
+one job at a time (the trainer seeds torch's global RNG): start Dask workers
+with ``--nthreads 1`` and as many workers as cores. Results do not depend on
+the executor: the same seed gives the same numbers serially, in the pool and
+on Dask.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -131,14 +140,8 @@ def _cell_dir(cid: str) -> str:
 
 # ------------------------------------------------------------------ the jobs
 def _teacher_fingerprint(task) -> str:
-    """A hash of the teacher side only (the task's own fingerprint also covers the student)."""
-    h = hashlib.sha256(task.name.encode())
-    for s in ("train", "val", "test"):
-        x = task.teacher[s].x
-        h.update(x.fingerprint().encode() if hasattr(x, "fingerprint") else np.ascontiguousarray(x).tobytes())
-        h.update(np.ascontiguousarray(task.teacher[s].y).tobytes())
-    h.update(repr(task.teacher_encoder).encode())
-    return h.hexdigest()[:16]
+    """A hash of the teacher side only, with its encoder."""
+    return task.fingerprint(sides=("teacher",)) + hashlib.sha256(repr(task.teacher_encoder).encode()).hexdigest()[:8]
 
 
 def _load(job, kwargs_key):
@@ -227,13 +230,20 @@ def _run_job(job: dict) -> dict:
         torch.set_num_threads(prev)
 
 
+# One job at a time per process: the trainer seeds torch's global RNG and torch's thread count is
+# per process, so two runs in threads of one process (a Dask worker with --nthreads > 1) would not
+# reproduce. Threads of one worker therefore take turns; give workers one thread and use more workers.
+_PROCESS_LOCK = threading.Lock()
+
+
 def _guarded(fn_name: str, job: dict) -> dict:
     """Run ``_teacher_job`` or ``_run_job``; an exception becomes ``{"error": ...}`` so one failing run
     does not stop the others (it is retried on the next sweep)."""
-    try:
-        return {"_teacher_job": _teacher_job, "_run_job": _run_job}[fn_name](job)
-    except Exception as e:  # noqa: BLE001 - reported per run, the sweep goes on
-        return {"error": f"{type(e).__name__}: {e}"}
+    with _PROCESS_LOCK:
+        try:
+            return {"_teacher_job": _teacher_job, "_run_job": _run_job}[fn_name](job)
+        except Exception as e:  # noqa: BLE001 - reported per run, the sweep goes on
+            return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _identity(job: dict) -> dict:
@@ -521,7 +531,8 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
             if "error" in r:
                 failed.append({"cell": j["cell"], "method": j["method"], "seed": j["config"]["seed"],
                                "error": r["error"]})
-                log(f"[sweep] {i}/{len(todo)} {j['cell']} {j['method']} seed {j['config']['seed']} FAILED: {r['error']}")
+                log(f"[sweep] {i}/{len(todo)} {j['cell']} {j['method']} seed {j['config']['seed']} "
+                    f"FAILED: {r['error']}")
                 continue
             if r.get("status") == "interrupted":  # the run was asked to stop (SIGTERM / Ctrl-C): so is the sweep
                 raise KeyboardInterrupt

@@ -7,12 +7,14 @@ metrics, and ``early``: the numeric history records of the first epochs).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["paired_difference", "paired_summary", "early_diagnostics", "predictor_table", "format_sweep_markdown"]
+__all__ = ["paired_difference", "paired_summary", "early_diagnostics", "spearman", "predictor_table",
+           "format_sweep_markdown"]
 
 # History keys that are outcomes or bookkeeping, not diagnostics.
 _NOT_DIAGNOSTICS = {"epoch", "steps", "lr", "time_s", "test_acc", "test_loss", "loss", "val_loss", "val_acc",
@@ -129,6 +131,40 @@ def early_diagnostics(run: dict, base: Optional[dict], *, epoch: int, baseline: 
     return out
 
 
+def spearman(x, y) -> Tuple[float, float]:
+    """Spearman's ρ and its two-sided p-value. Below 10 points the p-value comes from the permutation
+    distribution (exact up to 7 points, 9,999 seeded resamples for 8 or 9), where the t approximation of
+    ``scipy.stats.spearmanr`` is unreliable (it gives p = 0 for any perfect ranking); from 10 points on,
+    scipy's value.
+
+    Parameters
+    ----------
+    x, y : array-like, shape (n,)
+    """
+    from scipy import stats
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 3:
+        raise ValueError(f"x and y must be 1-D of the same length >= 3; got shapes {x.shape} and {y.shape}")
+    res = stats.spearmanr(x, y)
+    rho, p = float(res.statistic), float(res.pvalue)
+    n = x.size
+    if n < 10 and math.isfinite(rho):
+        # ρ is Pearson's r of the (average) ranks: centre and scale them once, then one matrix product
+        # gives ρ for every permutation of y's ranks.
+        rx, ry = stats.rankdata(x), stats.rankdata(y)
+        rx, ry = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean()), (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+        if n <= 7:
+            perms = np.array(list(itertools.permutations(range(n))))  # (n!, n), the identity included
+            extra = 0
+        else:
+            rng = np.random.default_rng(0)
+            perms = np.argsort(rng.random((9999, n)), axis=1)  # (9999, n)
+            extra = 1  # the observed ordering counts as one resample
+        null = ry[perms] @ rx  # (P,)
+        p = float((np.sum(np.abs(null) >= abs(rho) - 1e-12) + extra) / (len(perms) + extra))
+    return rho, p
+
+
 def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",
                     epoch: int = 2, min_points: int = 4) -> Tuple[List[dict], List[dict]]:
     """(points, predictors).
@@ -139,7 +175,6 @@ def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "st
     the Bonferroni-adjusted p-value over that method's diagnostics (``p_bonferroni``), sorted by method then
     |ρ|; None where either side is constant.
     """
-    from scipy import stats
     idx = _index(runs)
     points = []
     for r in runs:
@@ -165,8 +200,7 @@ def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "st
             y = np.array([p["delta"] for p in sel])
             rho = pv = None
             if np.ptp(x) > 0 and np.ptp(y) > 0:
-                res = stats.spearmanr(x, y)
-                rho, pv = float(res.statistic), float(res.pvalue)
+                rho, pv = spearman(x, y)
             rows.append({"method": m, "diagnostic": k, "epoch": epoch, "n": len(sel), "rho": rho, "p_value": pv})
         tested = [r for r in rows if r["method"] == m and r["p_value"] is not None]
         for r in tested:  # many diagnostics are tried at once: Bonferroni over this method's tests
@@ -220,7 +254,9 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     for s in res.get("skipped", []):
         lines.append(f"\nSkipped {s['method']} in cell {s['cell']}: {s['reason']}.")
     for f in res.get("failed", []):
-        lines.append(f"\nFailed: {f['method']} in cell {f['cell']}, seed {f['seed']}: {f['error']} (rerun the sweep to retry).")
+        lines.append(f"\nFailed: {f['method']} in cell {f['cell']}, seed {f['seed']}: {f['error']} "
+                     "(rerun the sweep to retry).")
     cached = f" ({res['n_cached']} read from the cache)" if res.get("n_cached") else ""
-    lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s on {res.get('executor')}.")
+    lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s on "
+                 f"{res.get('executor')}.")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,7 @@ def evaluate(model: Classifier, x, y, device, batch: int = 1024) -> Tuple[float,
 
 
 def _teacher_key(task, cfg) -> str:
-    recipe = dict(task=task.name, data=task.fingerprint(), seed=cfg.seed, D=cfg.feature_dim,
+    recipe = dict(task=task.name, data=task.fingerprint(sides=("teacher",)), seed=cfg.seed, D=cfg.feature_dim,
                   epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, bs=cfg.batch_size, enc=repr(task.teacher_encoder),
                   v=2)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]

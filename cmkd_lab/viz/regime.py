@@ -13,6 +13,8 @@ import numpy as np
 
 __all__ = ["phase_diagram", "diagnostic_scatter", "predictor_bars"]
 
+_SYMBOLS = ("circle", "diamond", "square", "x")  # one marker per compared method
+
 
 def _go():
     try:
@@ -139,8 +141,8 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, 
     method : str, optional
         One compared method (default: all, pooled).
     """
-    from scipy import stats
     from ..sweep import load_sweep
+    from ..sweep_stats import spearman
     go, _ = _go()
     res = load_sweep(sweep)
     ms = _methods(res, method)
@@ -153,13 +155,12 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, 
         sel = [p for p in pts if p["cell"] == cell]
         fig.add_trace(go.Scatter(x=[p["diag"][diagnostic] for p in sel], y=[100 * p["delta"] for p in sel],
                                  mode="markers", name=cell, text=[f"{p['method']} seed {p['seed']}" for p in sel],
-                                 marker=dict(size=9, symbol=[["circle", "diamond", "square", "x"][ms.index(p["method"]) % 4]
-                                                             for p in sel])))
+                                 marker=dict(size=9, symbol=[_SYMBOLS[ms.index(p["method"]) % 4] for p in sel])))
     x = np.array([p["diag"][diagnostic] for p in pts])
     y = np.array([p["delta"] for p in pts])
     if len(pts) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        r = stats.spearmanr(x, y)
-        rho = f"Spearman ρ = {r.statistic:+.2f} (p = {r.pvalue:.2g}, n = {len(pts)})"
+        r, pv = spearman(x, y)
+        rho = f"Spearman ρ = {r:+.2f} (p = {pv:.2g}, n = {len(pts)})"
     else:
         rho = f"Spearman ρ undefined (n = {len(pts)}, or a constant side)"
     fig.add_hline(y=0, line_color="black", line_width=1)
