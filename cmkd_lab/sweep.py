@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -43,6 +44,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ._atomic import atomic_write_text
 from .bench import _slim
 from .runs import write_json_atomic
 from .sweep_stats import format_sweep_markdown, paired_summary, predictor_table
@@ -566,7 +568,7 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
     write_json_atomic(res, out / "sweep.json")
     _write_csv(summary, out / "cells.csv", drop=("values",))
     _write_csv(predictors, out / "predictors.csv")
-    (out / "sweep.md").write_text(format_sweep_markdown(res))
+    atomic_write_text(out / "sweep.md", format_sweep_markdown(res))
     return res
 
 
@@ -580,13 +582,13 @@ def _dedupe(skipped):
 
 
 def _write_csv(rows, path, drop=()):
-    with open(path, "w", newline="") as f:
-        if not rows:
-            return
+    f = io.StringIO(newline="")
+    if rows:
         keys = [k for k in rows[0] if k not in drop]
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+    atomic_write_text(Path(path), f.getvalue())
 
 
 def compact_sweep(res: dict, *, digits: int = 5) -> dict:

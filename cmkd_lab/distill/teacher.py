@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from ..data.lazy import is_lazy
 from ..data.loader import EVAL_BATCH_LAZY, iterate_batches
+from .._atomic import atomic_write_bytes
 from ..models import Classifier, build_classifier
 from .runtime import cache_dir, resolve_device
 
@@ -103,10 +103,9 @@ def train_teacher(task, cfg, device=None, progress=None) -> Tuple[Classifier, di
 
 
 def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def get_teacher(task, cfg, device=None, *, cache: bool = True, progress=None) -> Tuple[Classifier, dict]:

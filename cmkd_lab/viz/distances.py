@@ -30,6 +30,15 @@ def _series(h, key):
     return [r.get(key) for r in h]
 
 
+def _add_lines(fig, h, ep, specs, *, color0: int = 0, **where):
+    """One line per ``(key, name[, dash])`` in ``specs`` whose key the history holds."""
+    go = _go()
+    for i, (k, name, *dash) in enumerate(specs):
+        if any(r.get(k) is not None for r in h):
+            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
+                                     line=dict(color=PALETTE[color0 + i], dash=dash[0] if dash else None)), **where)
+
+
 def _empty(title: str, what: str):
     go = _go()
     fig = go.Figure()
@@ -53,11 +62,8 @@ def mmd_curves(history, *, initial: Optional[dict] = None, title: str = "MMD² b
         return _empty(title, "MMD diagnostics")
     ep = [r["epoch"] for r in h]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for i, (k, name) in enumerate((("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
-                                   ("mmd_class_mean", "mean per-class MMD²"))):
-        if any(r.get(k) is not None for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[i])), secondary_y=False)
+    _add_lines(fig, h, ep, (("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
+                            ("mmd_class_mean", "mean per-class MMD²")), secondary_y=False)
     for i, (k, name) in enumerate((("mmd_p", "p-value (permutation)"), ("mmd_linear_p", "p-value (linear-time)"))):
         if any(r.get(k) is not None for r in h):
             ys = [None if v is None else max(v, 1e-12) for v in _series(h, k)]
@@ -84,17 +90,10 @@ def ot_curves(history, *, initial: Optional[dict] = None,
         return _empty(title, "OT diagnostics")
     ep = [r["epoch"] for r in h]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("distances", "share of mass joining same-class samples"))
-    for i, (k, name) in enumerate((("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"),
-                                   ("sinkhorn_div", "Sinkhorn divergence"))):
-        if any(r.get(k) is not None for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[i])), row=1, col=1)
-    for i, (k, name, dash) in enumerate((("purity", "purity (exact plan)", None),
-                                         ("purity_entropic", "purity (entropic plan)", None),
-                                         ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot"))):
-        if any(r.get(k) is not None for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[3 + i], dash=dash)), row=1, col=2)
+    _add_lines(fig, h, ep, (("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"),
+                            ("sinkhorn_div", "Sinkhorn divergence")), row=1, col=1)
+    _add_lines(fig, h, ep, (("purity", "purity (exact plan)"), ("purity_entropic", "purity (entropic plan)"),
+                            ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot")), color0=3, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, template="plotly_white", legend=dict(orientation="h", y=-0.25))
@@ -112,16 +111,11 @@ def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modalit
         return _empty(title, "gap diagnostics")
     ep = [r["epoch"] for r in h]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("distances between centroids", "agreement (0-1 scale)"))
-    for i, (k, name) in enumerate((("centroid_gap", "‖mean z_S − mean z_T‖"),
-                                   ("class_centroid_gap", "mean per-class centroid gap"))):
-        if any(r.get(k) is not None for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[i])), row=1, col=1)
-    for i, (k, name) in enumerate((("mean_cos", "cos(mean z_S, mean z_T)"), ("kappa_mean", "mean κ̂ = p_T(y|z_S)"),
-                                   ("teacher_head_on_student_acc_ref", "teacher head acc. on student features"))):
-        if any(r.get(k) is not None for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[2 + i])), row=1, col=2)
+    _add_lines(fig, h, ep, (("centroid_gap", "‖mean z_S − mean z_T‖"),
+                            ("class_centroid_gap", "mean per-class centroid gap")), row=1, col=1)
+    _add_lines(fig, h, ep, (("mean_cos", "cos(mean z_S, mean z_T)"), ("kappa_mean", "mean κ̂ = p_T(y|z_S)"),
+                            ("teacher_head_on_student_acc_ref", "teacher head acc. on student features")),
+               color0=2, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
     fig.update_layout(title=title, template="plotly_white", legend=dict(orientation="h", y=-0.25))
     return fig
