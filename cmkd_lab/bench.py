@@ -48,6 +48,9 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
         get_method(m)  # unknown names fail before any training
     for p in pairings:
         check_choice("pairing", p, PAIRINGS)
+    if config.student_unlabelled and any(p != "unpaired" for p in pairings):
+        raise ValueError(f"student_unlabelled=True runs only with pairing 'unpaired'; got pairings={list(pairings)!r}: "
+                         "use --pairing unpaired")
     runs, skipped = [], []
     interrupted = False
     t_start = time.perf_counter()
@@ -68,6 +71,10 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
                     skipped.append({"method": m, "pairing": pairing, "seed": seed,
                                     "reason": f"{m} never reads a teacher sample, so its run is identical "
                                               "to the unpaired one"})
+                    continue
+                if cls.needs_unlabelled and not config.student_unlabelled:
+                    skipped.append({"method": m, "pairing": pairing, "seed": seed,
+                                    "reason": f"{m} needs unlabelled student data (--student-unlabelled)"})
                     continue
                 if pairing == "paired" and not t.has_pairs:
                     skipped.append({"method": m, "pairing": pairing, "seed": seed,

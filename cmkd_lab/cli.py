@@ -63,8 +63,8 @@ def build_config(args, **fixed):
             raise ValueError(f"--set takes key=value; got {item!r}")
         k, v = item.split("=", 1)
         d[k.strip()] = _parse_value(v)
-    for k in ("epochs", "seed", "pairing", "device", "batch_size", "student_fraction", "teacher_epochs", "lr",
-              "cost", "eps"):
+    for k in ("epochs", "seed", "pairing", "device", "batch_size", "student_fraction", "student_unlabelled",
+              "teacher_epochs", "lr", "cost", "eps"):
         v = getattr(args, k, None)
         if v is not None:
             d[k] = v
@@ -86,6 +86,9 @@ def _add_common(p, *, seed=True):
     p.add_argument("--teacher-epochs", dest="teacher_epochs", type=int, default=None)
     p.add_argument("--student-fraction", dest="student_fraction", type=float, default=None,
                    help="train the student on this stratified fraction of its labelled data")
+    p.add_argument("--student-unlabelled", dest="student_unlabelled", action="store_const", const=True, default=None,
+                   help="with --student-fraction < 1: the rest of the student's training data, labels withheld, "
+                        "feeds the OT term of fa, ucmkd-joint and ucmkd (unpaired only)")
     p.add_argument("--preset", default=None, help="default | paper | public-code")
     p.add_argument("--config", default=None, help="JSON or TOML file of DistillConfig options")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config option (repeatable)")
@@ -121,7 +124,8 @@ def cmd_methods(args):
     from .distill.methods import METHODS
     for name in sorted(METHODS):
         cls = METHODS[name]
-        print(f"{name:12s} {'[needs pairs] ' if cls.needs_pairs else ''}{cls.description}")
+        tags = ("[needs pairs] " if cls.needs_pairs else "") + ("[uses unlabelled] " if cls.uses_unlabelled else "")
+        print(f"{name:12s} {tags}{cls.description}")
 
 
 def cmd_tasks(args):

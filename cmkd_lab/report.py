@@ -19,7 +19,7 @@ __all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary"
 _TRAIN_KEYS_FIRST = ("epoch", "steps", "lr", "loss", "ce", "fa", "la", "kd", "hint", "inner_shift", "val_acc",
                      "val_loss", "test_acc", "test_loss", "teacher_head_on_student_acc", "time_s")
 _DIAG_KEYS = ("mmd2", "mmd_p", "mmd2_linear", "mmd_linear_p", "mmd_class_mean", "mmd_class_rejected", "ot_cost",
-              "w1", "sinkhorn_div", "purity", "purity_entropic", "purity_chance", "centroid_gap", "mean_cos",
+              "w1", "sinkhorn_div", "purity", "purity_entropic", "purity_chance", "purity_matched", "centroid_gap", "mean_cos",
               "gap_ratio", "kappa_mean", "teacher_head_on_student_acc_ref", "bound_err_t", "bound_tau", "bound_fa",
               "bound_la", "bound_sum", "bound_err_s", "bound_holds", "bound_err_t01", "bound_err_s01", "diag_time_s")
 
@@ -115,7 +115,9 @@ def diagnostics_summary(result: dict) -> List[str]:
             out.append(s + ".")
     if last.get("purity") is not None:
         out.append(f"At epoch {e1}, {last['purity']:.1%} of the transported mass (exact plan) joins same-class "
-                   f"samples, against a chance level of {last.get('purity_chance', float('nan')):.1%}.")
+                   f"samples, against a chance level of {last.get('purity_chance', float('nan')):.1%}"
+                   + (f"; up to a relabelling of the classes, {last['purity_matched']:.1%}"
+                      if last.get("purity_matched") is not None else "") + ".")
     if last.get("kappa_mean") is not None:
         out.append(f"The teacher head gives the true class a mean probability κ̂ = {last['kappa_mean']:.3f} on the "
                    f"student's features (accuracy {last.get('teacher_head_on_student_acc_ref', float('nan')):.3f}).")

@@ -496,6 +496,10 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
                 if get_method(m).needs_pairs and cfg.pairing == "unpaired":
                     skipped.append({"cell": c["cell"], "method": m, "reason": f"{m} needs paired samples"})
                     continue
+                if get_method(m).needs_unlabelled and not cfg.student_unlabelled:
+                    skipped.append({"cell": c["cell"], "method": m,
+                                    "reason": f"{m} needs unlabelled student data (student_unlabelled=True)"})
+                    continue
                 if cfg.pairing == "paired" and not has_pairs:
                     skipped.append({"cell": c["cell"], "method": m, "reason": f"task {task!r} has no pairs"})
                     continue

@@ -174,15 +174,15 @@ class CrossModalTask:
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------ transforms
-    def with_student_fraction(self, fraction: float, seed: int) -> "CrossModalTask":
-        """A copy whose student train split keeps a stratified ``fraction``
-        (at least one sample per class), the same subset for a given seed."""
+    def student_fraction_indices(self, fraction: float, seed: int) -> np.ndarray:
+        """Sorted indices into the student train split of the stratified ``fraction`` that
+        :meth:`with_student_fraction` keeps (at least one sample per class; the same for a given seed)."""
         from .._validation import check_fraction
 
         check_fraction("student_fraction", fraction)
-        if fraction >= 1.0:
-            return self
         tr = self.student["train"]
+        if fraction >= 1.0:
+            return np.arange(len(tr.y))
         rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
         keep = []
         for k in range(self.num_classes):
@@ -191,7 +191,15 @@ class CrossModalTask:
                 continue
             n = max(1, int(round(fraction * idx.size)))
             keep.append(np.sort(rng.choice(idx, size=n, replace=False)))
-        keep = np.sort(np.concatenate(keep))
+        return np.sort(np.concatenate(keep))
+
+    def with_student_fraction(self, fraction: float, seed: int) -> "CrossModalTask":
+        """A copy whose student train split keeps a stratified ``fraction``
+        (at least one sample per class), the same subset for a given seed."""
+        keep = self.student_fraction_indices(fraction, seed)
+        if fraction >= 1.0:
+            return self
+        tr = self.student["train"]
         student = dict(self.student)
         student["train"] = tr.subset(keep)
         paired = None

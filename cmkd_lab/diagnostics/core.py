@@ -150,11 +150,11 @@ def diagnose(z_s, y_s, z_t, y_t, *, teacher_head, student_head, bandwidth: Seque
     if max(ts.shape[0], tt.shape[0]) <= st.n_exact:
         w, plan = exact_ot(ts, tt, cost=st.ot_cost, return_plan=True, max_points=max(st.n_exact, 1))
         px = plan_class_purity(plan, ys, yt, num_classes)
-        sc["w1"], sc["purity"] = w, px["purity"]
+        sc["w1"], sc["purity"], sc["purity_matched"] = w, px["purity"], px["purity_matched"]
         art["class_mass_exact"] = px["class_mass"]
         w1_for_bound, w1_how = w, "exact OT (ot.emd2)"
     else:
-        sc["purity"] = pe["purity"]
+        sc["purity"], sc["purity_matched"] = pe["purity"], pe["purity_matched"]
         w1_for_bound, w1_how = ent["cost"], "entropic OT transport cost (an upper estimate of W1)"
     if keep_plan:
         art["plan"] = pool_plan(ent["plan"], ys, yt)

@@ -80,7 +80,10 @@ def label_diagnostics(*, teacher_logits_on_student, student_logits, y_student, t
     dict
         ``scalars`` (flat floats: ``teacher_head_on_student_acc_ref``,
         ``student_acc_ref``, ``teacher_acc_ref``, ``kappa_mean``,
-        ``kappa_median``, ``kappa_min_class``, ``label_tv_teacher_vs_student``)
+        ``kappa_median``, ``kappa_min_class``, ``label_tv_teacher_vs_student``,
+        ``label_prior_tv`` — the total variation between the two sides' class
+        priors, a lower bound on the mass any transport plan between them moves
+        across classes)
         and ``artefacts`` (matrices as ndarrays).
     """
     lts = _logits("teacher_logits_on_student", teacher_logits_on_student)
@@ -111,6 +114,9 @@ def label_diagnostics(*, teacher_logits_on_student, student_logits, y_student, t
         "kappa_median": float(np.median(kap)),
         "kappa_min_class": float(np.nanmin(kap_class)),
         "label_tv_teacher_vs_student": float(0.5 * np.abs(marg_ts - marg_tt).sum()),
+        # The class priors' total variation: a plan with these marginals must carry at least this much mass
+        # between different classes (purity <= 1 - label_prior_tv), whatever the features.
+        "label_prior_tv": float(0.5 * np.abs(prior_s - prior_t).sum()),
         "teacher_head_on_student_ce": float(F.cross_entropy(lts, torch.as_tensor(ys))),
     }
     artefacts = {

@@ -195,16 +195,27 @@ def class_mass_matrix(plan, y_x, y_y, num_classes: int) -> np.ndarray:
 
 
 def plan_class_purity(plan, y_x, y_y, num_classes: Optional[int] = None) -> dict:
-    """Share of transported mass joining same-class samples, and its chance level.
+    """Share of transported mass joining same-class samples, its chance level, and
+    the same share up to a relabelling of the classes.
 
     ``purity`` = Σ_ij π_ij·[y_x(i) = y_y(j)] / Σ π; ``chance`` = Σ_k p_x(k)·p_y(k)
     with p_x, p_y the class masses of the plan's two marginals (what the
-    independent coupling a⊗b would give).
+    independent coupling a⊗b would give). ``purity_matched`` = max over
+    one-to-one maps σ of Σ_k M[k, σ(k)] (the Hungarian assignment on the class
+    mass matrix M, ``scipy.optimize.linear_sum_assignment``): the plan keeps the
+    classes apart, even if it sends class k to the teacher's class σ(k) ≠ k.
+    A student with its own head can use such a plan; one read by the teacher's
+    head (LA) cannot. ``matching[k]`` = σ(k).
 
     Returns
     -------
-    dict with ``purity``, ``chance``, ``class_mass`` (K, K) ndarray
+    dict with ``purity``, ``chance``, ``purity_matched``, ``matching`` (K,) and
+    ``class_mass`` (K, K) ndarray
     """
+    from scipy.optimize import linear_sum_assignment
+
     K = num_classes if num_classes is not None else int(max(np.max(np.asarray(y_x)), np.max(np.asarray(y_y)))) + 1
     Mk = class_mass_matrix(plan, y_x, y_y, K)
-    return {"purity": float(np.trace(Mk)), "chance": float(Mk.sum(1) @ Mk.sum(0)), "class_mass": Mk}
+    rows, cols = linear_sum_assignment(Mk, maximize=True)
+    return {"purity": float(np.trace(Mk)), "chance": float(Mk.sum(1) @ Mk.sum(0)),
+            "purity_matched": float(Mk[rows, cols].sum()), "matching": cols[np.argsort(rows)], "class_mass": Mk}

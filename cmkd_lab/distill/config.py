@@ -45,6 +45,7 @@ class DistillConfig:
     lambda_fa: float = 1.0        # λ1 (paper: 1)
     # --- label alignment
     lambda_la: float = 1.0        # λ2 (paper: 1)
+    lambda_ent: float = 1.0       # entmin: weight of the prediction entropy on unlabelled student data
     la_teacher_grad: str = "none"  # "none" (public code) | "as-written" | "align"; see align.la
     la_detach_features: bool = False  # public code: True (LA step updates the head only)
     # --- bilevel (ucmkd)
@@ -62,6 +63,7 @@ class DistillConfig:
     # --- data
     pairing: str = "unpaired"     # "unpaired" | "class-matched" | "paired"
     student_fraction: float = 1.0  # stratified share of the student's labelled training data
+    student_unlabelled: bool = False  # the rest of that split, labels withheld, feeds the OT term (unpaired only)
     # --- teacher
     teacher_epochs: int = 30
     teacher_lr: float = 1e-3
@@ -102,6 +104,7 @@ class DistillConfig:
         check_int("sinkhorn_iter", self.sinkhorn_iter, minimum=1)
         check_nonneg("lambda_fa", self.lambda_fa)
         check_nonneg("lambda_la", self.lambda_la)
+        check_nonneg("lambda_ent", self.lambda_ent)
         check_choice("la_teacher_grad", self.la_teacher_grad, TEACHER_GRAD_MODES)
         check_int("n1", self.n1, minimum=0)
         check_int("n2", self.n2, minimum=0)
@@ -117,6 +120,13 @@ class DistillConfig:
         from ..data.sampling import PAIRINGS
         check_choice("pairing", self.pairing, PAIRINGS)
         check_fraction("student_fraction", self.student_fraction)
+        if self.student_unlabelled and self.student_fraction >= 1:
+            raise ValueError("student_unlabelled=True uses the student training samples left out by student_fraction, "
+                             f"and student_fraction={self.student_fraction!r} leaves none: set student_fraction below 1 "
+                             "(e.g. 0.05) or student_unlabelled=False")
+        if self.student_unlabelled and self.pairing != "unpaired":
+            raise ValueError(f"student_unlabelled=True needs pairing='unpaired' (an unlabelled sample has no class to "
+                             f"match and no recorded pair); got pairing={self.pairing!r}")
         check_int("teacher_epochs", self.teacher_epochs, minimum=1)
         check_positive("teacher_lr", self.teacher_lr)
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)

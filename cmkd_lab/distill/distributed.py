@@ -105,10 +105,14 @@ class DistContext:
 
     # ----------------------------------------------------------- data
     def shard(self, batch):
-        """This rank's contiguous slice of a global :class:`Batch` (every tensor field)."""
-        n = batch.y_s.shape[0] // self.world_size
-        lo, hi = self.rank * n, (self.rank + 1) * n
-        return type(batch)(**{f.name: getattr(batch, f.name)[lo:hi] for f in fields(batch)})
+        """This rank's contiguous slice of a global :class:`Batch` (every tensor field, each cut by its
+        own length: the unlabelled rows may be more or fewer than the labelled ones; None stays None)."""
+        def cut(t):
+            if t is None:
+                return None
+            n = t.shape[0] // self.world_size
+            return t[self.rank * n:(self.rank + 1) * n]
+        return type(batch)(**{f.name: cut(getattr(batch, f.name)) for f in fields(batch)})
 
     def gather_rows(self, z: torch.Tensor) -> torch.Tensor:
         """(n, D) per rank → (world·n, D) in rank order; gradients reach only this

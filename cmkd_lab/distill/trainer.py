@@ -106,7 +106,22 @@ class Trainer:
                 f"method {method!r} needs a teacher sample tied to each student sample; it cannot run with "
                 "pairing='unpaired'. Use pairing='paired' (or 'class-matched' for class-level pseudo-pairs)"
             )
+        if method_cls.needs_unlabelled and not cfg.student_unlabelled:
+            raise ValueError(f"method {method!r} needs unlabelled student data: set student_unlabelled=True "
+                             "(--student-unlabelled) with student_fraction < 1")
         self.task = task.with_student_fraction(cfg.student_fraction, cfg.seed)
+        unl_x = None
+        if cfg.student_unlabelled:  # the rest of the student's train split; its labels are never read
+            tr_full = task.student["train"]
+            if is_lazy(tr_full.x):
+                raise ValueError(f"student_unlabelled=True needs a task held in memory; task {task.name!r} decodes "
+                                 "its student inputs from disk per batch: use student_unlabelled=False")
+            rest = np.setdiff1d(np.arange(len(tr_full.y)), task.student_fraction_indices(cfg.student_fraction, cfg.seed))
+            if rest.size < 2:
+                raise ValueError(f"student_unlabelled=True: student_fraction={cfg.student_fraction!r} leaves "
+                                 f"{rest.size} unlabelled training sample(s) of task {task.name!r}; the OT term needs "
+                                 "at least 2: lower student_fraction")
+            unl_x = np.asarray(tr_full.x)[rest]
         if cfg.pairing == "class-matched":
             missing = sorted(set(self.task.student["train"].y.tolist()) - set(self.task.teacher["train"].y.tolist()))
             if missing:
@@ -163,6 +178,10 @@ class Trainer:
         # In-memory inputs live on the device; a LazyArray stays on disk and is decoded per batch.
         self.x_train = tr.x if is_lazy(tr.x) else torch.as_tensor(tr.x, dtype=torch.float32, device=self.device)
         self.y_train = torch.as_tensor(tr.y, device=self.device)
+        # Unlabelled student inputs (config.student_unlabelled): one batch of them per step, drawn with
+        # replacement from a stream of their own, so the labelled batches are the same as without them.
+        self.x_unl = None if unl_x is None else torch.as_tensor(unl_x, dtype=torch.float32, device=self.device)
+        self.generator_u = torch.Generator().manual_seed(cfg.seed + 29)
         self.history: List[dict] = []
         self.epoch = 0
         self.wall_s = 0.0
@@ -202,12 +221,21 @@ class Trainer:
             idx_d, idx_t_d = idx.to(self.device), idx_t.to(self.device)
             batch = Batch(x_s=xb if lazy else self.x_train[idx_d], y_s=self.y_train[idx_d], z_t=self.bank[idx_t_d],
                           y_t=self.bank_y[idx_t_d], idx_s=idx_d, idx_t=idx_t_d)
+            if self.x_unl is not None:
+                iu = torch.randint(self.x_unl.shape[0], (min(B, self.x_unl.shape[0]),), generator=self.generator_u)
+                tu = torch.as_tensor(self.sampler.unpaired(iu.numel())).to(self.device)
+                batch.x_u, batch.z_tu = self.x_unl[iu.to(self.device)], self.bank[tu]
             yield batch if self.dist is None else self.dist.shard(batch)  # this rank's slice of the global batch
 
     # ------------------------------------------------------------- state
     def _fingerprint(self) -> str:
         if getattr(self, "_fp", None) is None:
             self._fp = self.task.fingerprint()
+            if getattr(self, "x_unl", None) is not None:  # the unlabelled inputs are training data too
+                import hashlib
+                h = hashlib.sha256(self._fp.encode())
+                h.update(np.ascontiguousarray(self.x_unl.cpu().numpy()).tobytes())
+                self._fp = h.hexdigest()[:16]
         return self._fp
 
     def state_dict(self) -> dict:
@@ -236,6 +264,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
+            "generator_u": self.generator_u.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "meta": to_json(meta),
@@ -277,6 +306,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             rng = {k: state[k] for k in ("generator", "torch_rng")}
+            rng["generator_u"] = state.get("generator_u")
             rng.update(cuda_rng=state.get("cuda_rng"), global_rng=meta["global_rng"], sampler=meta["sampler"])
             self._set_rng(rng)
             if meta.get("method_state") is not None and hasattr(self.method, "load_state_dict"):
@@ -306,6 +336,8 @@ class Trainer:
 
     def _set_rng(self, rng: dict) -> None:
         self.generator.set_state(rng["generator"])
+        if rng.get("generator_u") is not None:
+            self.generator_u.set_state(rng["generator_u"])
         torch.set_rng_state(rng["torch_rng"])
         if self.device.type == "cuda" and rng.get("cuda_rng"):
             torch.cuda.set_rng_state_all(rng["cuda_rng"])
@@ -461,6 +493,7 @@ class Trainer:
             "teacher_test_acc": self.teacher_info.get("teacher_test_acc"),
             "teacher_val_acc": self.teacher_info.get("teacher_val_acc"),
             "student_fraction": cfg.student_fraction,
+            "student_unlabelled": int(self.x_unl.shape[0]) if self.x_unl is not None else 0,
             "history": self.history,
             "config": cfg.to_dict(),
             "task_summary": self.task.summary(),

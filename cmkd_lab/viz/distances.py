@@ -81,7 +81,8 @@ def mmd_curves(history, *, initial: Optional[dict] = None, title: str = "MMD² b
 def ot_curves(history, *, initial: Optional[dict] = None,
               title: str = "Optimal transport between student and teacher features"):
     """Left: entropic OT cost, exact W1 and Sinkhorn divergence per epoch.
-    Right: transport-plan class purity (exact and entropic plans) against chance."""
+    Right: transport-plan class purity (exact and entropic plans), the same up to a relabelling of the
+    classes (``purity_matched``), against chance."""
     go = _go()
     from plotly.subplots import make_subplots
 
@@ -93,6 +94,7 @@ def ot_curves(history, *, initial: Optional[dict] = None,
     _add_lines(fig, h, ep, (("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"),
                             ("sinkhorn_div", "Sinkhorn divergence")), row=1, col=1)
     _add_lines(fig, h, ep, (("purity", "purity (exact plan)"), ("purity_entropic", "purity (entropic plan)"),
+                            ("purity_matched", "purity up to a relabelling of classes", "dash"),
                             ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot")), color0=3, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)

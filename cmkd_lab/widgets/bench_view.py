@@ -49,9 +49,11 @@ def find_bench_results(task: str, search: Sequence[Union[str, Path]] = ()) -> Op
     return None
 
 
-def _runs(cls, pairing: str, pairings) -> bool:
+def _runs(cls, pairing: str, pairings, unlabelled: bool = False) -> bool:
     """Whether ``run_bench`` trains this (method, pairing) (for the progress total)."""
     if cls.needs_pairs and pairing == "unpaired":
+        return False
+    if cls.needs_unlabelled and not unlabelled:
         return False
     return getattr(cls, "uses_teacher_samples", True) or pairing == "unpaired" or "unpaired" not in pairings
 

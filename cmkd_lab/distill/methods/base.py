@@ -19,7 +19,7 @@ Speed options every method honours through this base class:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Type
+from typing import Callable, Dict, List, Optional, Type
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,9 @@ class Batch:
 
     x_s : (B, ...) student inputs;  y_s : (B,) student labels;
     z_t : (B, D) teacher features from the frozen bank;  y_t : (B,) their labels;
-    idx_s, idx_t : (B,) indices into the student train split and the bank.
+    idx_s, idx_t : (B,) indices into the student train split and the bank;
+    x_u : (U, ...) unlabelled student inputs, or None (``config.student_unlabelled``);
+    z_tu : (U, D) teacher features drawn (unpaired) for them, or None.
     """
 
     x_s: torch.Tensor
@@ -45,6 +47,8 @@ class Batch:
     y_t: torch.Tensor
     idx_s: torch.Tensor
     idx_t: torch.Tensor
+    x_u: Optional[torch.Tensor] = None
+    z_tu: Optional[torch.Tensor] = None
 
 
 def register_method(name: str):
@@ -79,6 +83,13 @@ class Method:
     uses_teacher_samples : bool
         Reads the teacher batch (``z_t``); methods that don't (``ce``,
         ``la``) behave the same under every pairing.
+    uses_unlabelled : bool
+        Its OT term also sees unlabelled student samples when the run has
+        them (``config.student_unlabelled``, through :meth:`align_ot`); the
+        others ignore them.
+    needs_unlabelled : bool
+        Cannot run without unlabelled student data (``entmin``); refused
+        with the reason otherwise, skipped by ``bench`` and ``sweep``.
     description : str
         One line for ``python -m cmkd_lab methods``.
     """
@@ -86,6 +97,8 @@ class Method:
     name = "base"
     needs_pairs = False
     uses_teacher_samples = True
+    uses_unlabelled = False
+    needs_unlabelled = False
     description = ""
 
     def __init__(self, trainer):
@@ -128,6 +141,18 @@ class Method:
                            warn=warn, solver=getattr(c, "ot_solver", "auto"),
                            compile=getattr(c, "compile", "none") in ("ot", "all"),
                            stop_thr=getattr(c, "ot_stop_thr", 0.0))
+
+    def align_ot(self, z, b: Batch, features: Optional[Callable] = None):
+        """The step's OT term: the labelled batch's student features ``z`` (B, D) against ``b.z_t``.
+
+        With unlabelled student data (``b.x_u``) their features, computed by ``features`` (default the
+        student's encoder; the bilevel method passes its temporaries), join the student side and the
+        teacher features drawn for them (``b.z_tu``) the teacher side: OT between B + U points on each side.
+        """
+        if b.x_u is None:
+            return self.ot(z, b.z_t)
+        zu = (features or self.student.features)(b.x_u)  # (U, D)
+        return self.ot(torch.cat([z, zu]), torch.cat([b.z_t, b.z_tu]))
 
     def step(self, batch: Batch) -> Dict[str, torch.Tensor]:
         opt = self.trainer.optimizer

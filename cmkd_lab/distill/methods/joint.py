@@ -6,11 +6,12 @@ from .la import la_term
 
 @register_method("ucmkd-joint")
 class UCMKDJoint(Method):
+    uses_unlabelled = True
     description = "CE + lambda_fa * OT + lambda_la * LA, one level (the paper's ablation)"
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)
         ce = self.ce(self.student.head(z), b.y_s)
-        fa = self.ot(z, b.z_t)
+        fa = self.align_ot(z, b)
         la = la_term(self.cfg, self.student.head, self.teacher.head, z, b.y_s)
         return {"loss": ce + self.cfg.lambda_fa * fa + self.cfg.lambda_la * la, "ce": ce, "fa": fa, "la": la}

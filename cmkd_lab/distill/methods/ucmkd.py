@@ -108,6 +108,7 @@ def _last_linear(encoder: nn.Module):
 
 @register_method("ucmkd")
 class UCMKD(Method):
+    uses_unlabelled = True
     description = "UCMKD bilevel: n1 inner OT steps, n2 inner LA steps, outer CE at the adapted parameters"
 
     def __init__(self, trainer):
@@ -156,7 +157,7 @@ class UCMKD(Method):
         with self.autocast(b.x_s.device.type):
             for _ in range(c.n1):
                 z = self._features(tmp_all, inner_buffers, b.x_s)  # (B, D)
-                fa_k = self.ot(z, b.z_t)
+                fa_k = self.align_ot(z, b, lambda x: self._features(tmp_all, inner_buffers, x))
                 fa = fa_k.detach() if fa is None else fa
                 tmp.update(self.enc_names, fa_k, l1)
             z_out = self._features(tmp_all, buffers, b.x_s) if share else None  # running stats updated once
@@ -189,6 +190,15 @@ class UCMKD(Method):
                 f"inner_scope='last-layer': the output of {type(self.student.encoder).__name__} is not produced by "
                 "its last nn.Linear, so the backbone cannot be run once; use inner_scope='full'")
         h = seen["h"]  # (B, H): the final layer's input
+        hu = None
+        if b.x_u is not None:  # unlabelled inputs: the backbone once, without a graph (inner steps adapt the last layer)
+            hook = self.last.register_forward_hook(lambda m, i, o: seen.update(hu=i[0]))
+            try:
+                with torch.no_grad(), self.autocast(b.x_s.device.type):
+                    self.student.encoder(b.x_u)
+            finally:
+                hook.remove()
+            hu = seen["hu"]  # (U, H)
 
         def last(x):
             return _apply(self.last, {k: tmp[n] for k, n in self.last_names.items()}, x)  # (B, D)
@@ -197,7 +207,7 @@ class UCMKD(Method):
         with self.autocast(b.x_s.device.type):
             hd = h.detach()  # inner steps adapt the last layer and head only
             for _ in range(c.n1):
-                fa_k = self.ot(last(hd), b.z_t)
+                fa_k = self.align_ot(last(hd), b, None if hu is None else (lambda _x: last(hu)))
                 fa = fa_k.detach() if fa is None else fa
                 tmp.update(list(self.last_names.values()), fa_k, l1)
             for _ in range(c.n2):
