@@ -483,7 +483,9 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
             if key not in fps:
                 try:
                     t = load_task(task, seed=seed, fast=fast, **c["task_kwargs"])
-                except TypeError as e:
+                except (TypeError, ValueError) as e:
+                    if isinstance(e, ValueError) and "has no option" not in str(e):
+                        raise  # a known option with a bad value: the loader's own message
                     raise ValueError(
                         f"grid/task option(s) {task_keys or sorted(base_kwargs)} are neither DistillConfig options "
                         f"nor options task {task!r} accepts ({e}); check the names") from None

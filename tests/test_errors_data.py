@@ -150,13 +150,24 @@ REGISTRY_BAD = [
     ("unknown task", lambda: load_task("hapd"), ValueError, r"task must be one of .*'hapt'.*; got task='hapd'"),
     ("task name not a string", lambda: load_task(3), ValueError, r"task must be one of .*; got task=3"),
     ("negative seed", lambda: load_task("synthetic", seed=-1), ValueError, r"seed must be >= 0; got seed=-1"),
-    ("unknown task option", lambda: load_task("synthetic", foo=1), TypeError, r"unexpected keyword argument 'foo'"),
+    ("unknown task option", lambda: load_task("synthetic", foo=1), ValueError,
+     r"task 'synthetic' has no option 'foo'; its options are gap, label_shift, .*overlap"),
     ("hapt unknown option", lambda: load_task("hapt", users=3), TypeError, r"load_hapt got unexpected options \['users'\]"),
     ("synthetic gap < 0", lambda: make_synthetic_task(gap=-1.0), ValueError, r"gap must be >= 0; got gap=-1.0"),
     ("synthetic one class", lambda: make_synthetic_task(num_classes=1), ValueError, r"num_classes must be >= 2"),
     ("synthetic overlap = 0", lambda: make_synthetic_task(overlap=0.0), ValueError, r"overlap must be > 0"),
     ("synthetic too few samples", lambda: make_synthetic_task(n_student=5), ValueError, r"n_student must be >= 20"),
+    ("mlp spec without in_features", lambda: _enc({"kind": "mlp"}), ValueError,
+     r"encoder spec \{'kind': 'mlp', ...\}: missing required key\(s\) \['in_features'\]; mlp takes in_features "
+     r"\(required\), hidden"),
+    ("cnn1d spec with an unknown key", lambda: _enc({"kind": "cnn1d", "in_channels": 3, "kernel": 5}), ValueError,
+     r"encoder spec \{'kind': 'cnn1d', ...\}: unknown key\(s\) \['kernel'\]; cnn1d takes in_channels \(required\)"),
 ]
+
+
+def _enc(spec):
+    from cmkd_lab.models.encoders import build_encoder
+    return build_encoder(spec, 8)
 
 
 @pytest.mark.parametrize("label,call,exc,match", REGISTRY_BAD, ids=_ids(REGISTRY_BAD))
@@ -288,4 +299,4 @@ def test_device_that_does_not_exist(tiny):
 
 def test_bad_input_count():
     n = len(FROM_ARRAYS_BAD) + len(CTOR_BAD) + len(REGISTRY_BAD) + len(TRAINER_BAD)
-    assert n + 2 * 2 + 2 + 4 + 2 == 71  # files (flip/truncate × 2, missing, pickle), trainer pairings, device
+    assert n + 2 * 2 + 2 + 4 + 2 == 73  # files (flip/truncate × 2, missing, pickle), trainer pairings, device

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-__all__ = ["register_task", "load_task", "available_tasks"]
+__all__ = ["register_task", "load_task", "available_tasks", "task_options"]
 
 _TASKS: Dict[str, Callable] = {}
 
@@ -54,4 +54,24 @@ def load_task(name: str, *, seed: int = 0, fast: bool = False, **kwargs):
     _ensure_builtins()
     if name not in _TASKS:
         raise ValueError(f"task must be one of {', '.join(map(repr, sorted(_TASKS)))}; got task={name!r}")
-    return _TASKS[name](seed=seed, fast=fast, **kwargs)
+    fn = _TASKS[name]
+    accepted = task_options(name)
+    unknown = [k for k in kwargs if accepted is not None and k not in accepted]
+    if unknown:
+        raise ValueError(f"task {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
+                         f"{', '.join(sorted(accepted)) or '(none)'}")
+    return fn(seed=seed, fast=fast, **kwargs)
+
+
+def task_options(name: str):
+    """The option names task ``name`` accepts (besides ``seed`` and ``fast``), or None when its loader
+    takes arbitrary keywords. A loader that forwards ``**kwargs`` to a builder names it in
+    ``loader.options_from``."""
+    import inspect
+
+    _ensure_builtins()
+    fn = _TASKS[name]
+    params = inspect.signature(getattr(fn, "options_from", fn)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not p.VAR_POSITIONAL} - {"seed", "fast"}

@@ -149,3 +149,6 @@ def _synthetic(*, seed: int = 0, fast: bool = False, **knobs):
         knobs.setdefault("n_teacher", 800)
         knobs.setdefault("n_student", 800)
     return make_synthetic_task(seed=seed, **knobs)
+
+
+_synthetic.options_from = make_synthetic_task  # load_task names unknown options

@@ -93,6 +93,26 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))  # (B, K)
 
 
+def _check_spec(kind: str, kw: dict) -> None:
+    """Unknown or missing keys of an encoder spec, named with what the encoder accepts."""
+    import inspect
+
+    if kind == "resnet18":
+        from .resnet import ResNet18Encoder as cls
+    else:
+        cls = {"mlp": MLPEncoder, "cnn1d": CNN1dEncoder, "cnn2d": CNN2dEncoder}[kind]
+    sig = inspect.signature(cls.__init__).parameters.items()
+    params = {n: p for n, p in sig if n not in ("self", "feature_dim") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    open_ended = any(p.kind is p.VAR_KEYWORD for _, p in sig)  # ResNet18Encoder ignores shape hints
+    unknown = [] if open_ended else sorted(set(kw) - set(params))
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in kw]
+    if unknown or missing:
+        what = "; ".join(x for x in (f"unknown key(s) {unknown}" if unknown else "",
+                                     f"missing required key(s) {missing}" if missing else "") if x)
+        raise ValueError(f"encoder spec {{'kind': {kind!r}, ...}}: {what}; {kind} takes "
+                         f"{', '.join(f'{n} (required)' if p.default is p.empty else n for n, p in params.items())}")
+
+
 def build_encoder(spec: Union[dict, Callable[[int], nn.Module]], feature_dim: int) -> nn.Module:
     """Build an encoder from a spec dict (``{"kind": "cnn1d", "in_channels": 3, ...}``)
     or a factory ``fn(feature_dim) -> nn.Module``."""
@@ -106,6 +126,7 @@ def build_encoder(spec: Union[dict, Callable[[int], nn.Module]], feature_dim: in
         raise TypeError(f"encoder spec must be a dict with a 'kind' key or a factory; got {spec!r}")
     kw = {k: v for k, v in spec.items() if k != "kind"}
     kind = check_choice("encoder kind", spec["kind"], ENCODER_KINDS)
+    _check_spec(kind, kw)
     if kind == "mlp":
         return MLPEncoder(feature_dim=feature_dim, **kw)
     if kind == "cnn1d":
