@@ -85,8 +85,8 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
                 cfg = config.replace(seed=seed, pairing=pairing)
                 r = _read_result(rp)
                 if r is not None and r.get("status") in _FINAL:
-                    if r.get("config") != cfg.to_dict():  # never mix in (or silently replace) another grid's run
-                        theirs = r.get("config") or {}
+                    theirs = DistillConfig.with_defaults(r.get("config") or {})  # options added since: defaults
+                    if theirs != cfg.to_dict():  # never mix in (or silently replace) another grid's run
                         diff = sorted(k for k, v in cfg.to_dict().items() if theirs.get(k) != v)
                         raise ValueError(f"{str(rp)!r} holds a finished run with other options (differs in {diff}); "
                                          f"choose another --out, or delete {str(d)!r} to run it again")

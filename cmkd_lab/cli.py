@@ -88,7 +88,7 @@ def _add_common(p, *, seed=True):
                    help="train the student on this stratified fraction of its labelled data")
     p.add_argument("--student-unlabelled", dest="student_unlabelled", action="store_const", const=True, default=None,
                    help="with --student-fraction < 1: the rest of the student's training data, labels withheld, "
-                        "feeds the OT term of fa, ucmkd-joint and ucmkd (unpaired only)")
+                        "feeds the OT term of fa, ucmkd-joint and ucmkd and the entropy term of entmin (unpaired only)")
     p.add_argument("--preset", default=None, help="default | paper | public-code")
     p.add_argument("--config", default=None, help="JSON or TOML file of DistillConfig options")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config option (repeatable)")
@@ -124,7 +124,8 @@ def cmd_methods(args):
     from .distill.methods import METHODS
     for name in sorted(METHODS):
         cls = METHODS[name]
-        tags = ("[needs pairs] " if cls.needs_pairs else "") + ("[uses unlabelled] " if cls.uses_unlabelled else "")
+        tags = ("[needs pairs] " if cls.needs_pairs else "") + (
+            "[needs unlabelled] " if cls.needs_unlabelled else "[uses unlabelled] " if cls.uses_unlabelled else "")
         print(f"{name:12s} {tags}{cls.description}")
 
 

@@ -278,7 +278,11 @@ def _cached(job: dict) -> Optional[dict]:
     d = Path(job["dir"])
     if not d.exists():
         return None
-    if _read_json(d / "sweep_job.json") != json.loads(json.dumps(_identity(job))):
+    stored = _read_json(d / "sweep_job.json")
+    if isinstance(stored, dict) and isinstance(stored.get("config"), dict):  # options added since: their defaults
+        from .distill import DistillConfig
+        stored = dict(stored, config=DistillConfig.with_defaults(stored["config"]))
+    if stored != json.loads(json.dumps(_identity(job))):
         for f in ("result.json", "checkpoint.pt", "sweep_job.json"):  # other options: cannot be resumed
             (d / f).unlink(missing_ok=True)
         return None

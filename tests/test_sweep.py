@@ -306,6 +306,13 @@ def test_diagnostic_figures(swept):
     assert f"{rho:+.2f}" in fig.layout.title.text and f"p = {pv:.2g}" in fig.layout.title.text
     with pytest.raises(ValueError, match="diagnostic must be one measured"):
         diagnostic_scatter(res, "nope")
+    # fix keeps only the matching cells; ρ is over those points; the legend names the axes still varying
+    kept = [p for p in pts if p["method"] == "fa" and p["values"]["gap"] == 2.0]
+    fig = diagnostic_scatter(res, "fa_over_ce", method="fa", fix={"gap": 2.0})
+    assert sum(len(t.x) for t in fig.data) == len(kept) and "(gap=2.0)" in fig.layout.title.text
+    assert {t.name for t in fig.data} == {f"student_fraction={p['values']['student_fraction']}" for p in kept}
+    with pytest.raises(ValueError, match="fix must name grid axes"):
+        diagnostic_scatter(res, "fa_over_ce", fix={"nope": 1})
     fig = predictor_bars(res, method="fa", top=5)
     assert len(fig.data[0].x) <= 5 and all(-1 <= x <= 1 for x in fig.data[0].x)
     with pytest.raises(ValueError, match="method must be one with predictors"):

@@ -53,8 +53,8 @@ def test_ce_ignores_the_unlabelled_data_exactly(small_task):
     ha = [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in a["history"]]
     hb = [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in b["history"]]
     assert ha == hb
-    assert a["student_unlabelled"] == len(small_task.student["train"].y) - len(
-        small_task.student_fraction_indices(0.1, 0)) and b["student_unlabelled"] == 0
+    assert a["n_student_unlabelled"] == len(small_task.student["train"].y) - len(
+        small_task.student_fraction_indices(0.1, 0)) and b["n_student_unlabelled"] == 0
 
 
 def test_fa_ot_term_is_the_ot_of_the_pooled_batch(small_task):
@@ -216,3 +216,81 @@ def test_purity_is_bounded_by_the_class_prior_mismatch():
     lab = label_diagnostics(teacher_logits_on_student=torch.zeros(60, 3), student_logits=torch.zeros(60, 3),
                             y_student=ys, teacher_logits_on_teacher=torch.zeros(60, 3), y_teacher=yt)
     assert lab["scalars"]["label_prior_tv"] == pytest.approx(tv)
+
+
+# ----------------------------------------------------------------- review follow-ups
+def _cnn_task():
+    from cmkd_lab.data import CrossModalTask
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 60)
+    xs = (rng.normal(size=(180, 3, 16)) + y[:, None, None]).astype(np.float32)
+    xt = (rng.normal(size=(180, 8)) + y[:, None]).astype(np.float32)
+    return CrossModalTask.from_arrays(xt, y, xs, y, student_encoder={"kind": "cnn1d", "in_channels": 3, "length": 16},
+                                      teacher_encoder={"kind": "mlp", "in_features": 8})
+
+
+def test_last_layer_scope_leaves_batchnorm_stats_to_the_labelled_batch():
+    # As in the full scope, the unlabelled inputs' backbone pass must not move BatchNorm's running stats.
+    task = _cnn_task()
+    cfg = CFG.replace(inner_scope="last-layer", student_fraction=0.2)
+    tr = Trainer(task, "ucmkd", cfg, progress=False)
+    b = next(iter(tr.batches()))
+    ref = Trainer(task, "ucmkd", cfg, progress=False)
+    ref.student.load_state_dict(tr.student.state_dict())
+    tr.method.step(b)
+    ref.method.step(Batch(**{**b.__dict__, "x_u": None, "z_tu": None}))
+    for (k, v), (_, w) in zip(tr.student.named_buffers(), ref.student.named_buffers()):
+        assert torch.equal(v, w), k
+
+
+def test_labelled_teacher_batches_do_not_depend_on_the_unlabelled_data(small_task):
+    a = Trainer(small_task, "fa", CFG, progress=False)
+    b = Trainer(small_task, "fa", CFG.replace(student_unlabelled=False), progress=False)
+    for ba, bb in zip(a.batches(), b.batches()):
+        assert torch.equal(ba.idx_s, bb.idx_s) and torch.equal(ba.idx_t, bb.idx_t)
+        assert ba.x_u is not None and bb.x_u is None
+
+
+def test_too_few_unlabelled_samples_are_named(small_task):
+    with pytest.raises(ValueError, match=r"student_unlabelled=True: student_fraction=0.999 leaves 0 unlabelled "
+                                         r"training sample\(s\) of task 'synthetic'; the OT term needs at least 2"):
+        Trainer(small_task, "fa", CFG.replace(student_fraction=0.999), progress=False)
+
+
+def test_runs_written_before_an_option_existed_are_read_back(small_task, tmp_path):
+    # A cached bench run whose stored config lacks options added later (here the unlabelled-data ones)
+    # still matches a config that leaves them at their defaults: read back, not refused or re-run.
+    from cmkd_lab.bench import run_bench
+    cfg = DistillConfig(epochs=1, teacher_epochs=1, diagnostics_every=0)
+    run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path, cfg, fast=True, log=lambda s: None)
+    rp = tmp_path / "runs" / "unpaired" / "ce" / "seed0" / "result.json"
+    r = json.loads(rp.read_text())
+    for k in ("student_unlabelled", "lambda_ent"):
+        del r["config"][k]
+    rp.write_text(json.dumps(r))
+    logs = []
+    run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path, cfg, fast=True, log=logs.append)
+    assert not any("[bench] synthetic" in s for s in logs)  # nothing trained again
+    assert DistillConfig.with_defaults(r["config"]) == cfg.to_dict()
+
+
+def test_sweep_skips_entmin_where_there_is_no_unlabelled_data(tmp_path):
+    from cmkd_lab.sweep import run_sweep
+    res = run_sweep("synthetic", ["ce", "entmin"], {"student_unlabelled": [False, True]}, [0], tmp_path,
+                    DistillConfig(epochs=1, teacher_epochs=1, batch_size=32, student_fraction=0.2,
+                                  student_unlabelled=True), task_kwargs={"n_teacher": 240, "n_student": 240},
+                    workers=1, diagnostics=False, log=lambda s: None)
+    assert [s["cell"] for s in res["skipped"]] == ["student_unlabelled=False"]
+    assert "needs unlabelled student data" in res["skipped"][0]["reason"]
+    assert {(r["cell"], r["method"]) for r in res["runs"]} == {
+        ("student_unlabelled=False", "ce"), ("student_unlabelled=True", "ce"), ("student_unlabelled=True", "entmin")}
+
+
+def test_fix_with_a_value_the_grid_lacks_is_named():
+    from cmkd_lab.viz import diagnostic_scatter, phase_diagram
+    from pathlib import Path
+    res = Path(__file__).resolve().parents[1] / "docs" / "results" / "regime_synthetic_unlabelled.json"
+    with pytest.raises(ValueError, match=r"fix\['overlap'\] must be one of the grid's values \['0.6', '1.0'\]; got 1"):
+        phase_diagram(res, fix={"overlap": 1, "student_unlabelled": True})
+    with pytest.raises(ValueError, match=r"fix\['student_unlabelled'\] must be one of .*\['False', 'True'\]; got 'true'"):
+        diagnostic_scatter(res, "label_prior_tv", fix={"student_unlabelled": "true"})

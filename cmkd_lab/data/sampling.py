@@ -30,12 +30,15 @@ class TeacherBatchSampler:
     num_classes : int
     seed : int
         Seeds an RNG stream of its own, separate from the student's.
+    stream : int
+        0 (default) or a number that selects another independent stream for the same seed.
     """
 
-    def __init__(self, pairing: str, bank_labels: np.ndarray, num_classes: int, *, seed: int = 0):
+    def __init__(self, pairing: str, bank_labels: np.ndarray, num_classes: int, *, seed: int = 0, stream: int = 0):
         self.pairing = check_choice("pairing", pairing, PAIRINGS)
         self.bank_labels = np.asarray(bank_labels, dtype=np.int64)
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
+        # stream > 0: an independent sequence for the same seed (the unlabelled student batches' teacher draws)
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 104729] + ([stream] if stream else [])))
         self._stream = np.empty(0, dtype=np.int64)
         if pairing == "class-matched":
             self.by_class = [np.flatnonzero(self.bank_labels == k) for k in range(num_classes)]

@@ -114,8 +114,9 @@ def label_diagnostics(*, teacher_logits_on_student, student_logits, y_student, t
         "kappa_median": float(np.median(kap)),
         "kappa_min_class": float(np.nanmin(kap_class)),
         "label_tv_teacher_vs_student": float(0.5 * np.abs(marg_ts - marg_tt).sum()),
-        # The class priors' total variation: a plan with these marginals must carry at least this much mass
-        # between different classes (purity <= 1 - label_prior_tv), whatever the features.
+        # The class priors' total variation: a plan with uniform marginals over these samples must carry at
+        # least this much mass between different classes (purity <= 1 - label_prior_tv) whatever the features;
+        # the entropic plan's marginals are uniform only up to its marginal error.
         "label_prior_tv": float(0.5 * np.abs(prior_s - prior_t).sum()),
         "teacher_head_on_student_ce": float(F.cross_entropy(lts, torch.as_tensor(ys))),
     }

@@ -161,6 +161,24 @@ class DistillConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def with_defaults(cls, d) -> dict:
+        """``d`` (a stored ``to_dict()``) with every option it lacks set to its default: a run, checkpoint
+        or cache entry written before an option existed compares equal to one written now with the
+        default. Anything that is not a dict is returned unchanged."""
+        if not isinstance(d, dict):
+            return d
+        out = {}
+        for f in fields(cls):
+            if f.name in d:
+                out[f.name] = d[f.name]
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                out[f.name] = f.default_factory()  # type: ignore[misc]
+        out.update({k: v for k, v in d.items() if k not in out})  # unknown keys stay (and still differ)
+        return out
+
+    @classmethod
     def from_dict(cls, d: dict, *, source: str = "config") -> "DistillConfig":
         if not isinstance(d, dict):
             raise TypeError(f"{source} must be a mapping of option names to values; got {type(d).__name__}")

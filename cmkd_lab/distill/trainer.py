@@ -179,9 +179,16 @@ class Trainer:
         self.x_train = tr.x if is_lazy(tr.x) else torch.as_tensor(tr.x, dtype=torch.float32, device=self.device)
         self.y_train = torch.as_tensor(tr.y, device=self.device)
         # Unlabelled student inputs (config.student_unlabelled): one batch of them per step, drawn with
-        # replacement from a stream of their own, so the labelled batches are the same as without them.
+        # replacement from a stream of their own, so the labelled student batches are the same as without them.
         self.x_unl = None if unl_x is None else torch.as_tensor(unl_x, dtype=torch.float32, device=self.device)
         self.generator_u = torch.Generator().manual_seed(cfg.seed + 29)
+        # Their teacher features come from a stream of their own too: the labelled batches' teacher draws
+        # are the same with and without unlabelled data.
+        self.sampler_u = TeacherBatchSampler("unpaired", self.bank_y_np, self.task.num_classes, seed=cfg.seed, stream=1)
+        if self.dist is not None and unl_x is not None and min(cfg.batch_size, len(unl_x)) < 2 * self.dist.world_size:
+            raise ValueError(f"student_unlabelled=True under torchrun: each of the {self.dist.world_size} ranks needs at "
+                             f"least 2 unlabelled samples per step, and min(batch_size, unlabelled samples) = "
+                             f"{min(cfg.batch_size, len(unl_x))}: raise batch_size or lower student_fraction")
         self.history: List[dict] = []
         self.epoch = 0
         self.wall_s = 0.0
@@ -223,7 +230,7 @@ class Trainer:
                           y_t=self.bank_y[idx_t_d], idx_s=idx_d, idx_t=idx_t_d)
             if self.x_unl is not None:
                 iu = torch.randint(self.x_unl.shape[0], (min(B, self.x_unl.shape[0]),), generator=self.generator_u)
-                tu = torch.as_tensor(self.sampler.unpaired(iu.numel())).to(self.device)
+                tu = torch.as_tensor(self.sampler_u.unpaired(iu.numel())).to(self.device)
                 batch.x_u, batch.z_tu = self.x_unl[iu.to(self.device)], self.bank[tu]
             yield batch if self.dist is None else self.dist.shard(batch)  # this rank's slice of the global batch
 
@@ -247,11 +254,12 @@ class Trainer:
         Python/NumPy RNG states, and the state of callbacks or a method that
         define ``state_dict``/``load_state_dict``).
         """
-        s = self.sampler.state_dict()
+        s, su = self.sampler.state_dict(), self.sampler_u.state_dict()
         meta = {
             "task": self.task.name, "task_fingerprint": self._fingerprint(), "method": self.method_name,
             "config": self.config.to_dict(), "epoch": self.epoch, "wall_s": self.wall_s, "history": self.history,
             "sampler": {"rng": s["rng"], "stream": np.asarray(s["stream"]).tolist()},
+            "sampler_u": {"rng": su["rng"], "stream": np.asarray(su["stream"]).tolist()},
             "global_rng": global_rng_state(),
             "method_state": self.method.state_dict() if hasattr(self.method, "state_dict") else None,
             "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
@@ -289,7 +297,7 @@ class Trainer:
                 f"{meta.get('task_fingerprint')} vs {self._fingerprint()}): resume with the same task options "
                 "(--fast, --data-root, task seed) or start a new run")
         ours = self.config.to_dict()
-        theirs = meta.get("config") or {}
+        theirs = DistillConfig.with_defaults(meta.get("config") or {})  # options added since: their defaults
         if theirs != ours:
             diff = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
             shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in diff[:6])
@@ -307,7 +315,8 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             rng = {k: state[k] for k in ("generator", "torch_rng")}
             rng["generator_u"] = state.get("generator_u")
-            rng.update(cuda_rng=state.get("cuda_rng"), global_rng=meta["global_rng"], sampler=meta["sampler"])
+            rng.update(cuda_rng=state.get("cuda_rng"), global_rng=meta["global_rng"], sampler=meta["sampler"],
+                       sampler_u=meta.get("sampler_u"))
             self._set_rng(rng)
             if meta.get("method_state") is not None and hasattr(self.method, "load_state_dict"):
                 self.method.load_state_dict(meta["method_state"])
@@ -343,6 +352,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda_rng"])
         set_global_rng_state(rng["global_rng"])
         self.sampler.load_state_dict(rng["sampler"])
+        if rng.get("sampler_u") is not None:
+            self.sampler_u.load_state_dict(rng["sampler_u"])
 
     def _apply_pending_state(self) -> None:
         # Called by fit() after on_train_begin: resumed RNG streams and callback states win.
@@ -493,7 +504,7 @@ class Trainer:
             "teacher_test_acc": self.teacher_info.get("teacher_test_acc"),
             "teacher_val_acc": self.teacher_info.get("teacher_val_acc"),
             "student_fraction": cfg.student_fraction,
-            "student_unlabelled": int(self.x_unl.shape[0]) if self.x_unl is not None else 0,
+            "n_student_unlabelled": int(self.x_unl.shape[0]) if self.x_unl is not None else 0,
             "history": self.history,
             "config": cfg.to_dict(),
             "task_summary": self.task.summary(),

@@ -52,6 +52,11 @@ def _varying(res, fix: Optional[Dict[str, object]]):
     keep = [a for a in axes if len(a[2]) > 1 and a[0] not in fix]
     fixed = {a[0]: (a[1], ":".join(map(str, fix[a[0]])) if isinstance(fix[a[0]], (list, tuple)) else str(fix[a[0]]))
              for a in axes if a[0] in fix}
+    for name, keys, vals in axes:  # a value the axis does not have would silently select nothing
+        if name in fixed:
+            ticks = [":".join(map(str, v)) for v in vals]
+            if fixed[name][1] not in ticks:
+                raise ValueError(f"fix[{name!r}] must be one of the grid's values {ticks}; got {fix[name]!r}")
     return keep, fixed
 
 
@@ -128,7 +133,8 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
     return fig
 
 
-def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, title: Optional[str] = None):
+def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
+                       fix: Optional[Dict[str, object]] = None, title: Optional[str] = None):
     """An early diagnostic (x) against the final Δ accuracy (y), one point per cell × seed, coloured by cell;
     the title gives Spearman's ρ and its p-value over the points shown.
 
@@ -140,21 +146,29 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, 
         ``"fa_over_ce"``, ``"ce:mmd2"``.
     method : str, optional
         One compared method (default: all, pooled).
+    fix : dict, optional
+        Axis name → value: only the cells with those values (e.g. ``{"student_unlabelled": True}``); the
+        legend then names each cell by the axes that still vary.
     """
     from ..sweep import load_sweep
     from ..sweep_stats import spearman
     go, _ = _go()
     res = load_sweep(sweep)
     ms = _methods(res, method)
-    pts = [p for p in res["points"] if p["method"] in ms and diagnostic in p["diag"]]
+    axes, fixed = _varying(res, fix)
+    pts = [p for p in res["points"] if p["method"] in ms and diagnostic in p["diag"]
+           and all(_tick(p.get("values", {}), ks) == v for ks, v in fixed.values())]
     if not pts:
         known = sorted({k for p in res["points"] for k in p["diag"]})
-        raise ValueError(f"diagnostic must be one measured in the sweep (e.g. {known[:8]}); got {diagnostic!r}")
+        raise ValueError(f"diagnostic must be one measured in the sweep (e.g. {known[:8]}) in the cells kept by "
+                         f"fix={fix!r}; got {diagnostic!r}")
     fig = go.Figure()
     for cell in dict.fromkeys(p["cell"] for p in pts):
         sel = [p for p in pts if p["cell"] == cell]
+        vals = sel[0].get("values", {})
+        name = ",".join(f"{':'.join(ks)}={_tick(vals, ks)}" for _, ks, _ in axes) if fixed and axes else cell
         fig.add_trace(go.Scatter(x=[p["diag"][diagnostic] for p in sel], y=[100 * p["delta"] for p in sel],
-                                 mode="markers", name=cell, text=[f"{p['method']} seed {p['seed']}" for p in sel],
+                                 mode="markers", name=name, text=[f"{p['method']} seed {p['seed']}" for p in sel],
                                  marker=dict(size=9, symbol=[_SYMBOLS[ms.index(p["method"]) % 4] for p in sel])))
     x = np.array([p["diag"][diagnostic] for p in pts])
     y = np.array([p["delta"] for p in pts])
@@ -164,7 +178,8 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None, 
     else:
         rho = f"Spearman ρ undefined (n = {len(pts)}, or a constant side)"
     fig.add_hline(y=0, line_color="black", line_width=1)
-    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome? {rho}",
+    where = f" ({', '.join(f'{k}={v}' for k, (_, v) in fixed.items())})" if fixed else ""
+    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome?{where} {rho}",
                       xaxis_title=f"{diagnostic} at epoch {res.get('diag_epoch')}",
                       yaxis_title=f"final Δ accuracy vs {res['baseline']} (points)", template="plotly_white")
     return fig

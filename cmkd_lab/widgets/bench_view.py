@@ -49,11 +49,10 @@ def find_bench_results(task: str, search: Sequence[Union[str, Path]] = ()) -> Op
     return None
 
 
-def _runs(cls, pairing: str, pairings, unlabelled: bool = False) -> bool:
-    """Whether ``run_bench`` trains this (method, pairing) (for the progress total)."""
-    if cls.needs_pairs and pairing == "unpaired":
-        return False
-    if cls.needs_unlabelled and not unlabelled:
+def _runs(cls, pairing: str, pairings) -> bool:
+    """Whether ``run_bench`` trains this (method, pairing) (for the progress total; the view's config has no
+    unlabelled data, so ``entmin`` is skipped)."""
+    if cls.needs_pairs and pairing == "unpaired" or cls.needs_unlabelled:
         return False
     return getattr(cls, "uses_teacher_samples", True) or pairing == "unpaired" or "unpaired" not in pairings
 

@@ -29,7 +29,8 @@ the inner steps adapt only the encoder's final ``nn.Linear`` and the head,
 while the backbone below that layer keeps φ. The backbone then runs once per
 batch: its output h (detached) feeds the inner steps, and the outer CE at the
 adapted last layer and head back-propagates through h into the backbone. One
-encoder forward+backward per batch, like ``fa``. It needs an encoder whose
+encoder forward+backward per batch, like ``fa`` (plus, with unlabelled student
+data, one forward without a graph over the unlabelled batch). It needs an encoder whose
 output is produced by a final ``nn.Linear`` (the MLP, 1-D and 2-D CNN
 encoders, ``ResNet18Encoder`` with ``feature_dim != 8·width``).
 
@@ -191,11 +192,14 @@ class UCMKD(Method):
                 "its last nn.Linear, so the backbone cannot be run once; use inner_scope='full'")
         h = seen["h"]  # (B, H): the final layer's input
         hu = None
-        if b.x_u is not None:  # unlabelled inputs: the backbone once, without a graph (inner steps adapt the last layer)
+        if b.x_u is not None:
+            # Unlabelled inputs: the backbone once, without a graph (inner steps adapt the last layer), on
+            # copies of the buffers so that, as in the full scope, they leave BatchNorm's running stats alone.
+            buffers = {k: v.clone() for k, v in self.student.named_buffers()}
             hook = self.last.register_forward_hook(lambda m, i, o: seen.update(hu=i[0]))
             try:
                 with torch.no_grad(), self.autocast(b.x_s.device.type):
-                    self.student.encoder(b.x_u)
+                    self._features(params, buffers, b.x_u)
             finally:
                 hook.remove()
             hu = seen["hu"]  # (U, H)
