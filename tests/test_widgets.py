@@ -195,6 +195,19 @@ def test_debugger_panel_shows_errors_in_its_status(lab):
     assert panel.progress.bar_style == "danger" and not panel.run_button.disabled
 
 
+def test_debugger_panel_unlabelled_controls(lab):
+    panel = W.DebuggerPanel(lab=lab)
+    assert panel.options()["student_fraction"] == 1.0 and panel.options()["student_unlabelled"] is False
+    panel.set(student_unlabelled=True)  # with every label kept there is nothing left unlabelled
+    assert panel.run() is None
+    assert "student_fraction=1.0 leaves none" in panel.status.value
+    panel.set(method="fa", epochs=1, student_fraction=0.1)
+    panel.run(block=True, timeout=600)
+    assert panel.error is None, panel.error
+    r = panel.result
+    assert r["config"]["student_unlabelled"] is True and r["n_student_unlabelled"] > 0
+
+
 def test_compare_teacher_grad(tiny_task, lab):
     table, figs, results = W.compare_teacher_grad(task=tiny_task, method="la", epochs=1, lab=lab)
     assert list(table.index) == ["none", "as-written", "align"]

@@ -92,6 +92,11 @@ class DebuggerPanel:
             "la_teacher_grad": ctl("la_teacher_grad", w.ToggleButtons(
                 options=list(TEACHER_GRAD_MODES), value=v["la_teacher_grad"], description="LA teacher grad",
                 style=dict(style, button_width="100px"), layout=w.Layout(width="340px"))),
+            "student_fraction": ctl("student_fraction", w.FloatLogSlider(
+                value=v["student_fraction"], base=10, min=-3, max=0, step=0.1, readout_format=".3f",
+                description="labelled share", style=style, layout=lay)),
+            "student_unlabelled": ctl("student_unlabelled", w.Checkbox(
+                value=v["student_unlabelled"], description="rest as unlabelled (OT term)", style=style, layout=lay)),
             "epochs": ctl("epochs", w.IntSlider(value=v["epochs"], min=1, max=max(100, v["epochs"]),
                                                 description="epochs", style=style, layout=lay)),
             "seed": ctl("seed", w.BoundedIntText(value=v["seed"], min=0, max=10_000, description="seed", style=style,
