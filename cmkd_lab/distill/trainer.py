@@ -46,6 +46,23 @@ class Callback:
     def on_train_end(self, trainer, result: dict): ...
 
 
+def _unlabelled_inputs(task, cfg: DistillConfig) -> Optional[np.ndarray]:
+    """With ``cfg.student_unlabelled``: the inputs of the student training samples that
+    ``cfg.student_fraction`` leaves out (their labels are never read); else None."""
+    if not cfg.student_unlabelled:
+        return None
+    tr = task.student["train"]
+    if is_lazy(tr.x):
+        raise ValueError(f"student_unlabelled=True needs a task held in memory; task {task.name!r} decodes "
+                         "its student inputs from disk per batch: use student_unlabelled=False")
+    rest = np.setdiff1d(np.arange(len(tr.y)), task.student_fraction_indices(cfg.student_fraction, cfg.seed))
+    if rest.size < 2:
+        raise ValueError(f"student_unlabelled=True: student_fraction={cfg.student_fraction!r} leaves "
+                         f"{rest.size} unlabelled training sample(s) of task {task.name!r}; the OT term needs "
+                         "at least 2: lower student_fraction")
+    return np.asarray(tr.x)[rest]
+
+
 def _lr_factor(cfg: DistillConfig, epoch: int) -> float:
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / cfg.warmup_epochs
@@ -110,18 +127,7 @@ class Trainer:
             raise ValueError(f"method {method!r} needs unlabelled student data: set student_unlabelled=True "
                              "(--student-unlabelled) with student_fraction < 1")
         self.task = task.with_student_fraction(cfg.student_fraction, cfg.seed)
-        unl_x = None
-        if cfg.student_unlabelled:  # the rest of the student's train split; its labels are never read
-            tr_full = task.student["train"]
-            if is_lazy(tr_full.x):
-                raise ValueError(f"student_unlabelled=True needs a task held in memory; task {task.name!r} decodes "
-                                 "its student inputs from disk per batch: use student_unlabelled=False")
-            rest = np.setdiff1d(np.arange(len(tr_full.y)), task.student_fraction_indices(cfg.student_fraction, cfg.seed))
-            if rest.size < 2:
-                raise ValueError(f"student_unlabelled=True: student_fraction={cfg.student_fraction!r} leaves "
-                                 f"{rest.size} unlabelled training sample(s) of task {task.name!r}; the OT term needs "
-                                 "at least 2: lower student_fraction")
-            unl_x = np.asarray(tr_full.x)[rest]
+        unl_x = _unlabelled_inputs(task, cfg)
         if cfg.pairing == "class-matched":
             missing = sorted(set(self.task.student["train"].y.tolist()) - set(self.task.teacher["train"].y.tolist()))
             if missing:
