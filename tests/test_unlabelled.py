@@ -13,21 +13,10 @@ from cmkd_lab.diagnostics import plan_class_purity
 from cmkd_lab.distill import DistillConfig, Trainer
 from cmkd_lab.distill.methods.base import Batch
 from cmkd_lab.runs import run_one
+from test_resume import canon  # a result without its wall-clock times
 
 CFG = DistillConfig(epochs=3, teacher_epochs=2, batch_size=32, diagnostics_every=0, student_fraction=0.1,
                     student_unlabelled=True)
-
-
-def canon(r):
-    drop = {"wall_s", "s_per_epoch", "versions"}
-
-    def f(o):
-        if isinstance(o, dict):
-            return {k: f(v) for k, v in o.items() if k not in drop and not k.endswith("time_s")}
-        if isinstance(o, (list, tuple)):
-            return [f(v) for v in o]
-        return o
-    return json.loads(json.dumps(f(r)))
 
 
 def test_unlabelled_pool_is_the_rest_of_the_train_split(small_task):

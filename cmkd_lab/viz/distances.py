@@ -48,6 +48,18 @@ def _empty(title: str, what: str):
     return fig
 
 
+def _start(history, initial, title: str, what: str, **subplots):
+    """``(records, epochs, figure)`` for a per-epoch diagnostics figure laid out by
+    ``make_subplots(**subplots)``; ``(None, None, placeholder)`` when the run has no such records."""
+    _go()  # plotly is there, or a clear ImportError
+    from plotly.subplots import make_subplots
+
+    h = diagnostic_history(history, initial)
+    if not h:
+        return None, None, _empty(title, what)
+    return h, [r["epoch"] for r in h], make_subplots(**subplots)
+
+
 def mmd_curves(history, *, initial: Optional[dict] = None, title: str = "MMD² between student and teacher features"):
     """Unbiased MMD² (fixed bandwidths) per epoch and its permutation p-value.
 
@@ -55,13 +67,9 @@ def mmd_curves(history, *, initial: Optional[dict] = None, title: str = "MMD² b
     right axis (log): the p-values, with the 0.05 level dotted.
     """
     go = _go()
-    from plotly.subplots import make_subplots
-
-    h = diagnostic_history(history, initial)
-    if not h:
-        return _empty(title, "MMD diagnostics")
-    ep = [r["epoch"] for r in h]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    h, ep, fig = _start(history, initial, title, "MMD diagnostics", specs=[[{"secondary_y": True}]])
+    if h is None:
+        return fig
     _add_lines(fig, h, ep, (("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
                             ("mmd_class_mean", "mean per-class MMD²")), secondary_y=False)
     for i, (k, name) in enumerate((("mmd_p", "p-value (permutation)"), ("mmd_linear_p", "p-value (linear-time)"))):
@@ -83,14 +91,10 @@ def ot_curves(history, *, initial: Optional[dict] = None,
     """Left: entropic OT cost, exact W1 and Sinkhorn divergence per epoch.
     Right: transport-plan class purity (exact and entropic plans), the same up to a relabelling of the
     classes (``purity_matched``), against chance."""
-    go = _go()
-    from plotly.subplots import make_subplots
-
-    h = diagnostic_history(history, initial)
-    if not h:
-        return _empty(title, "OT diagnostics")
-    ep = [r["epoch"] for r in h]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("distances", "share of mass joining same-class samples"))
+    h, ep, fig = _start(history, initial, title, "OT diagnostics", rows=1, cols=2,
+                        subplot_titles=("distances", "share of mass joining same-class samples"))
+    if h is None:
+        return fig
     _add_lines(fig, h, ep, (("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"),
                             ("sinkhorn_div", "Sinkhorn divergence")), row=1, col=1)
     _add_lines(fig, h, ep, (("purity", "purity (exact plan)"), ("purity_entropic", "purity (entropic plan)"),
@@ -105,14 +109,10 @@ def ot_curves(history, *, initial: Optional[dict] = None,
 def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modality gap and the teacher head"):
     """Left: centroid gap (and per-class gap); right: cosine between mean
     features, mean κ̂ and the teacher head's accuracy on student features."""
-    go = _go()
-    from plotly.subplots import make_subplots
-
-    h = diagnostic_history(history, initial)
-    if not h:
-        return _empty(title, "gap diagnostics")
-    ep = [r["epoch"] for r in h]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("distances between centroids", "agreement (0-1 scale)"))
+    h, ep, fig = _start(history, initial, title, "gap diagnostics", rows=1, cols=2,
+                        subplot_titles=("distances between centroids", "agreement (0-1 scale)"))
+    if h is None:
+        return fig
     _add_lines(fig, h, ep, (("centroid_gap", "‖mean z_S − mean z_T‖"),
                             ("class_centroid_gap", "mean per-class centroid gap")), row=1, col=1)
     _add_lines(fig, h, ep, (("mean_cos", "cos(mean z_S, mean z_T)"), ("kappa_mean", "mean κ̂ = p_T(y|z_S)"),
