@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -202,14 +202,3 @@ def check_class_names(class_names) -> list:
     if dup:
         raise ValueError(f"class_names must be distinct; {dup} appear more than once")
     return names
-
-
-def check_same(name_a: str, a, name_b: str, b, what: str) -> None:
-    if a != b:
-        raise ValueError(f"{what} must match: {name_a}={a} but {name_b}={b}")
-
-
-def as_sequence(value) -> Sequence:
-    if isinstance(value, (list, tuple)):
-        return value
-    return [value]

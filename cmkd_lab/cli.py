@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
-
-
-class CLIError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,14 +125,14 @@ def cmd_methods(args):
 
 
 def cmd_tasks(args):
-    from .data import available_tasks, load_task
+    from .data import available_tasks
     for name in available_tasks():
         print(name)
 
 
 def cmd_run(args):
     from .data import load_task
-    from .runs import run_one
+    from .experiments import run_one
     if args.overwrite and args.resume:
         raise ValueError("--overwrite and --resume exclude each other: --resume continues the run in --out, "
                          "--overwrite starts it again")
@@ -160,7 +155,7 @@ def cmd_run(args):
 
 
 def cmd_bench(args):
-    from .bench import run_bench
+    from .experiments import run_bench
     # --pairing lists the bench's pairings (comma-separated); each run's config gets one of them.
     cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None}))
     if args.seeds is not None and args.seeds < 1:
@@ -170,7 +165,7 @@ def cmd_bench(args):
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
                     Path(args.out), cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
-    from .bench import format_markdown
+    from .results import format_bench_markdown as format_markdown
     print(format_markdown(res))
     print(f"→ {Path(args.out) / 'results.md'}")
     if res.get("interrupted"):
@@ -180,7 +175,7 @@ def cmd_bench(args):
 
 
 def cmd_sweep(args):
-    from .sweep import parse_grid, run_sweep
+    from .experiments import parse_grid, run_sweep
     cfg = build_config(args)
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     if args.dask and args.scheduler:
@@ -199,11 +194,13 @@ def cmd_sweep(args):
 
 def cmd_demo(args):
     """Teacher + UCMKD and the unpaired baselines on the default task; results table + report."""
-    from .bench import format_markdown, run_bench
+    from .experiments import run_bench
+    from .results import format_bench_markdown as format_markdown
     from .data import available_tasks
     from .report import write_report
     task = args.task or ("hapt" if "hapt" in available_tasks() else "synthetic")
-    fast = args.fast or os.environ.get("CMKD_LAB_FAST") == "1"
+    from ._env import fast_mode
+    fast = args.fast or fast_mode()
     epochs = args.epochs or (3 if fast else 15)
     cfg = build_config(args, epochs=epochs)
     out = Path(args.out)

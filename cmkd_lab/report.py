@@ -16,13 +16,6 @@ from typing import List, Optional, Tuple
 
 __all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary"]
 
-_TRAIN_KEYS_FIRST = ("epoch", "steps", "lr", "loss", "ce", "fa", "la", "kd", "hint", "inner_shift", "val_acc",
-                     "val_loss", "test_acc", "test_loss", "teacher_head_on_student_acc", "time_s")
-_DIAG_KEYS = ("mmd2", "mmd_p", "mmd2_linear", "mmd_linear_p", "mmd_class_mean", "mmd_class_rejected", "ot_cost",
-              "w1", "sinkhorn_div", "purity", "purity_entropic", "purity_chance", "purity_matched", "centroid_gap", "mean_cos",
-              "gap_ratio", "kappa_mean", "teacher_head_on_student_acc_ref", "bound_err_t", "bound_tau", "bound_fa",
-              "bound_la", "bound_sum", "bound_err_s", "bound_holds", "bound_err_t01", "bound_err_s01", "diag_time_s")
-
 _EXPLAIN = {
     "Loss terms": "Mean of each loss term over the epoch's steps; dashed lines are the terms as weighted in the "
                   "loss (λ·term), which shows which term drives the gradient.",
@@ -35,7 +28,7 @@ _EXPLAIN = {
     "Optimal transport and transport-plan class purity": "Left: distances between the feature sets (entropic OT "
         "cost with a fixed ε, exact W1, debiased Sinkhorn divergence). Right: the share of transported mass that "
         "joins samples of the same class. At the chance level the alignment ignores the classes.",
-    "The bound, term by term": "err_S ≤ err_T + FA + LA_e (DESIGN §1), estimated on the reference sets. FA = τ̂·W1 "
+    "The bound, term by term": "err_S ≤ err_T + FA + LA_e (the paper's theorem; docs/theory.md), estimated on the reference sets. FA = τ̂·W1 "
         "with τ̂ a sampled estimate of the Lipschitz constant of the teacher loss; LA_e uses the plug-in κ̂.",
     "Modality gap": "Centroid gap and cosine between mean features (no pairs needed), mean κ̂ = p_T(y | z_S) and "
                     "the teacher head's accuracy on the student's features.",
@@ -76,11 +69,17 @@ def _figures(result, projection):
 
 
 def _history_tables(hist) -> str:
-    train = [k for k in _TRAIN_KEYS_FIRST if any(k in r for r in hist)]
+    """Every number the run recorded, in two tables: training (bookkeeping, loss terms, outcomes and the
+    trainer's and methods' own measurements) and diagnostics (what ``diagnose`` records), the columns
+    ordered by their declarations (:mod:`cmkd_lab.keys`); undeclared keys are shown too."""
+    from .results.keys import describe, ordered
+    present = list(dict.fromkeys(k for r in hist for k in r))
+    diag_src = {k for k in present if describe(k).source == "diagnostics"}
+    train = ordered([k for k in present if k not in diag_src])
     out = f"<h3>Training</h3>{_table([[r.get(c) for c in train] for r in hist], train)}"
-    diag_rows = [r for r in hist if "mmd2" in r]
+    diag_rows = [r for r in hist if diag_src & set(r)]
     if diag_rows:
-        cols = ["epoch"] + [k for k in _DIAG_KEYS if any(k in r for r in diag_rows)]
+        cols = ["epoch"] + ordered(diag_src)
         out += f"<h3>Diagnostics</h3>{_table([[r.get(c) for c in cols] for r in diag_rows], cols)}"
     return out
 

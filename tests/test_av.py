@@ -516,7 +516,7 @@ def test_lazy_and_in_memory_training_are_identical(roots, monkeypatch):
 # ------------------------------------------------------------- short runs
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_short_run_under_each_pairing(roots, name, tmp_path):
-    from cmkd_lab.runs import run_one
+    from cmkd_lab.experiments import run_one
 
     task = load_task(name, data_root=roots[name], **SMALL)
     for pairing, method in (("unpaired", "ucmkd"), ("class-matched", "ucmkd"), ("paired", "kd")):

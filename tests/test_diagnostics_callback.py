@@ -77,7 +77,7 @@ def test_state_roundtrip_keeps_artefacts(fitted):
 
 
 def test_run_one_attaches_diagnostics_by_default(small_task, tmp_path):
-    from cmkd_lab.runs import run_one
+    from cmkd_lab.experiments import run_one
     cfg = DistillConfig(epochs=1, teacher_epochs=2)
     r = run_one(small_task, "ce", cfg, tmp_path / "a", report=False)
     assert "mmd2" in r["history"][0] and r["diagnostics"]["enabled"]

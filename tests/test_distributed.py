@@ -18,7 +18,7 @@ import torch
 from cmkd_lab.data import load_task
 from cmkd_lab.distill import DistillConfig
 from cmkd_lab.distill.checkpoint import read_checkpoint
-from cmkd_lab.runs import run_one
+from cmkd_lab.experiments import run_one
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 

@@ -16,7 +16,8 @@ import torch
 
 from cmkd_lab.distill import Callback, DistillConfig, Trainer
 from cmkd_lab.distill.checkpoint import read_checkpoint, write_checkpoint
-from cmkd_lab.runs import run_one, write_json_atomic
+from cmkd_lab.experiments import run_one
+from cmkd_lab.store import write_json
 
 VOLATILE = {"wall_s", "s_per_epoch", "versions", "bench_wall_s"}
 
@@ -138,10 +139,10 @@ def test_interrupted_bench_resumes_to_the_same_results(reference, tmp_path):
     assert not list(out.rglob("*.tmp"))
     assert (out / "results.md").read_text().count("| unpaired |") == 2
     # A finished run written with other options is refused, not mixed into the table (or replaced).
-    from cmkd_lab.bench import run_bench
+    from cmkd_lab.experiments import run_bench
     before = (first / "result.json").read_bytes()
-    with pytest.raises(ValueError, match=r"holds a finished run with other options \(differs in \['epochs'\]\); "
-                                         r"choose another --out"):
+    with pytest.raises(ValueError, match=r"hold runs made with other options .*differs in \['config'\].*choose "
+                                         r"another --out, or pass --overwrite"):
         run_bench("synthetic", ["ucmkd"], ["unpaired"], [0], out,
                   DistillConfig(epochs=3, teacher_epochs=1, diagnostics_every=0), fast=True)
     assert (first / "result.json").read_bytes() == before
@@ -288,9 +289,9 @@ def test_history_with_numpy_values_survives_a_checkpoint(small_task, tmp_path):
 
 def test_atomic_writes_leave_old_file_and_no_temp(tmp_path, monkeypatch):
     p = tmp_path / "result.json"
-    write_json_atomic({"a": 1}, p)
+    write_json(p, {"a": 1})
     with pytest.raises(TypeError, match="not JSON serialisable: object"):
-        write_json_atomic({"a": object()}, p)
+        write_json(p, {"a": object()})
     assert json.loads(p.read_text()) == {"a": 1}
 
     def interrupted(*a, **k):
@@ -298,7 +299,7 @@ def test_atomic_writes_leave_old_file_and_no_temp(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_json_atomic({"a": 2}, p)
+        write_json(p, {"a": 2})
     monkeypatch.undo()
     assert json.loads(p.read_text()) == {"a": 1}
     assert sorted(x.name for x in tmp_path.iterdir()) == ["result.json"]

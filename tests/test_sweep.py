@@ -1,5 +1,6 @@
-"""The sweep (regime map): grid parsing, paired statistics against closed forms and
-scipy, caching, teacher sharing, executors giving the same numbers, the CLI, the figures."""
+"""The sweep (regime map): grid parsing, paired statistics (and the minimum detectable effect) against
+closed forms and scipy, the A/A noise floor, the store's policy (cached, stale, other options), teacher
+sharing, executors giving the same numbers, the CLI, the figures."""
 import json
 import math
 from pathlib import Path
@@ -10,8 +11,10 @@ from scipy import stats
 
 from cmkd_lab import DistillConfig, load_task
 from cmkd_lab.cli import main
-from cmkd_lab.sweep import grid_axes, parse_grid, run_sweep, split_grid
-from cmkd_lab.sweep_stats import early_diagnostics, paired_difference, paired_summary, predictor_table, spearman
+from cmkd_lab.experiments import parse_grid, run_sweep, split_grid
+from cmkd_lab.results import grid_axes
+from cmkd_lab.results import (early_diagnostics, minimum_detectable_effect, paired_difference, paired_summary,
+                              predictor_table, seeds_needed, spearman)
 
 SMALL = {"n_teacher": 240, "n_student": 240}
 CFG = DistillConfig(epochs=2, teacher_epochs=2, batch_size=32)
@@ -81,6 +84,25 @@ def test_paired_difference_closed_form_and_scipy():
         paired_difference([])
     with pytest.raises(ValueError, match="level must be"):
         paired_difference([1, 2], level=1.5)
+
+
+def test_minimum_detectable_effect_closed_form_and_power():
+    # (t_{.975, n-1} + t_{.8, n-1}) · s / sqrt(n), n = 5, s = 0.01
+    mde = (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * 0.01 / math.sqrt(5)
+    assert minimum_detectable_effect(0.01, 5) == pytest.approx(mde)
+    assert paired_difference([0.0, 0.01, -0.01, 0.005, -0.005])["mde"] == pytest.approx(
+        minimum_detectable_effect(float(np.std([0.0, 0.01, -0.01, 0.005, -0.005], ddof=1)), 5))
+    assert minimum_detectable_effect(0.01, 1) is None
+    # A true effect equal to the MDE is detected with the stated power: the non-central t at the MDE.
+    n, sd = 8, 0.02
+    d = minimum_detectable_effect(sd, n)
+    crit = stats.t.ppf(0.975, n - 1)
+    power = stats.nct.sf(crit, n - 1, d / (sd / math.sqrt(n)))
+    assert 0.78 < power < 0.86  # ≈ 0.8 (the t-sum formula is the standard approximation)
+    # seeds_needed: the first n whose MDE is within the effect
+    n1 = seeds_needed(0.02, 0.01)
+    assert minimum_detectable_effect(0.02, n1) <= 0.01 < minimum_detectable_effect(0.02, n1 - 1)
+    assert seeds_needed(0.0, 0.01) == 2 and seeds_needed(None, 0.01) is None
 
 
 def test_spearman_small_samples_use_the_exact_permutation_p_value():
@@ -173,10 +195,11 @@ def test_sweep_writes_tables(swept):
     out, res, logs = swept
     for f in ("sweep.json", "cells.csv", "predictors.csv", "sweep.md"):
         assert (out / f).stat().st_size > 0
-    assert len(res["runs"]) == 4 * 2 * 2 and all(r["status"] == "completed" for r in res["runs"])
+    # 4 cells × (ce, fa and the A/A control of ce) × 2 seeds
+    assert len(res["runs"]) == 4 * 3 * 2 and all(r["status"] == "completed" for r in res["runs"])
     assert res["grid_kinds"] == {"student_fraction": "config", "gap": "task"}
     cells = {(r["cell"], r["method"]): r for r in res["cells"]}
-    assert len(cells) == 8
+    assert len(cells) == 12
     by = {(r["cell"], r["method"], r["seed"]): r for r in res["runs"]}
     row = cells[("student_fraction=0.25,gap=0.0", "fa")]
     d = [by[("student_fraction=0.25,gap=0.0", "fa", s)]["student_test_acc"]
@@ -188,7 +211,22 @@ def test_sweep_writes_tables(swept):
     assert r["task_info"]["knobs"]["gap"] == 2.0 and r["student_fraction"] == 0.25
     assert set(by[("student_fraction=0.25,gap=2.0", "fa", 1)]["early"]) == {"1", "2"}
     assert "fa_over_ce" in res["points"][0]["diag"]
-    assert "| student_fraction | gap | `ce` acc | Δ `fa` |" in (out / "sweep.md").read_text()
+    md = (out / "sweep.md").read_text()
+    assert "| student_fraction | gap | `ce` acc | A/A Δ (noise floor) | Δ `fa` |" in md and "MDE" in md
+    # The noise floor of a cell: ce's spread and the A/A difference (ce retrained with other training noise).
+    aa = [by[("student_fraction=0.25,gap=0.0", "ce (A/A)", s)]["student_test_acc"]
+          - by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in (0, 1)]
+    assert row["noise_aa_mean"] == pytest.approx(np.mean(aa))
+    assert row["noise_baseline_std"] == pytest.approx(np.std(
+        [by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in (0, 1)], ddof=1))
+    assert row["mde"] == pytest.approx(minimum_detectable_effect(np.std(d, ddof=1), 2))
+    aa_run = json.loads((out / "runs" / "student_fraction=0.25,gap=0.0" / "ce-aa" / "seed0" / "result.json").read_text())
+    ce_run = json.loads((out / "runs" / "student_fraction=0.25,gap=0.0" / "ce" / "seed0" / "result.json").read_text())
+    assert aa_run["config"]["replicate"] == 1 and ce_run["config"]["replicate"] == 0
+    assert aa_run["teacher_test_acc"] == ce_run["teacher_test_acc"]  # the same teacher and data, other noise
+    assert aa_run["task_info"] == ce_run["task_info"] and aa_run["history"] != ce_run["history"]
+    # The A/A control is not a method: no predictor points for it.
+    assert not any(p["method"] == "ce (A/A)" for p in res["points"])
 
 
 def test_sweep_shares_teachers_per_seed(tmp_path, monkeypatch):
@@ -204,18 +242,45 @@ def test_sweep_shares_teachers_per_seed(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "teachers").glob("*.pt"))) == 2 + 1
 
 
-def test_sweep_is_cached_and_reruns_changed_options(swept, tmp_path):
+def test_sweep_is_cached_and_refuses_changed_options(swept, tmp_path):
     out, res, _ = swept
     logs = []
     again = run_sweep("synthetic", ["ce", "fa"], GRID, [0, 1], out, CFG, task_kwargs=SMALL, workers=1,
                       log=logs.append)
-    assert "16 cached, 0 to run" in logs[0]
+    assert any("24 runs: 24 read from the store, 0 to run" in m for m in logs)
     assert [r["student_test_acc"] for r in again["runs"]] == [r["student_test_acc"] for r in res["runs"]]
-    # Another epochs count is another run, not a stale cache hit.
+    # Another epochs count in the same folder is another experiment: refused, never mixed in or replaced.
+    small = tmp_path / "small"
+    run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], small, CFG, task_kwargs=SMALL, workers=1,
+              log=lambda m: None)
+    with pytest.raises(ValueError, match=r"made with other options .*differs in \['config'\].*--overwrite"):
+        run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], small, CFG.replace(epochs=1), task_kwargs=SMALL,
+                  workers=1, log=lambda m: None)
     logs = []
-    run_sweep("synthetic", ["ce"], {"student_fraction": [1.0], "gap": [0.0]}, [0], out, CFG.replace(epochs=1),
-              task_kwargs=SMALL, workers=1, log=logs.append)
-    assert "0 cached, 1 to run" in logs[0]
+    run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], small, CFG.replace(epochs=1), task_kwargs=SMALL,
+              workers=1, overwrite=True, log=logs.append)
+    assert any("0 read from the store, 2 to run" in m for m in logs)
+
+
+def test_a_stale_run_is_never_read_back(tmp_path, monkeypatch):
+    """A run made by other code (another code version) or on other data runs again, by itself."""
+    import cmkd_lab.experiments.engine as engine
+    out = tmp_path / "s"
+    kw = dict(task_kwargs=SMALL, workers=1, aa=False)
+    first = run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], out, CFG, log=lambda m: None, **kw)
+    logs = []
+    monkeypatch.setattr(engine, "code_version", lambda: "another-version")
+    again = run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], out, CFG, log=logs.append, **kw)
+    assert any("1 to run (1 stale: made by other code or on other data)" in m for m in logs)
+    assert json.loads((out / "runs" / "gap=0.0" / "ce" / "seed0" / "job.json").read_text())["code_version"] == \
+        "another-version"
+    assert again["runs"][0]["student_test_acc"] == first["runs"][0]["student_test_acc"]  # same code in fact
+    monkeypatch.undo()
+    # Other data under the same options (the task's arrays changed): stale as well.
+    monkeypatch.setattr("cmkd_lab.data.task.CrossModalTask.fingerprint", lambda self, sides=("teacher", "student"): "x")
+    logs = []
+    run_sweep("synthetic", ["ce"], {"gap": [0.0]}, [0], out, CFG, log=logs.append, **kw)
+    assert any("1 stale" in m for m in logs)
 
 
 def test_dask_and_process_pool_give_the_serial_numbers(swept, tmp_path):
@@ -241,8 +306,12 @@ def test_dask_and_process_pool_give_the_serial_numbers(swept, tmp_path):
 def test_sweep_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="method must be one of"):
         run_sweep("synthetic", ["nope"], {}, [0], tmp_path, CFG)
-    with pytest.raises(ValueError, match="neither DistillConfig options nor options task 'synthetic'"):
+    with pytest.raises(ValueError, match=r"grid key\(s\) \['gapp'\] are neither DistillConfig options nor options "
+                                         r"of task 'synthetic' \(gap, label_shift"):
         run_sweep("synthetic", ["ce"], {"gapp": [1]}, [0], tmp_path, CFG, log=lambda m: None)
+    # A known name with a bad value names the cell and the value, not the name.
+    with pytest.raises((ValueError, TypeError), match=r"grid cell gap=abc: task 'synthetic': gap must .*'abc'"):
+        run_sweep("synthetic", ["ce"], {"gap": ["abc"]}, [0], tmp_path, CFG, log=lambda m: None)
     with pytest.raises(ValueError, match="student_fraction=0.0.*student_fraction must be"):
         run_sweep("synthetic", ["ce"], {"student_fraction": [0.0]}, [0], tmp_path, CFG)
     with pytest.raises(ValueError, match="scheduler must be"):
@@ -259,7 +328,7 @@ def test_cli_sweep(tmp_path, capsys):
                "--out", str(out), "--quiet"])
     assert rc == 0
     res = json.loads((out / "sweep.json").read_text())
-    assert res["methods"] == ["ce", "fa"] and len(res["runs"]) == 8 and res["seeds"] == [0, 1]
+    assert res["methods"] == ["ce", "fa"] and len(res["runs"]) == 12 and res["seeds"] == [0, 1]
     assert "Δ `fa`" in capsys.readouterr().out
     assert main(["sweep", "--grid", "seed=1,2", "--out", str(out)]) == 2
     assert "must not vary 'seed'" in capsys.readouterr().err
@@ -320,7 +389,7 @@ def test_diagnostic_figures(swept):
 
 
 def test_compact_copy_reads_like_the_full_result(swept, tmp_path):
-    from cmkd_lab.sweep import compact_sweep, load_sweep
+    from cmkd_lab.results import compact_sweep, load_sweep
     from cmkd_lab.viz import phase_diagram
     _, res, _ = swept
     small = compact_sweep(res, digits=4)
@@ -346,5 +415,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
                     diagnostics=False, log=lambda m: None)
     assert [(f["cell"], f["seed"]) for f in res["failed"]] == [("gap=0", 0)]
     assert res["failed"][0]["error"].startswith("ValueError: checkpoint") and "delete it" in res["failed"][0]["error"]
-    assert [r["cell"] for r in res["runs"]] == ["gap=1"]
+    # the A/A control of the broken cell and both runs of the other cell finish
+    assert {(r["cell"], r["method"]) for r in res["runs"]} == {("gap=0", "ce (A/A)"), ("gap=1", "ce"),
+                                                             ("gap=1", "ce (A/A)")}
     assert "Failed: ce in cell gap=0" in (tmp_path / "sweep.md").read_text()

@@ -12,7 +12,7 @@ from cmkd_lab.align import ot_cost
 from cmkd_lab.diagnostics import plan_class_purity
 from cmkd_lab.distill import DistillConfig, Trainer
 from cmkd_lab.distill.methods.base import Batch
-from cmkd_lab.runs import run_one
+from cmkd_lab.experiments import run_one
 from test_resume import canon  # a result without its wall-clock times
 
 CFG = DistillConfig(epochs=3, teacher_epochs=2, batch_size=32, diagnostics_every=0, student_fraction=0.1,
@@ -178,7 +178,7 @@ def test_entmin_without_unlabelled_data_is_refused_and_skipped(small_task, tmp_p
     with pytest.raises(ValueError, match=r"method 'entmin' needs unlabelled student data: set "
                                          r"student_unlabelled=True \(--student-unlabelled\) with student_fraction < 1"):
         Trainer(small_task, "entmin", CFG.replace(student_unlabelled=False))
-    from cmkd_lab.bench import run_bench
+    from cmkd_lab.experiments import run_bench
     res = run_bench("synthetic", ["entmin"], ["unpaired"], [0], tmp_path / "b",
                     CFG.replace(student_unlabelled=False, epochs=1), fast=True, log=lambda s: None)
     assert res["skipped"] and "needs unlabelled student data" in res["skipped"][0]["reason"]
@@ -249,7 +249,7 @@ def test_too_few_unlabelled_samples_are_named(small_task):
 def test_runs_written_before_an_option_existed_are_read_back(small_task, tmp_path):
     # A cached bench run whose stored config lacks options added later (here the unlabelled-data ones)
     # still matches a config that leaves them at their defaults: read back, not refused or re-run.
-    from cmkd_lab.bench import run_bench
+    from cmkd_lab.experiments import run_bench
     cfg = DistillConfig(epochs=1, teacher_epochs=1, diagnostics_every=0)
     run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path, cfg, fast=True, log=lambda s: None)
     rp = tmp_path / "runs" / "unpaired" / "ce" / "seed0" / "result.json"
@@ -264,7 +264,7 @@ def test_runs_written_before_an_option_existed_are_read_back(small_task, tmp_pat
 
 
 def test_sweep_skips_entmin_where_there_is_no_unlabelled_data(tmp_path):
-    from cmkd_lab.sweep import run_sweep
+    from cmkd_lab.experiments import run_sweep
     res = run_sweep("synthetic", ["ce", "entmin"], {"student_unlabelled": [False, True]}, [0], tmp_path,
                     DistillConfig(epochs=1, teacher_epochs=1, batch_size=32, student_fraction=0.2,
                                   student_unlabelled=True), task_kwargs={"n_teacher": 240, "n_student": 240},
@@ -272,7 +272,8 @@ def test_sweep_skips_entmin_where_there_is_no_unlabelled_data(tmp_path):
     assert [s["cell"] for s in res["skipped"]] == ["student_unlabelled=False"]
     assert "needs unlabelled student data" in res["skipped"][0]["reason"]
     assert {(r["cell"], r["method"]) for r in res["runs"]} == {
-        ("student_unlabelled=False", "ce"), ("student_unlabelled=True", "ce"), ("student_unlabelled=True", "entmin")}
+        ("student_unlabelled=False", "ce"), ("student_unlabelled=True", "ce"), ("student_unlabelled=True", "entmin"),
+        ("student_unlabelled=False", "ce (A/A)"), ("student_unlabelled=True", "ce (A/A)")}
 
 
 def test_fix_with_a_value_the_grid_lacks_is_named():

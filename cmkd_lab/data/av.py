@@ -68,6 +68,7 @@ from .._validation import check_choice, check_int
 from .lazy import FrameFolderArray, SpectrogramArray, load_spectrogram
 from .registry import register_task
 from .task import SPLITS, CrossModalTask, Split
+from .._seeds import AV_SPLITS, numpy_rng
 
 __all__ = ["AV_TASKS", "DataLayoutError", "load_av", "AV_LAYOUTS"]
 
@@ -465,7 +466,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
             raise DataLayoutError(f"no clip of the {s} split has both its frames and its audio; "
                                   f"{_layout_hint(layout, root)}")
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA11D]))
+    rng = numpy_rng(seed, AV_SPLITS)
 
     def part(s, pos):
         f, a, y = clips[s]

@@ -32,6 +32,7 @@ import numpy as np
 from .._validation import check_int
 from .registry import register_task
 from .task import SPLITS, CrossModalTask, Split, stratified_split
+from .._seeds import DIGITS_SPEECH_TASK, numpy_rng
 
 __all__ = ["load_digits_speech", "DIGITS_SPEECH_PATH"]
 
@@ -125,7 +126,7 @@ def load_digits_speech(*, seed: int = 0, fast: bool = False, path=None, **kw) ->
     if kw:
         raise TypeError(f"digits-speech takes seed, fast and path only; got {sorted(kw)}")
     check_int("seed", seed)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1797]))
+    rng = numpy_rng(seed, DIGITS_SPEECH_TASK)
 
     z = read_speech_arrays(path)
 

@@ -34,6 +34,7 @@ import numpy as np
 from .._validation import check_int
 from .registry import register_task
 from .task import SPLITS, CrossModalTask, Split
+from .._seeds import HAPT_FAST_SUBSET, numpy_rng
 
 __all__ = ["load_hapt", "arrays_sha256", "BUILTIN_DIR", "HAPT_SPLIT_USERS"]
 
@@ -149,7 +150,7 @@ def load_hapt(*, seed: int = 0, fast: bool = False, path=None, **kw) -> CrossMod
     acc, gyro, user = arrays["acc"], arrays["gyro"], arrays["user"]
     y = arrays["y"].astype(np.int64)
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+    rng = numpy_rng(seed, HAPT_FAST_SUBSET)
     index = {}
     for role, splits in HAPT_SPLIT_USERS.items():
         for s, users in splits.items():

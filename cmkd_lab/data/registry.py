@@ -1,4 +1,8 @@
-"""Registry of built-in tasks: ``@register_task("name")`` and ``load_task``."""
+"""Registry of built-in tasks: ``@register_task("name")`` and ``load_task``.
+
+The task modules register themselves when :mod:`cmkd_lab.data` is imported (its ``__init__`` imports
+them), which always happens before this module is used.
+"""
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -20,20 +24,8 @@ def register_task(name: str):
     return deco
 
 
-def _ensure_builtins():
-    # Importing the modules registers their tasks.
-    from . import synthetic  # noqa: F401
-    for mod in ("hapt", "digits_speech", "av"):
-        try:
-            __import__(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # module not written yet
-            if e.name != f"{__package__}.{mod}":
-                raise
-
-
 def available_tasks():
     """Names of the built-in tasks, sorted."""
-    _ensure_builtins()
     return sorted(_TASKS)
 
 
@@ -51,7 +43,6 @@ def load_task(name: str, *, seed: int = 0, fast: bool = False, **kwargs):
     **kwargs
         Task-specific options (e.g. the synthetic generator's knobs).
     """
-    _ensure_builtins()
     if name not in _TASKS:
         raise ValueError(f"task must be one of {', '.join(map(repr, sorted(_TASKS)))}; got task={name!r}")
     fn = _TASKS[name]
@@ -69,7 +60,6 @@ def task_options(name: str):
     ``loader.options_from``."""
     import inspect
 
-    _ensure_builtins()
     fn = _TASKS[name]
     params = inspect.signature(getattr(fn, "options_from", fn)).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_choice
+from .._seeds import TEACHER_SAMPLER, numpy_rng
 
 __all__ = ["PAIRINGS", "TeacherBatchSampler"]
 
@@ -38,7 +39,7 @@ class TeacherBatchSampler:
         self.pairing = check_choice("pairing", pairing, PAIRINGS)
         self.bank_labels = np.asarray(bank_labels, dtype=np.int64)
         # stream > 0: an independent sequence for the same seed (the unlabelled student batches' teacher draws)
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 104729] + ([stream] if stream else [])))
+        self.rng = numpy_rng(seed, TEACHER_SAMPLER, *([stream] if stream else []))
         self._stream = np.empty(0, dtype=np.int64)
         if pairing == "class-matched":
             self.by_class = [np.flatnonzero(self.bank_labels == k) for k in range(num_classes)]

@@ -21,6 +21,7 @@ import numpy as np
 from .._validation import check_int, check_nonneg, check_positive
 from .registry import register_task
 from .task import CrossModalTask, Split
+from .._seeds import SYNTHETIC_LAYOUT, numpy_rng
 
 __all__ = ["make_synthetic_task"]
 
@@ -85,7 +86,7 @@ def make_synthetic_task(
 
     # The layout (class means, view maps) depends only on the structure seed so
     # that tasks differing by a knob share their geometry.
-    geo = np.random.default_rng(np.random.SeedSequence([1234, num_classes, latent_dim, teacher_dim, student_dim]))
+    geo = numpy_rng(SYNTHETIC_LAYOUT, num_classes, latent_dim, teacher_dim, student_dim)
     means = geo.normal(size=(num_classes, latent_dim))
     means *= 2.5 / np.linalg.norm(means, axis=1, keepdims=True)  # (K, L)
     W_T = geo.normal(size=(latent_dim, teacher_dim)) / np.sqrt(latent_dim)  # (L, Dt)

@@ -18,6 +18,7 @@ import numpy as np
 from .._validation import (check_class_names, check_finite_array, check_indices, check_int, check_labels,
                            check_positive)
 from .lazy import is_lazy, take
+from .._seeds import STUDENT_SUBSET, numpy_rng
 
 __all__ = ["Split", "CrossModalTask", "infer_encoder_spec"]
 
@@ -183,7 +184,7 @@ class CrossModalTask:
         tr = self.student["train"]
         if fraction >= 1.0:
             return np.arange(len(tr.y))
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
+        rng = numpy_rng(seed, STUDENT_SUBSET)
         keep = []
         for k in range(self.num_classes):
             idx = np.flatnonzero(tr.y == k)

@@ -2,7 +2,7 @@
 
 MMD two-sample tests, Wasserstein / Sinkhorn distances and transport-plan
 class purity, label distributions and κ̂, the paper's bound term by term
-(Tran et al., ICML 2026, arXiv 2606.10504; DESIGN §1) and a modality-gap
+(Tran et al., ICML 2026, arXiv 2606.10504; docs/theory.md) and a modality-gap
 summary; :class:`DiagnosticsCallback` records them during training.
 """
 from ._common import stratified_indices

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .._validation import check_finite_array, check_int, check_labels
+from .._seeds import REFERENCE_SUBSET, numpy_rng
 
 __all__ = ["as_features", "as_labels", "stratified_indices", "pair_features", "to_list"]
 
@@ -75,7 +76,7 @@ def stratified_indices(y, n: int, seed: int) -> np.ndarray:
     N = y.shape[0]
     if n >= N:
         return np.arange(N)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+    rng = numpy_rng(seed, REFERENCE_SUBSET)
     classes, counts = np.unique(y, return_counts=True)
     quota = counts * n / N
     take = np.floor(quota).astype(int)

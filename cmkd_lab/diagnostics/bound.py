@@ -1,4 +1,4 @@
-"""The paper's bound, term by term (DESIGN §1):
+"""The paper's bound, term by term (docs/theory.md):
 
     err_S(φ) ≤ err_T(θ) + FA(φ, θ) + LA(p_S, p_T),   FA = τ · W1(D^T(z), D^S(z)).
 

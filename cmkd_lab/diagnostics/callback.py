@@ -14,48 +14,42 @@ rounded) that end up in ``result["diagnostics"]``.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from .._validation import check_int, check_positive
-from ..distill.trainer import Callback
+from ..data.lazy import take
+from ..distill.callbacks import Callback
+from ..distill.teacher import batched_features
+from ..store import jsonable
 from ._common import stratified_indices, to_list
 from .core import DiagnosticsSettings, diagnose
 from .mmd_test import rbf_bandwidths
 from .transport import median_cost
 
-__all__ = ["DiagnosticsCallback"]
+__all__ = ["DiagnosticsCallback", "with_diagnostics"]
 
 _KEPT = ("epochs", "records", "snapshots", "plans", "initial", "errors")
 
 
-def _jsonable(v, decimals: int = 5):
-    if isinstance(v, np.ndarray):
-        if v.dtype.kind in "iub":
-            return v.astype(np.int64).tolist()
-        return [None if not math.isfinite(x) else x for x in np.round(v.astype(np.float64), decimals).ravel()] \
-            if v.ndim == 1 else [_jsonable(row, decimals) for row in v]
+def _ints(v):
+    if isinstance(v, np.ndarray) and v.dtype.kind == "b":
+        return v.astype(np.int64)
     if isinstance(v, dict):
-        return {k: _jsonable(x, decimals) for k, x in v.items()}
+        return {k: _ints(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x, decimals) for x in v]
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(float(v)) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
+        return [_ints(x) for x in v]
     return v
 
 
+def _jsonable(v):
+    # Artefacts as compact JSON: arrays rounded to 5 decimals (boolean masks as 0/1), non-finite -> None.
+    return jsonable(_ints(v), decimals=5)
+
+
 def _take(x, idx):
-    try:
-        from ..data.lazy import take
-    except ImportError:  # pragma: no cover - older data package
-        return x[idx]
     return take(x, idx)
 
 
@@ -93,6 +87,8 @@ class DiagnosticsCallback(Callback):
         RBF bandwidths = median teacher distance × each scale.
     initial : bool
         Also diagnose the untrained student (epoch 0) at the start.
+    until : int, optional
+        Diagnose only up to this epoch (a sweep reads its predictors from the first epochs).
     settings : DiagnosticsSettings, optional
         Permutation counts, OT solver iterations, Lipschitz sampling.
 
@@ -104,10 +100,12 @@ class DiagnosticsCallback(Callback):
 
     def __init__(self, *, every: Optional[int] = None, n_ref: int = 512, seed: int = 0,
                  snapshot_epochs: Union[str, Sequence[int]] = "auto", n_snapshot: int = 256, eps: float = 0.1,
-                 scales: Sequence[float] = (0.5, 1.0, 2.0), initial: bool = True,
+                 scales: Sequence[float] = (0.5, 1.0, 2.0), initial: bool = True, until: Optional[int] = None,
                  settings: Optional[DiagnosticsSettings] = None):
         if every is not None:
             check_int("every", every, minimum=0)
+        if until is not None:
+            check_int("until", until, minimum=0)
         check_int("n_ref", n_ref, minimum=4)
         check_int("seed", seed, minimum=0)
         check_int("n_snapshot", n_snapshot, minimum=0)
@@ -117,7 +115,7 @@ class DiagnosticsCallback(Callback):
             raise ValueError(f"snapshot_epochs must be 'auto' or a list of epochs >= 0; got {snapshot_epochs!r}")
         self.every, self.n_ref, self.seed = every, n_ref, seed
         self.snapshot_epochs, self.n_snapshot, self.eps, self.scales = snapshot_epochs, n_snapshot, eps, tuple(scales)
-        self.initial = initial
+        self.initial, self.until = initial, until
         self.settings = (settings or DiagnosticsSettings()).validate()
         self.diagnostics: dict = {}
 
@@ -127,12 +125,12 @@ class DiagnosticsCallback(Callback):
 
     def _due(self, trainer, epoch: int) -> bool:
         every = self._every(trainer)
-        return bool(every) and (epoch % every == 0 or epoch == trainer.config.epochs)
+        if self.until is not None and epoch > self.until:
+            return False
+        return bool(every) and (epoch % every == 0 or epoch == trainer.epochs)
 
     def on_train_begin(self, trainer):
-        from ..distill.teacher import batched_features
-
-        task, cfg = trainer.task, trainer.config
+        task = trainer.task
         every = self._every(trainer)
         self._on = bool(every)
         # A later fit() of the same trainer continues the records; a new trainer starts afresh.
@@ -152,7 +150,7 @@ class DiagnosticsCallback(Callback):
         self._bw = rbf_bandwidths(self._zt, scales=self.scales, seed=self.seed)
         self._cache: dict = {}
         self._eps_abs = self.eps * median_cost(self._zt, cost=self.settings.ot_cost, seed=self.seed)
-        diag_epochs = [e for e in range(1, cfg.epochs + 1) if e % every == 0 or e == cfg.epochs]
+        diag_epochs = [e for e in range(1, trainer.epochs + 1) if e % every == 0 or e == trainer.epochs]
         if self.snapshot_epochs == "auto":
             pick = np.unique(np.round(np.linspace(0, len(diag_epochs) - 1, min(3, len(diag_epochs)))).astype(int))
             self._snap = {0} | {diag_epochs[i] for i in pick}
@@ -183,8 +181,6 @@ class DiagnosticsCallback(Callback):
 
     # --------------------------------------------------------------- per epoch
     def _run(self, trainer, epoch: int) -> Optional[dict]:
-        from ..distill.teacher import batched_features
-
         try:
             zs = batched_features(trainer.student, self._xs, trainer.device)  # (N, D)
             sc, art = diagnose(zs, self._ys, self._zt, self._yt, teacher_head=trainer.teacher.head,
@@ -230,3 +226,13 @@ class DiagnosticsCallback(Callback):
         if not isinstance(state, dict):
             raise ValueError(f"DiagnosticsCallback state must be a dict; got {type(state).__name__}")
         self.diagnostics.update({k: state[k] for k in _KEPT if k in state})
+
+
+def with_diagnostics(callbacks: Sequence = (), **options) -> list:
+    """``callbacks`` plus a :class:`DiagnosticsCallback` built with ``options``, unless they hold one
+    already: the one place where every door (``distill``, ``run``, ``sweep``, the widgets) attaches the
+    diagnostics."""
+    callbacks = list(callbacks)
+    if any(isinstance(cb, DiagnosticsCallback) for cb in callbacks):
+        return callbacks
+    return callbacks + [DiagnosticsCallback(**options)]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._validation import check_int, check_positive
+from ..keys import declare
 from ._common import as_labels, pair_features
 from .bound import bound_terms, lipschitz_estimate
 from .gap import modality_gap
@@ -18,6 +19,33 @@ from .mmd_test import class_conditional_mmd, linear_mmd, mmd_permutation_test
 from .transport import entropic_ot, exact_ot, plan_class_purity
 
 __all__ = ["DiagnosticsSettings", "diagnose", "pool_plan"]
+
+# The scalars diagnose() records in a history record (cmkd_lab.keys; readers never keep their own list).
+declare("diagnostics", "diagnostic", {
+    "mmd2": "MMD² (unbiased, RBF)", "mmd_p": "MMD permutation p-value", "mmd2_linear": "linear-time MMD²",
+    "mmd_linear_p": "linear-time MMD p-value", "mmd_class_mean": "mean per-class MMD²",
+    "mmd_class_rejected": "classes whose MMD test rejects (Holm)", "ot_cost": "entropic OT cost",
+    "sinkhorn_div": "Sinkhorn divergence", "w1": "W1 (exact OT)", "purity": "plan class purity (exact plan)",
+    "purity_entropic": "plan class purity (entropic plan)", "purity_chance": "plan purity at chance",
+    "purity_matched": "plan purity up to a relabelling", "kappa_mean": "mean κ̂ = p_T(y|z_S)",
+    "kappa_median": "median κ̂", "kappa_min_class": "lowest per-class mean κ̂",
+    "label_tv_teacher_vs_student": "TV between teacher-head label marginals on each side",
+    "label_prior_tv": "TV between the two sides' class priors",
+    "teacher_head_on_student_ce": "teacher head's cross-entropy on student features",
+    "bound_w1": "W1 used by the bound", "bound_tau": "τ̂ (Lipschitz estimate)", "bound_tau_grad": "τ̂ from gradients",
+    "bound_tau_pairs": "τ̂ from pairs", "bound_fa": "bound: FA term", "bound_la": "bound: LA_e term",
+    "bound_sum": "bound: err_T + FA + LA_e", "bound_transfer": "err_S − LA_e", "bound_slack": "bound − err_S",
+    "bound_holds": "the estimated bound holds", "centroid_gap": "centroid gap", "mean_cos": "cosine between means",
+    "gap_ratio": "centroid gap / teacher radius", "norm_ratio": "mean norm ratio (student / teacher)",
+    "class_centroid_gap": "mean per-class centroid gap"})
+declare("diagnostics", "reference", {
+    "ot_marginal_err": "Sinkhorn marginal error", "bound_err_t": "err_T (teacher CE on its reference set)",
+    "bound_err_t01": "teacher 0-1 error (reference set)", "teacher_acc_ref": "teacher accuracy (reference set)",
+    "teacher_head_on_student_acc_ref": "teacher head on student features (reference set)"})
+declare("diagnostics", "outcome", {
+    "bound_err_s": "err_S (student CE on its reference set)", "bound_err_s01": "student 0-1 error (reference set)",
+    "student_acc_ref": "student accuracy (reference set)"})
+declare("diagnostics", "bookkeeping", {"diag_time_s": "diagnostics time"}, units={"diag_time_s": "s"})
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Label distributions: which class each head predicts on which features.
 
-The question behind LA (DESIGN §1): does the frozen teacher head, applied to
+The question behind LA (docs/theory.md): does the frozen teacher head, applied to
 the *student's* features, still read the right class? κ̂_i = p_T(y_i | z_i)
 is its probability of the true class there (the plug-in of the paper's κ).
 """

@@ -28,6 +28,7 @@ _DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # availability is checked 
 class DistillConfig:
     # --- student optimisation
     epochs: int = 30              # paper: 100
+    min_steps: int = 0            # at least this many optimiser steps: epochs are raised when few labels make epochs short
     batch_size: int = 64          # paper: 64
     optimizer: str = "adam"       # "adam" | "adamw" | "sgd" (paper: sgd, momentum 0.9)
     lr: float = 1e-3              # paper: 1e-2 with sgd
@@ -69,6 +70,7 @@ class DistillConfig:
     teacher_lr: float = 1e-3
     # --- run
     seed: int = 0
+    replicate: int = 0            # another draw of the training noise (init, batch order) on the same data and teacher
     device: str = "auto"          # "auto" | "cpu" | "cuda" | "cuda:N"
     diagnostics_every: int = 1    # epochs between diagnostics (0 = off)
     amp: bool = False             # bf16 autocast for the encoders on CUDA (OT stays fp32)
@@ -78,13 +80,14 @@ class DistillConfig:
     ot_stop_thr: float = 0.0      # > 0: stop Sinkhorn early like POT's stopThr (1e-9 there); a sync per check on GPUs
     ot_all_gather: bool = False   # under torchrun: OT between the global batches (features all-gathered)
     inner_scope: str = "full"     # ucmkd: "full" (Algorithm 1) | "last-layer" (approximation, methods/ucmkd.py)
-    extra: Dict[str, Any] = field(default_factory=dict)  # method-specific options
+    extra: Dict[str, Any] = field(default_factory=dict)  # methods' own options by name (c2kd_tau ...): methods/options.py
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> "DistillConfig":
         check_int("epochs", self.epochs, minimum=1)
+        check_int("min_steps", self.min_steps, minimum=0)
         check_int("batch_size", self.batch_size, minimum=2)
         check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         check_positive("lr", self.lr)
@@ -130,6 +133,7 @@ class DistillConfig:
         check_int("teacher_epochs", self.teacher_epochs, minimum=1)
         check_positive("teacher_lr", self.teacher_lr)
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
+        check_int("replicate", self.replicate, minimum=0)
         check_int("diagnostics_every", self.diagnostics_every, minimum=0)
         check_choice("compile", self.compile, ("none", "ot", "all"))
         check_choice("ot_solver", self.ot_solver, ("auto", "scaling", "log"))
@@ -151,10 +155,13 @@ class DistillConfig:
             json.dumps(self.extra, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"extra must hold plain JSON values (numbers, strings, booleans, lists, dicts); {e}") from None
+        from .methods.options import check_extra
+        check_extra(self.extra)  # every key a known method option, every value of its type and range
         return self
 
     def replace(self, **changes) -> "DistillConfig":
-        """A validated copy with ``changes`` applied (unknown keys are an error)."""
+        """A validated copy with ``changes`` applied (unknown keys are an error; a method's option, e.g.
+        ``c2kd_tau``, goes into ``extra``)."""
         return DistillConfig.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict:
@@ -183,12 +190,19 @@ class DistillConfig:
         if not isinstance(d, dict):
             raise TypeError(f"{source} must be a mapping of option names to values; got {type(d).__name__}")
         known = {f.name: f for f in fields(cls)}
+        from .methods.options import option_fields
+        opts = option_fields()
+        moved = {k: d[k] for k in d if k not in known and k in opts}  # a method's option, given by its name
+        if moved:
+            d = {k: v for k, v in d.items() if k not in moved}
+            d["extra"] = {**(d.get("extra") or {}), **moved}
         unknown = sorted((k for k in d if k not in known), key=repr)
         if unknown:
             import difflib
             close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.75) for k in unknown if isinstance(k, str)}
             hint = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
-            raise ValueError(f"{source} has unknown keys {unknown}{hint}; known keys: {', '.join(sorted(known))}")
+            raise ValueError(f"{source} has unknown keys {unknown}{hint}; known keys: {', '.join(sorted(known))}"
+                             + (f"; method options: {', '.join(sorted(opts))}" if opts else ""))
         clean = {}
         for k, v in d.items():
             default = known[k].default
@@ -215,7 +229,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                   schedule="cosine", grad_clip=5.0, cost="l2", eps=0.1, eps_units="absolute",
                   sinkhorn_iter=100, lambda_fa=1.0, lambda_la=1.0, n1=1, n2=1, inner_optimizer="adamw",
                   inner_lr=1e-5, inner_weight_decay=0.05),
-    # What the paper's public code does (DESIGN §1): cosine cost, class-matched
+    # What the paper's public code does (docs/theory.md): cosine cost, class-matched
     # pairs, LA step on the head alone, no λ in the bilevel steps.
     "public-code": dict(optimizer="sgd", lr=1e-2, momentum=0.9, cost="cosine", eps=0.1, eps_units="absolute",
                         pairing="class-matched", la_teacher_grad="none", la_detach_features=True,

@@ -1,15 +1,13 @@
 """Device resolution, seeding and version info."""
 from __future__ import annotations
 
-import os
 import platform
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "versions", "cache_dir"]
+__all__ = ["resolve_device", "seed_everything", "versions"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -52,10 +50,3 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def cache_dir() -> Path:
-    """Where teachers are cached: ``$CMKD_LAB_CACHE`` or ``~/.cache/cmkd_lab``."""
-    p = Path(os.environ.get("CMKD_LAB_CACHE", Path.home() / ".cache" / "cmkd_lab"))
-    p.mkdir(parents=True, exist_ok=True)
-    return p

@@ -6,8 +6,9 @@ import copy
 import hashlib
 import io
 import json
+import warnings
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -16,10 +17,12 @@ import torch.nn.functional as F
 from ..data.lazy import is_lazy
 from ..data.loader import EVAL_BATCH_LAZY, iterate_batches
 from .._atomic import atomic_write_bytes
+from .._seeds import TEACHER_TORCH
 from ..models import Classifier, build_classifier
-from .runtime import cache_dir, resolve_device
+from ..store import cache_dir, code_version, locked
+from .runtime import resolve_device
 
-__all__ = ["train_teacher", "get_teacher", "evaluate", "batched_features"]
+__all__ = ["train_teacher", "get_teacher", "teacher_key", "evaluate", "batched_features"]
 
 
 @torch.no_grad()
@@ -52,10 +55,12 @@ def evaluate(model: Classifier, x, y, device, batch: int = 1024) -> Tuple[float,
     return acc, loss
 
 
-def _teacher_key(task, cfg) -> str:
+def teacher_key(task, cfg) -> str:
+    """The teacher cache key: the teacher side's data, its encoder, the seed, the teacher recipe and
+    :func:`cmkd_lab.store.code_version` (a teacher trained by other code is never read back)."""
     recipe = dict(task=task.name, data=task.fingerprint(sides=("teacher",)), seed=cfg.seed, D=cfg.feature_dim,
                   epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, bs=cfg.batch_size, enc=repr(task.teacher_encoder),
-                  v=2)
+                  code=code_version(), v=3)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -65,8 +70,8 @@ def train_teacher(task, cfg, device=None, progress=None) -> Tuple[Classifier, di
     Returns the model (eval mode, frozen) and a dict with val/test accuracy.
     """
     device = resolve_device(cfg.device) if device is None else device
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    torch.manual_seed(cfg.seed + 1)
+    g = torch.Generator().manual_seed(cfg.seed + TEACHER_TORCH)
+    torch.manual_seed(cfg.seed + TEACHER_TORCH)
     model = build_classifier(task.teacher_encoder, cfg.feature_dim, task.num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.teacher_lr)
     tr = task.teacher["train"]
@@ -102,30 +107,56 @@ def train_teacher(task, cfg, device=None, progress=None) -> Tuple[Classifier, di
     return model, info
 
 
-def _atomic_save(obj, path: Path) -> None:
+def _save(obj, path: Path) -> bool:
+    """Write a cache entry atomically; a cache that cannot be written is a warning, not an error."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        warnings.warn(f"the teacher cache {str(path.parent)!r} cannot be written ({e.strerror or e}); this teacher "
+                      "is not cached and will be trained again next time: point CMKD_LAB_CACHE at a writable "
+                      "folder", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _load(path: Path, task, cfg, device):
+    """The cached teacher at ``path``, or None (absent or unreadable: a damaged entry is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        model = build_classifier(task.teacher_encoder, cfg.feature_dim, task.num_classes).to(device)
+        model.load_state_dict(blob["state_dict"])
+    except Exception:  # a corrupted cache entry is rebuilt, not trusted
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, dict(blob["info"], teacher_cached=True)
 
 
 def get_teacher(task, cfg, device=None, *, cache: bool = True, progress=None) -> Tuple[Classifier, dict]:
-    """The cached teacher for (task data, seed, teacher recipe), training it if needed."""
+    """The cached teacher for (task data, seed, teacher recipe, code version), training it if needed.
+
+    Two processes asking for the same teacher at once train it once: the second waits for the first
+    (a lock on the cache entry) and reads what it wrote. A cache folder that cannot be written gives a
+    warning and the teacher is used without being cached.
+    """
     device = resolve_device(cfg.device) if device is None else device
-    key = _teacher_key(task, cfg)
-    path = cache_dir() / "teachers" / f"{task.name}-{key}.pt"
-    if cache and path.is_file():
-        try:
-            blob = torch.load(path, map_location=device, weights_only=True)
-            model = build_classifier(task.teacher_encoder, cfg.feature_dim, task.num_classes).to(device)
-            model.load_state_dict(blob["state_dict"])
-            model.eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-            return model, dict(blob["info"], teacher_cached=True)
-        except Exception:  # a corrupted cache entry is rebuilt, not trusted
-            path.unlink(missing_ok=True)
-    model, info = train_teacher(task, cfg, device, progress=progress)
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_save({"state_dict": model.state_dict(), "info": info}, path)
+    if not cache:
+        model, info = train_teacher(task, cfg, device, progress=progress)
+        return model, dict(info, teacher_cached=False)
+    path = cache_dir() / "teachers" / f"{task.name}-{teacher_key(task, cfg)}.pt"
+    with locked(path):
+        found = _load(path, task, cfg, device)
+        if found is not None:
+            return found
+        model, info = train_teacher(task, cfg, device, progress=progress)
+        _save({"state_dict": model.state_dict(), "info": info}, path)
     return model, dict(info, teacher_cached=False)

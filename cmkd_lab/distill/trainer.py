@@ -1,6 +1,7 @@
 """The trainer: task → teacher → feature bank → method steps → history.
 
-Short on purpose. Everything a callback or a diagnostic needs is an
+Short on purpose: ``Trainer.__init__`` and :meth:`Trainer.fit` read as a
+sequence of named steps. Everything a callback or a diagnostic needs is an
 attribute: ``task``, ``config``, ``device``, ``teacher``, ``student``,
 ``method``, ``bank`` (teacher features (M, D)), ``bank_y``, ``history``.
 """
@@ -10,40 +11,44 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .._seeds import REPLICATE, STUDENT_BATCHES, UNLABELLED_BATCHES
 from ..data.lazy import is_lazy
 from ..data.loader import iterate_batches
 from ..data.sampling import TeacherBatchSampler
+from ..keys import declare
 from ..models import build_classifier, check_compatible
-from .config import DistillConfig
-from .distributed import from_env
+from ..store import code_version
+from .callbacks import Callback
 from .checkpoint import (CHECKPOINT_FORMAT, from_json, global_rng_state, read_checkpoint, set_global_rng_state,
                          to_json, write_checkpoint)
+from .config import DistillConfig
+from .distributed import from_env
 from .methods import Batch, get_method
+from .rules import PairingError, check_runnable
 from .runtime import resolve_device, seed_everything, versions
 from .teacher import batched_features, evaluate, get_teacher
 
-__all__ = ["Trainer", "Callback", "distill", "PairingError"]
+__all__ = ["Trainer", "Callback", "distill", "PairingError", "StaleCheckpointError"]
 
 
-class PairingError(ValueError):
-    """A method or pairing the task cannot provide."""
+# What the trainer writes into each epoch's history record (cmkd_lab.keys).
+declare("trainer", "bookkeeping", {"epoch": "epoch", "steps": "optimiser steps", "lr": "learning rate",
+                                   "time_s": "epoch time", "error": "why the run stopped"}, units={"time_s": "s"})
+declare("trainer", "outcome", {"val_acc": "student validation accuracy", "val_loss": "student validation loss",
+                               "test_acc": "student test accuracy", "test_loss": "student test loss"})
+declare("trainer", "diagnostic", {"teacher_head_on_student_acc": "teacher head on student val features"})
 
 
-class Callback:
-    """Hooks; override what you need. ``record`` may be extended in place."""
+UNDER_TRAINED_STEPS = 200  # a run with few steps per epoch and fewer steps than this in all gets a warning
 
-    def on_train_begin(self, trainer): ...
 
-    def on_step_end(self, trainer, step: int, terms: Dict[str, torch.Tensor]): ...
-
-    def on_epoch_end(self, trainer, record: dict): ...
-
-    def on_train_end(self, trainer, result: dict): ...
+class StaleCheckpointError(ValueError):
+    """A checkpoint written by another version of the code (it cannot continue this run exactly)."""
 
 
 def _unlabelled_inputs(task, cfg: DistillConfig) -> Optional[np.ndarray]:
@@ -63,13 +68,51 @@ def _unlabelled_inputs(task, cfg: DistillConfig) -> Optional[np.ndarray]:
     return np.asarray(tr.x)[rest]
 
 
-def _lr_factor(cfg: DistillConfig, epoch: int) -> float:
+def _lr_factor(cfg: DistillConfig, epoch: int, epochs: int) -> float:
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / cfg.warmup_epochs
     if cfg.schedule == "cosine":
-        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        span = max(1, epochs - cfg.warmup_epochs)
         return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
     return 1.0
+
+
+def training_seed(cfg: DistillConfig) -> int:
+    """The seed of the training noise (student initialisation, batch order, teacher draws): ``cfg.seed``
+    itself for ``replicate=0``, another value per replicate (the data subset and the teacher stay
+    ``cfg.seed``'s)."""
+    if cfg.replicate == 0:
+        return cfg.seed
+    return int(np.random.SeedSequence([cfg.seed, REPLICATE, cfg.replicate]).generate_state(1)[0])
+
+
+def _check_arguments(task, method, config, callbacks, teacher) -> None:
+    from ..data.task import CrossModalTask
+
+    if not isinstance(task, CrossModalTask):
+        raise TypeError(f"task must be a CrossModalTask (see cmkd_lab.data.load_task); got {type(task).__name__}")
+    if config is not None and not isinstance(config, DistillConfig):
+        raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}"
+                        + (": build one with DistillConfig.from_dict(d)" if isinstance(config, dict) else ""))
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method name (str, see available_methods()); got {type(method).__name__}")
+    if isinstance(callbacks, Callback) or not all(
+            any(hasattr(cb, h) for h in ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end"))
+            for cb in callbacks):
+        raise TypeError("callbacks must be a sequence of Callback objects (wrap a single one in a list); "
+                        f"got {callbacks!r}")
+    if teacher is not None and not (isinstance(teacher, tuple) and len(teacher) == 2
+                                    and isinstance(teacher[0], torch.nn.Module) and isinstance(teacher[1], dict)):
+        raise TypeError("teacher must be a (model, info dict) pair as returned by get_teacher; "
+                        f"got {type(teacher).__name__}")
+
+
+def _make_optimizer(cfg: DistillConfig, params):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 class Trainer:
@@ -92,40 +135,29 @@ class Trainer:
 
     def __init__(self, task, method: str = "ucmkd", config: Optional[DistillConfig] = None, *,
                  callbacks: Sequence[Callback] = (), teacher=None, checkpoint=None, progress: bool = False):
-        from ..data.task import CrossModalTask
-
-        if not isinstance(task, CrossModalTask):
-            raise TypeError(f"task must be a CrossModalTask (see cmkd_lab.data.load_task); got {type(task).__name__}")
-        if config is not None and not isinstance(config, DistillConfig):
-            raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}"
-                            + (": build one with DistillConfig.from_dict(d)" if isinstance(config, dict) else ""))
-        if not isinstance(method, str):
-            raise TypeError(f"method must be a method name (str, see available_methods()); got {type(method).__name__}")
-        if isinstance(callbacks, Callback) or not all(
-                any(hasattr(cb, h) for h in ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end"))
-                for cb in callbacks):
-            raise TypeError("callbacks must be a sequence of Callback objects (wrap a single one in a list); "
-                            f"got {callbacks!r}")
-        if teacher is not None and not (isinstance(teacher, tuple) and len(teacher) == 2
-                                        and isinstance(teacher[0], torch.nn.Module) and isinstance(teacher[1], dict)):
-            raise TypeError("teacher must be a (model, info dict) pair as returned by get_teacher; "
-                            f"got {type(teacher).__name__}")
+        _check_arguments(task, method, config, callbacks, teacher)
         self.config = cfg = (config or DistillConfig()).validate()
-        method_cls = get_method(method)
         self.method_name = method
-        if cfg.pairing == "paired" and not task.has_pairs:
-            raise PairingError(
-                f"pairing='paired' needs a task with paired samples, and task {task.name!r} has none; "
-                "use pairing='unpaired' or 'class-matched'"
-            )
-        if method_cls.needs_pairs and cfg.pairing == "unpaired":
-            raise PairingError(
-                f"method {method!r} needs a teacher sample tied to each student sample; it cannot run with "
-                "pairing='unpaired'. Use pairing='paired' (or 'class-matched' for class-level pseudo-pairs)"
-            )
-        if method_cls.needs_unlabelled and not cfg.student_unlabelled:
-            raise ValueError(f"method {method!r} needs unlabelled student data: set student_unlabelled=True "
-                             "(--student-unlabelled) with student_fraction < 1")
+        method_cls = get_method(method)
+        check_runnable(method, cfg, task)
+        unl_x = self._select_data(task)
+        self._place(callbacks, checkpoint, progress)
+        self._load_teacher(teacher)
+        self._open_streams(unl_x)
+        self._plan_budget()
+        self._build_student(method_cls)
+        self.history: List[dict] = []
+        self.epoch = 0
+        self.wall_s = 0.0
+        self.status = "running"
+        self.error: Optional[str] = None
+        self.dropped_steps = 0  # steps of an epoch cut short by stop()/Ctrl-C (not in the history)
+        self.finite_check_every = 50  # steps between NaN/inf checks on a GPU (on the CPU: every step)
+
+    # ------------------------------------------------------------ set-up steps
+    def _select_data(self, task) -> Optional[np.ndarray]:
+        """The labelled student subset (``student_fraction``) and the unlabelled inputs, if any."""
+        cfg = self.config
         self.task = task.with_student_fraction(cfg.student_fraction, cfg.seed)
         unl_x = _unlabelled_inputs(task, cfg)
         if cfg.pairing == "class-matched":
@@ -134,6 +166,11 @@ class Trainer:
                 raise PairingError(
                     f"pairing='class-matched' needs teacher training samples of every student class; classes "
                     f"{[self.task.class_names[k] for k in missing]} have none: use pairing='unpaired'")
+        return unl_x
+
+    def _place(self, callbacks, checkpoint, progress) -> None:
+        """Device, torchrun rank, mixed precision; what only rank 0 does (checkpoints, progress)."""
+        cfg = self.config
         self.device = resolve_device(cfg.device)
         self.dist = from_env(cfg, self.device)  # under torchrun: this rank's place (distill/distributed.py)
         if self.dist is not None:
@@ -145,7 +182,9 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint and main else None
         self._stop = False
 
-        # Teacher (frozen, eval) and its feature bank, computed once.
+    def _load_teacher(self, teacher) -> None:
+        """The frozen teacher (eval mode) and its feature bank, computed once, with the teacher sampler."""
+        cfg = self.config
         self.teacher, self.teacher_info = teacher if teacher is not None else get_teacher(self.task, cfg, self.device)
         self.teacher.eval()
         for p in self.teacher.parameters():
@@ -153,33 +192,33 @@ class Trainer:
         if self.dist is not None:
             self.dist.broadcast_module(self.teacher)
         if cfg.pairing == "paired":
-            bank_x, self.bank_y_np = self.task.paired_teacher_x["train"], self.task.student["train"].y
+            self._bank_x, self.bank_y_np = self.task.paired_teacher_x["train"], self.task.student["train"].y
         else:
-            bank_x, self.bank_y_np = self.task.teacher["train"].x, self.task.teacher["train"].y
-        self.bank = batched_features(self.teacher, bank_x, self.device)  # (M, D)
+            self._bank_x, self.bank_y_np = self.task.teacher["train"].x, self.task.teacher["train"].y
+        self.bank = batched_features(self.teacher, self._bank_x, self.device)  # (M, D)
         self.bank_y = torch.as_tensor(self.bank_y_np, device=self.device)
-        self.sampler = TeacherBatchSampler(cfg.pairing, self.bank_y_np, self.task.num_classes, seed=cfg.seed)
+        self.sampler = TeacherBatchSampler(cfg.pairing, self.bank_y_np, self.task.num_classes, seed=training_seed(cfg))
 
-        # Student.
-        seed_everything(cfg.seed)
+    def _build_student(self, method_cls) -> None:
+        """The student (seeded), the method, the optimiser and the schedule."""
+        cfg = self.config
+        seed_everything(training_seed(cfg))
         self.student = build_classifier(self.task.student_encoder, cfg.feature_dim, self.task.num_classes).to(self.device)
         if self.dist is not None:
             self.dist.broadcast_module(self.student)
         xs = torch.as_tensor(self.task.student["train"].x[:2], dtype=torch.float32, device=self.device)
-        xt = torch.as_tensor(bank_x[:2], dtype=torch.float32, device=self.device)
+        xt = torch.as_tensor(self._bank_x[:2], dtype=torch.float32, device=self.device)
         check_compatible(self.teacher, self.student, xt, xs)
         self.method = method_cls(self)
-        params = list(self.student.parameters()) + [p for m in self.method.extra_modules() for p in m.parameters()]
-        self.params = params
-        if cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: _lr_factor(cfg, e))
-        self.generator = torch.Generator().manual_seed(cfg.seed + 17)
+        self.params = list(self.student.parameters()) + [p for m in self.method.extra_modules() for p in m.parameters()]
+        self.optimizer = _make_optimizer(cfg, self.params)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: _lr_factor(cfg, e, self.epochs))
 
+    def _open_streams(self, unl_x) -> None:
+        """The student's training data on the device and the random streams that draw its batches."""
+        cfg = self.config
+        seed = training_seed(cfg)
+        self.generator = torch.Generator().manual_seed(seed + STUDENT_BATCHES)
         tr = self.task.student["train"]
         # In-memory inputs live on the device; a LazyArray stays on disk and is decoded per batch.
         self.x_train = tr.x if is_lazy(tr.x) else torch.as_tensor(tr.x, dtype=torch.float32, device=self.device)
@@ -187,21 +226,28 @@ class Trainer:
         # Unlabelled student inputs (config.student_unlabelled): one batch of them per step, drawn with
         # replacement from a stream of their own, so the labelled student batches are the same as without them.
         self.x_unl = None if unl_x is None else torch.as_tensor(unl_x, dtype=torch.float32, device=self.device)
-        self.generator_u = torch.Generator().manual_seed(cfg.seed + 29)
+        self.generator_u = torch.Generator().manual_seed(seed + UNLABELLED_BATCHES)
         # Their teacher features come from a stream of their own too: the labelled batches' teacher draws
         # are the same with and without unlabelled data.
-        self.sampler_u = TeacherBatchSampler("unpaired", self.bank_y_np, self.task.num_classes, seed=cfg.seed, stream=1)
+        self.sampler_u = TeacherBatchSampler("unpaired", self.bank_y_np, self.task.num_classes, seed=seed, stream=1)
         if self.dist is not None and unl_x is not None and min(cfg.batch_size, len(unl_x)) < 2 * self.dist.world_size:
             raise ValueError(f"student_unlabelled=True under torchrun: each of the {self.dist.world_size} ranks needs at "
                              f"least 2 unlabelled samples per step, and min(batch_size, unlabelled samples) = "
                              f"{min(cfg.batch_size, len(unl_x))}: raise batch_size or lower student_fraction")
-        self.history: List[dict] = []
-        self.epoch = 0
-        self.wall_s = 0.0
-        self.status = "running"
-        self.error: Optional[str] = None
-        self.dropped_steps = 0  # steps of an epoch cut short by stop()/Ctrl-C (not in the history)
-        self.finite_check_every = 50  # steps between NaN/inf checks on a GPU (on the CPU: every step)
+
+    def _plan_budget(self) -> None:
+        """The epochs to run: ``config.epochs``, raised so that the student takes at least
+        ``config.min_steps`` optimiser steps; a warning when the budget is a handful of steps."""
+        cfg, spe = self.config, self.steps_per_epoch
+        self.epochs = max(cfg.epochs, math.ceil(cfg.min_steps / spe))
+        if spe <= 2 and self.epochs * spe < UNDER_TRAINED_STEPS:
+            n = self.x_train.shape[0]
+            why = (f"student_fraction={cfg.student_fraction!r} leaves {n} labelled training samples"
+                   if cfg.student_fraction < 1 else f"the student has {n} training samples")
+            warnings.warn(f"{why}: {spe} optimiser step(s) per epoch at batch_size={cfg.batch_size}, "
+                          f"{self.epochs * spe} steps in {self.epochs} epochs; the student may be under-trained "
+                          f"and comparisons at this budget say little: set min_steps (e.g. min_steps=300) to "
+                          "raise the epochs", RuntimeWarning, stacklevel=3)
 
     # ------------------------------------------------------------ helpers
     def clip_gradients(self) -> None:
@@ -220,6 +266,11 @@ class Trainer:
 
     def teacher_features(self, split: str = "val") -> torch.Tensor:
         return batched_features(self.teacher, self.task.teacher[split].x, self.device)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch (the ragged last batch is dropped)."""
+        return max(1, self.x_train.shape[0] // self.config.batch_size)
 
     def batches(self):
         n, B = self.x_train.shape[0], self.config.batch_size
@@ -263,6 +314,7 @@ class Trainer:
         s, su = self.sampler.state_dict(), self.sampler_u.state_dict()
         meta = {
             "task": self.task.name, "task_fingerprint": self._fingerprint(), "method": self.method_name,
+            "code_version": code_version(),
             "config": self.config.to_dict(), "epoch": self.epoch, "wall_s": self.wall_s, "history": self.history,
             "sampler": {"rng": s["rng"], "stream": np.asarray(s["stream"]).tolist()},
             "sampler_u": {"rng": su["rng"], "stream": np.asarray(su["stream"]).tolist()},
@@ -297,6 +349,11 @@ class Trainer:
                 f"checkpoint is for task={meta.get('task')!r}, method={meta.get('method')!r}; this run is "
                 f"task={self.task.name!r}, method={self.method_name!r}: resume with the same task and method"
             )
+        if meta.get("code_version", "unknown") != code_version():
+            raise StaleCheckpointError(
+                f"checkpoint was written by another version of cmkd_lab's code (code version "
+                f"{meta.get('code_version', 'unknown')}, now {code_version()}), so it cannot continue this run "
+                "exactly: start the run again (--overwrite)")
         if meta.get("task_fingerprint") != self._fingerprint():
             raise ValueError(
                 f"checkpoint was written for other data of task {self.task.name!r} (fingerprint "
@@ -375,9 +432,7 @@ class Trainer:
     # -------------------------------------------------------------- loop
     def _evaluate(self, record: dict) -> None:
         s = self.task.student
-        for split in ("train", "val", "test"):
-            if split == "train":
-                continue
+        for split in ("val", "test"):
             acc, loss = evaluate(self.student, s[split].x, s[split].y, self.device)
             record[f"{split}_acc"], record[f"{split}_loss"] = acc, loss
         with torch.no_grad():
@@ -385,6 +440,70 @@ class Trainer:
             pt = self.teacher.head(z)
             yv = torch.as_tensor(s["val"].y, device=self.device)
             record["teacher_head_on_student_acc"] = float((pt.argmax(1) == yv).float().mean())
+
+    def _train_epoch(self, check_every: int):
+        """One pass over the batches: (sums of the loss terms, steps, whole epoch?, step of a non-finite term)."""
+        self.student.train()
+        sums: Dict[str, torch.Tensor] = {}
+        nsteps, whole, nonfinite_at = 0, False, None
+        for step, batch in enumerate(self.batches()):
+            if self._stop:  # checked before a step: a stop during the last step keeps the epoch whole
+                break
+            terms = self.method.step(batch)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.float()
+            nsteps += 1
+            self.dropped_steps = nsteps  # steps an interrupt now would drop (0 once the epoch is recorded)
+            for cb in self.callbacks:
+                cb.on_step_end(self, step, terms)
+            if sums and (step + 1) % check_every == 0:
+                # Under torchrun the check is all-reduced, so every rank stops at the same step.
+                vals = self.dist.average_terms(sums) if self.dist is not None else sums
+                if not bool(torch.isfinite(torch.stack(list(vals.values()))).all()):
+                    nonfinite_at = step + 1
+                    break
+        else:
+            whole = True
+        return sums, nsteps, whole, nonfinite_at
+
+    def _diverged(self, record: dict, bad, at: int) -> None:
+        record["error"] = f"non-finite loss terms {bad} at step {at}"
+        self.history.append(record)
+        self.dropped_steps = 0
+        self.status, self.error = "diverged", record["error"]
+        warnings.warn(f"training stopped at epoch {self.epoch}, step {at}: loss terms {bad} became NaN/inf; lower lr "
+                      "or lambda_fa, or raise eps. The history up to here is kept (status 'diverged').",
+                      RuntimeWarning, stacklevel=3)
+
+    def _run_epoch(self, check_every: int, bar) -> bool:
+        """Train, record, evaluate, call back and checkpoint one epoch; False when the loop must end."""
+        t0 = time.perf_counter()
+        sums, nsteps, whole, nonfinite_at = self._train_epoch(check_every)
+        if not whole and nonfinite_at is None:  # stopped mid-epoch: drop the partial epoch
+            return False
+        if self.dist is not None:  # rank 0's BatchNorm buffers everywhere, terms averaged over ranks
+            sums = self.dist.end_epoch(self.student, sums)
+        self.scheduler.step()
+        record = {"epoch": self.epoch + 1, "steps": nsteps, "lr": self.optimizer.param_groups[0]["lr"]}
+        record.update({k: float(v) / max(1, nsteps) for k, v in sums.items()})
+        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+        self.epoch += 1
+        self.wall_s += time.perf_counter() - t0
+        if bad or nonfinite_at is not None:
+            self._diverged(record, bad, nonfinite_at or nsteps)
+            return False
+        self._evaluate(record)
+        record["time_s"] = time.perf_counter() - t0
+        for cb in self.callbacks:  # every epoch; diagnostics keep their own interval
+            cb.on_epoch_end(self, record)
+        self.history.append(record)
+        self.dropped_steps = 0
+        if self.checkpoint:
+            self.save_checkpoint()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val=f"{record['val_acc']:.3f}")
+        return True
 
     def fit(self) -> dict:
         """Train for the remaining epochs; returns the result dict (also on interrupt).
@@ -398,7 +517,6 @@ class Trainer:
         ``finite_check_every`` steps on a GPU); the history is kept. Any other
         error sets status ``"failed"`` and ``error``, then propagates.
         """
-        cfg = self.config
         if self.status == "diverged":
             warnings.warn("this run diverged; fit() does not continue it: build a new Trainer with other options",
                           RuntimeWarning, stacklevel=2)
@@ -411,64 +529,11 @@ class Trainer:
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=f"{self.method_name}", leave=False)
+            bar = tqdm(total=self.epochs, initial=self.epoch, desc=f"{self.method_name}", leave=False)
         try:
-            while self.epoch < cfg.epochs and not self._stop:
-                t0 = time.perf_counter()
-                self.student.train()
-                sums: Dict[str, torch.Tensor] = {}
-                nsteps, whole, nonfinite_at = 0, False, None
-                for step, batch in enumerate(self.batches()):
-                    if self._stop:  # checked before a step: a stop during the last step keeps the epoch whole
-                        break
-                    terms = self.method.step(batch)
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v.float()
-                    nsteps += 1
-                    self.dropped_steps = nsteps  # steps an interrupt now would drop (0 once the epoch is recorded)
-                    for cb in self.callbacks:
-                        cb.on_step_end(self, step, terms)
-                    if sums and (step + 1) % check_every == 0:
-                        # Under torchrun the check is all-reduced, so every rank stops at the same step.
-                        vals = self.dist.average_terms(sums) if self.dist is not None else sums
-                        if not bool(torch.isfinite(torch.stack(list(vals.values()))).all()):
-                            nonfinite_at = step + 1
-                            break
-                else:
-                    whole = True
-                if not whole and nonfinite_at is None:  # stopped mid-epoch: drop the partial epoch
+            while self.epoch < self.epochs and not self._stop:
+                if not self._run_epoch(check_every, bar):
                     break
-                if self.dist is not None:  # rank 0's BatchNorm buffers everywhere, terms averaged over ranks
-                    sums = self.dist.end_epoch(self.student, sums)
-                self.scheduler.step()
-                record = {"epoch": self.epoch + 1, "steps": nsteps,
-                          "lr": self.optimizer.param_groups[0]["lr"]}
-                record.update({k: float(v) / max(1, nsteps) for k, v in sums.items()})
-                bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-                self.epoch += 1
-                self.wall_s += time.perf_counter() - t0
-                if bad or nonfinite_at is not None:
-                    record["error"] = f"non-finite loss terms {bad} at step {nonfinite_at or nsteps}"
-                    self.history.append(record)
-                    self.dropped_steps = 0
-                    self.status = "diverged"
-                    self.error = record["error"]
-                    warnings.warn(
-                        f"training stopped at epoch {self.epoch}, step {nonfinite_at or nsteps}: loss terms {bad} "
-                        "became NaN/inf; lower lr or lambda_fa, or raise eps. The history up to here is kept "
-                        "(status 'diverged').", RuntimeWarning, stacklevel=2)
-                    break
-                self._evaluate(record)
-                record["time_s"] = time.perf_counter() - t0
-                for cb in self.callbacks:  # every epoch; diagnostics keep their own interval
-                    cb.on_epoch_end(self, record)
-                self.history.append(record)
-                self.dropped_steps = 0
-                if self.checkpoint:
-                    self.save_checkpoint()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(val=f"{record['val_acc']:.3f}")
         except KeyboardInterrupt:
             self.status = "interrupted"
         except Exception as e:
@@ -478,7 +543,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if self.status == "running":
-            self.status = "completed" if self.epoch >= cfg.epochs else "interrupted"
+            self.status = "completed" if self.epoch >= self.epochs else "interrupted"
         self._stop = False  # a later fit() continues
         result = self.result()
         for cb in self.callbacks:
@@ -496,7 +561,10 @@ class Trainer:
             "method": self.method_name,
             "seed": cfg.seed,
             "pairing": cfg.pairing,
-            "epochs": cfg.epochs,
+            "epochs": self.epochs,
+            "epochs_requested": cfg.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "steps_total": self.epochs * self.steps_per_epoch,
             "epochs_done": self.epoch,
             "status": self.status,
             "interrupted": self.status == "interrupted",
@@ -515,6 +583,7 @@ class Trainer:
             "config": cfg.to_dict(),
             "task_summary": self.task.summary(),
             "task_info": self.task.info,
+            "identity": self.identity(),
             "versions": versions(),
             "device": str(self.device),
             "wall_s": self.wall_s,
@@ -522,6 +591,23 @@ class Trainer:
         }
 
 
-def distill(task, method: str = "ucmkd", config: Optional[DistillConfig] = None, **kwargs) -> dict:
-    """One-call API: ``distill(load_task("hapt"), "ucmkd", DistillConfig(epochs=10))`` → result dict."""
-    return Trainer(task, method, config, **kwargs).fit()
+    def identity(self) -> dict:
+        """What this run's result depends on: task data and encoders, method, config and code version
+        (:func:`cmkd_lab.store.compare_identity` tells a stored run made by other code from a current one)."""
+        return {"task": self.task.name, "task_fingerprint": self._fingerprint(),
+                "encoders": [repr(self.task.teacher_encoder), repr(self.task.student_encoder)],
+                "method": self.method_name, "config": self.config.to_dict(), "code_version": code_version()}
+
+
+def distill(task, method: str = "ucmkd", config: Optional[DistillConfig] = None, *, diagnostics: bool = True,
+            callbacks: Sequence[Callback] = (), **kwargs) -> dict:
+    """One-call API: ``distill(load_task("hapt"), "ucmkd", DistillConfig(epochs=10))`` → result dict.
+
+    It runs what ``python -m cmkd_lab run`` runs, with the same defaults: the diagnostics are recorded
+    every ``config.diagnostics_every`` epochs (``diagnostics=False``, or ``diagnostics_every=0``, for
+    none); ``kwargs`` go to :class:`Trainer` (``teacher``, ``checkpoint``, ``progress``).
+    """
+    if diagnostics:
+        from ..diagnostics.callback import with_diagnostics
+        callbacks = with_diagnostics(callbacks)
+    return Trainer(task, method, config, callbacks=callbacks, **kwargs).fit()

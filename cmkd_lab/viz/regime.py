@@ -1,4 +1,4 @@
-"""Figures of a sweep (:func:`cmkd_lab.sweep.run_sweep`): the regime map and
+"""Figures of a sweep (:func:`cmkd_lab.experiments.run_sweep`): the regime map and
 whether an early diagnostic predicts the outcome.
 
 Every function takes the sweep's result (the dict, ``sweep.json`` or its
@@ -42,7 +42,7 @@ def _methods(res, method) -> List[str]:
 
 def _varying(res, fix: Optional[Dict[str, object]]):
     """The axes with more than one value, after keeping only the cells that match ``fix``."""
-    from ..sweep import grid_axes
+    from ..results import grid_axes
     axes = grid_axes(res["grid"])
     fix = dict(fix or {})
     names = [a for a, _, _ in axes]
@@ -77,7 +77,7 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
         Axis name → value, to cut a grid of more than two varying axes down to two.
     title : str, optional
     """
-    from ..sweep import load_sweep
+    from ..results import load_sweep
     go, make_subplots = _go()
     res = load_sweep(sweep)
     methods = _methods(res, method)
@@ -150,8 +150,8 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
         Axis name → value: only the cells with those values (e.g. ``{"student_unlabelled": True}``); the
         legend then names each cell by the axes that still vary.
     """
-    from ..sweep import load_sweep
-    from ..sweep_stats import spearman
+    from ..results import load_sweep
+    from ..results import spearman
     go, _ = _go()
     res = load_sweep(sweep)
     ms = _methods(res, method)
@@ -188,7 +188,7 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
 def predictor_bars(sweep, *, method: str = "all", top: int = 12, title: Optional[str] = None):
     """Spearman's ρ of the ``top`` strongest early diagnostics against the final Δ, for one method
     (or ``"all"`` pooled); bars with p < 0.05 are solid, the others faded."""
-    from ..sweep import load_sweep
+    from ..results import load_sweep
     go, _ = _go()
     res = load_sweep(sweep)
     rows = [p for p in res["predictors"] if p["method"] == method and p["rho"] is not None]

@@ -1,7 +1,6 @@
 """All figures of one run, in report order."""
 from __future__ import annotations
 
-import os
 import warnings
 from typing import List, Optional, Tuple
 
@@ -17,7 +16,8 @@ __all__ = ["run_figures", "default_projection"]
 def default_projection() -> str:
     """``"pca"`` in fast mode (``CMKD_LAB_FAST=1``: tests, quick demos — UMAP
     pays ≈ 10–15 s of compilation per process), otherwise ``"umap"``."""
-    return "pca" if os.environ.get("CMKD_LAB_FAST") == "1" else "umap"
+    from .._env import fast_mode
+    return "pca" if fast_mode() else "umap"
 
 
 def run_figures(result: dict, *, projection: Optional[str] = None, seed: int = 0) -> List[Tuple[str, object]]:

@@ -14,6 +14,8 @@ notebook                   plain functions                       panel
 03_alignment_debugger      :func:`run_debugger`,                 :class:`DebuggerPanel`
                            :func:`compare_teacher_grad`
 04_bring_your_own_data     :func:`demo_arrays`, :func:`run_byod` (progress bars)
+05_regime_map              :func:`run_regime_map`,               (tables, figures)
+                           :func:`shipped_result`
 =========================  ====================================  ==========================
 
 Run sizes come from :func:`settings` (``CMKD_LAB_FAST=1``: the fast mode);
@@ -30,10 +32,12 @@ from .theory import (KNOB_RANGES, THEORY_KNOBS, bound_compare, bound_point, boun
 from .theory_panel import BoundPanel
 from .bench_view import bench_dir, bench_figure, bench_runs_figure, bench_table, find_bench_results, load_or_run_bench
 from .bench_panel import BenchPanel
-from .debugger import (DEBUGGER_DEFAULTS, DebuggerPanel, DebugSession, debugger_config, debugger_figures,
+from .debugger_panel import DebuggerPanel
+from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugger_figures,
                        live_figures, overlay_at_epoch, run_debugger)
 from .teacher_grad import compare_teacher_grad, teacher_grad_figures
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
+from .regime import REGIME_METHODS, regime_grid, regime_table, run_regime_map, shipped_result
 
 __all__ = [
     "FAST_ENV", "LabSettings", "fast_mode", "settings", "STATIC_RENDERER", "curve_figure", "figure_output",
@@ -44,5 +48,6 @@ __all__ = [
     "BoundPanel", "bench_dir", "bench_figure", "bench_runs_figure", "bench_table", "find_bench_results",
     "load_or_run_bench", "BenchPanel", "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
     "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "compare_teacher_grad",
-    "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview",
+    "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview", "REGIME_METHODS",
+    "regime_grid", "regime_table", "run_regime_map", "shipped_result",
 ]

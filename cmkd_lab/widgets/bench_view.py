@@ -1,6 +1,6 @@
 """``02_unpaired_vs_paired``: every method under unpaired and paired data on
 the built-in real tasks — saved ``bench`` results when present, otherwise a
-run of :func:`cmkd_lab.bench.run_bench` — as a table and figures.
+run of :func:`cmkd_lab.experiments.run_bench` — as a table and figures.
 
 ``python -m cmkd_lab bench --task hapt --out runs/bench/hapt`` writes the
 ``results.json`` this notebook reads.
@@ -8,6 +8,7 @@ run of :func:`cmkd_lab.bench.run_bench` — as a table and figures.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
@@ -47,14 +48,6 @@ def find_bench_results(task: str, search: Sequence[Union[str, Path]] = ()) -> Op
                 except (OSError, ValueError):
                     continue
     return None
-
-
-def _runs(cls, pairing: str, pairings) -> bool:
-    """Whether ``run_bench`` trains this (method, pairing) (for the progress total; the view's config has no
-    unlabelled data, so ``entmin`` is skipped)."""
-    if cls.needs_pairs and pairing == "unpaired" or cls.needs_unlabelled:
-        return False
-    return getattr(cls, "uses_teacher_samples", True) or pairing == "unpaired" or "unpaired" not in pairings
 
 
 def _read(path: Path) -> dict:
@@ -104,7 +97,7 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
     -------
     dict task -> results dict (as ``results.json``, plus ``source``: the file read or written)
     """
-    from ..bench import run_bench
+    from ..experiments import run_bench
     from ..data import available_tasks
     from ..distill import DistillConfig, available_methods, get_method
 
@@ -132,20 +125,17 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
         if not run_missing:
             raise FileNotFoundError(f"no bench results for task {t!r} under {given or out}; run "
                                     f"`python -m cmkd_lab bench --task {t} --out {out / t}` or pass run_missing=True")
-        total = len(seeds) * sum(1 for p in pairings for m in methods if _runs(get_method(m), p, pairings))
-        done = [0]
-
-        def log(msg, t=t, total=total):
-            if sink is not None:
-                sink("bench", done[0], total, f"{t}: {msg.replace('[bench]', '').strip()}")
-            done[0] += 1
+        def log(msg, t=t):  # "[bench] i/N cell method seed s: acc" after each run
+            m = re.match(r"\[bench\] (\d+)/(\d+) ", msg)
+            if sink is not None and m:
+                sink("bench", int(m.group(1)), int(m.group(2)), f"{t}: {msg[m.end():].strip()}")
 
         cfg = DistillConfig(epochs=epochs, teacher_epochs=lab.teacher_epochs)
         res = run_bench(t, methods, list(pairings), seeds, out / t, cfg, fast=lab.task_fast, log=log)
         res["source"] = str(out / t / "results.json")
         results[t] = res
         if sink is not None:
-            sink("bench", total, total, f"{t}: done")
+            sink("bench", 1, 1, f"{t}: done")
     if sink is not None:
         sink("done", 1, 1, "")
     return results
@@ -169,7 +159,7 @@ def bench_table(res: dict):
     rows = [{"pairing": r["pairing"], "method": r["method"], "seeds": r["n_seeds"],
              "test acc % (best val)": pct(r["test_acc_best_val_mean"]), "± std": pct(r["test_acc_best_val_std"]),
              "test acc % (last)": pct(r["test_acc_last_mean"]), "teacher %": pct(r["teacher_test_acc_mean"]),
-             "s / run": round(r["wall_s_mean"], 1)} for r in res["summary"]]
+             "s / run": round(r["wall_s_mean"], 1)} for r in res["summary"] if not r.get("aliased")]
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -189,10 +179,11 @@ def bench_figure(res: dict, *, title: Optional[str] = None):
     if not isinstance(res, dict) or "summary" not in res:
         raise TypeError("res must be one task's bench results (a dict with 'summary')")
     fig = go.Figure()
-    methods = sorted({r["method"] for r in res["summary"]})
+    summary = [r for r in res["summary"] if not r.get("aliased")]  # a run shared by two pairings, shown once
+    methods = sorted({r["method"] for r in summary})
     for i, pairing in enumerate(p for p in ("unpaired", "class-matched", "paired")
-                                if any(r["pairing"] == p for r in res["summary"])):
-        rows = {r["method"]: r for r in res["summary"] if r["pairing"] == pairing}
+                                if any(r["pairing"] == p for r in summary)):
+        rows = {r["method"]: r for r in summary if r["pairing"] == pairing}
         ys = [rows[m]["test_acc_best_val_mean"] if m in rows else None for m in methods]
         es = [rows[m]["test_acc_best_val_std"] if m in rows else None for m in methods]
         fig.add_trace(go.Bar(x=methods, y=ys, name=pairing, marker_color=PALETTE[i],
@@ -216,7 +207,7 @@ def bench_runs_figure(res: dict, *, title: Optional[str] = None):
     go = require_plotly()
     from ..viz.curves import PALETTE
 
-    runs = [r for r in res.get("runs", []) if r.get("student_test_acc") is not None]
+    runs = [r for r in res.get("runs", []) if r.get("student_test_acc") is not None and not r.get("alias_of")]
     fig = go.Figure()
     present = [p for p in ("unpaired", "class-matched", "paired") if any(r["pairing"] == p for r in runs)]
     for i, pairing in enumerate(present):

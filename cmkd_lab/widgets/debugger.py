@@ -14,7 +14,7 @@ from .runner import RunSession, load_named_task, make_sink
 from .settings import LabSettings, settings as lab_settings
 
 __all__ = ["DEBUGGER_DEFAULTS", "LIVE_FIGURES", "debugger_config", "DebugSession", "run_debugger",
-           "live_figures", "debugger_figures", "overlay_at_epoch", "DebuggerPanel"]
+           "live_figures", "debugger_figures", "overlay_at_epoch"]
 
 # The panel's controls and their starting values (the paper's defaults where it has one).
 DEBUGGER_DEFAULTS = dict(task="synthetic", method="ucmkd", cost="l2", eps=0.1, batch_size=64, lambda_fa=1.0,
@@ -165,10 +165,11 @@ class DebugSession:
                                       batch_size=batch_size, lambda_fa=lambda_fa, lambda_la=lambda_la, n1=n1, n2=n2,
                                       pairing=pairing, la_teacher_grad=la_teacher_grad, seed=seed,
                                       diagnostics_every=self.lab.diagnostics_every, **more)
-        from ..distill import PairingError, get_method
-        if get_method(method).needs_pairs and self.config.pairing == "unpaired":  # before any training
-            raise PairingError(f"method {method!r} needs a teacher sample tied to each student sample; it cannot "
-                               "run with pairing='unpaired'. Use pairing='paired' (or 'class-matched')")
+        from ..distill.rules import why_not
+        why = why_not(method, pairing=self.config.pairing, task_name=str(task),  # before any training
+                      task_has_pairs=True, student_unlabelled=self.config.student_unlabelled)
+        if why is not None:
+            raise why[0](why[1])
         sink = make_sink(sink)
         self.task_spec, self.method = task, method
         self.projection = "pca" if self.lab.fast else "umap"
@@ -226,6 +227,3 @@ def run_debugger(*, progress=None, **options):
         See :func:`debugger_figures`.
     """
     return DebugSession(sink=progress, **options).run()
-
-
-from .debugger_panel import DebuggerPanel  # noqa: E402  (the widget front, built on the above)

@@ -100,11 +100,11 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
     figures = report_figures(result, lab=lab)
     if out is not None:
         from ..report import write_report
-        from ..runs import write_json_atomic
+        from ..store import write_json
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(result, out / "result.json")
+        write_json(out / "result.json", result)
         write_report(result, out / "report.html")
     if sink is not None:
         sink("done", 1, 1, result.get("status", ""))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional, Sequence
 
-from ..distill.trainer import Callback
+from ..distill.callbacks import Callback
 
 __all__ = ["RunSession", "TextProgress", "LiveCallback", "load_named_task", "make_sink", "PHASES"]
 
@@ -81,16 +81,16 @@ class LiveCallback(Callback):
 
     def _report(self, trainer, done: int, text: str):
         if self.sink is not None:
-            self.sink("student", done, trainer.config.epochs * self._steps_per_epoch, text)
+            self.sink("student", done, trainer.epochs * self._steps_per_epoch, text)
 
     def on_step_end(self, trainer, step, terms):
         if (step + 1) % self.every_steps == 0:
             self._report(trainer, trainer.epoch * self._steps_per_epoch + step + 1,
-                         f"epoch {trainer.epoch + 1}/{trainer.config.epochs}")
+                         f"epoch {trainer.epoch + 1}/{trainer.epochs}")
 
     def on_epoch_end(self, trainer, record):
         acc = record.get("val_acc")
-        text = f"epoch {trainer.epoch}/{trainer.config.epochs}" + (f", val acc {acc:.3f}" if acc is not None else "")
+        text = f"epoch {trainer.epoch}/{trainer.epochs}" + (f", val acc {acc:.3f}" if acc is not None else "")
         self._report(trainer, trainer.epoch * self._steps_per_epoch, text)
         if self.on_epoch is not None:
             initial = (self.diag.diagnostics or {}).get("initial") if self.diag is not None else None
@@ -194,17 +194,17 @@ class RunSession:
         teacher = self._teacher(device)
         callbacks = []
         if self.diagnostics:
-            from ..diagnostics import DiagnosticsCallback, DiagnosticsSettings
+            from ..diagnostics import DiagnosticsSettings
+            from ..diagnostics.callback import with_diagnostics
 
             snaps = self.snapshot_epochs
             if snaps == "all":
                 snaps = list(range(0, self.config.epochs + 1))
-            self.diag = DiagnosticsCallback(
-                n_ref=self.n_ref, n_snapshot=self.n_snapshot, snapshot_epochs=snaps, seed=self.config.seed,
-                initial=self.initial,
-                settings=DiagnosticsSettings(n_permutations=self.permutations,
-                                             class_permutations=max(10, self.permutations // 2)))
-            callbacks.append(self.diag)
+            callbacks = with_diagnostics(
+                [], n_ref=self.n_ref, n_snapshot=self.n_snapshot, snapshot_epochs=snaps, seed=self.config.seed,
+                initial=self.initial, settings=DiagnosticsSettings(n_permutations=self.permutations,
+                                                                   class_permutations=max(10, self.permutations // 2)))
+            self.diag = callbacks[0]
         callbacks.append(LiveCallback(self.sink, self.on_epoch, self.diag))
         callbacks += self.extra_callbacks
         self.trainer = Trainer(self.task, self.method, self.config, callbacks=callbacks, teacher=teacher)

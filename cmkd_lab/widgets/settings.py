@@ -7,33 +7,12 @@ mode is the default for users.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
+from .._env import FAST_ENV, fast_mode
+
 __all__ = ["LabSettings", "settings", "fast_mode", "FAST_ENV"]
-
-FAST_ENV = "CMKD_LAB_FAST"
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
-
-
-def fast_mode() -> bool:
-    """Whether ``CMKD_LAB_FAST`` asks for the fast mode.
-
-    Raises
-    ------
-    ValueError
-        If the variable holds something other than a yes/no word.
-    """
-    raw = os.environ.get(FAST_ENV, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{FAST_ENV} must be one of {', '.join(map(repr, _TRUE + _FALSE[1:]))} (or unset); "
-                     f"got {FAST_ENV}={raw!r}: set it to 1 for the fast mode or unset it for the full mode")
-
 
 @dataclass(frozen=True)
 class LabSettings:

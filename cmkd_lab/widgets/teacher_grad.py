@@ -1,4 +1,4 @@
-"""The three ``la_teacher_grad`` choices side by side (DESIGN §1, "a sign to
+"""The three ``la_teacher_grad`` choices side by side (docs/theory.md, "a sign to
 make explicit").
 
 * ``none`` — no gradient through the teacher term (the public code's choice):

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...keys import declare
+
 __all__ = ["Batch", "Method", "register_method", "get_method", "available_methods", "METHODS"]
 
 METHODS: Dict[str, Type["Method"]] = {}
@@ -52,11 +54,16 @@ class Batch:
 
 
 def register_method(name: str):
+    """Register a :class:`Method` subclass under ``name`` and declare the numbers it records
+    (``terms``: loss terms; ``records``: other per-step measurements) in :mod:`cmkd_lab.keys`."""
     def deco(cls):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         cls.name = name
         METHODS[name] = cls
+        declare(f"method {name}", "loss", dict(cls.terms))
+        if cls.records:
+            declare(f"method {name}", "diagnostic", dict(cls.records))
         return cls
     return deco
 
@@ -92,9 +99,18 @@ class Method:
         with the reason otherwise, skipped by ``bench`` and ``sweep``.
     description : str
         One line for ``python -m cmkd_lab methods``.
+    terms : dict name -> label
+        The loss terms :meth:`loss_terms` / :meth:`step` return (per-step scalars, averaged per epoch).
+    records : dict name -> label
+        Other per-step numbers it returns that are not losses (e.g. ``inner_shift``).
+    options : MethodOptions subclass or None
+        The method's own options (:mod:`.options`), given as ``<prefix><field>`` config options.
     """
 
     name = "base"
+    terms: Dict[str, str] = {"loss": "total loss", "ce": "student cross-entropy"}
+    records: Dict[str, str] = {}
+    options = None
     needs_pairs = False
     uses_teacher_samples = True
     uses_unlabelled = False

@@ -19,19 +19,40 @@ Ingredients, as that paper describes them:
 Adaptation here: the teacher backbone stays frozen (cmkd_lab's feature bank),
 so bidirectionality acts through the proxies; the student's main head is
 trained by cross-entropy and by the same non-target distillation from the
-teacher proxy on selected samples. Options in ``config.extra``: ``c2kd_tau``
-(0.0), ``c2kd_weight`` (1.0), ``c2kd_temperature`` (defaults to
-``kd_temperature``).
+teacher proxy on selected samples. Options (:class:`C2KDOptions`, given as
+``c2kd_tau`` etc. like any config option): ``c2kd_tau`` (0.0), ``c2kd_weight``
+(1.0), ``c2kd_temperature`` (defaults to ``kd_temperature``).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import Method, register_method
+from .options import MethodOptions
 
-__all__ = ["C2KD", "kendall_tau", "non_target_kl"]
+__all__ = ["C2KD", "C2KDOptions", "kendall_tau", "non_target_kl"]
+
+
+@dataclass
+class C2KDOptions(MethodOptions):
+    prefix = "c2kd_"
+    tau: float = 0.0                      # Kendall-τ threshold of the on-the-fly selection, in [-1, 1]
+    weight: float = 1.0                   # weight of the non-target distillation terms, >= 0
+    temperature: Optional[float] = None   # softmax temperature, > 0 (None: kd_temperature)
+
+    def validate(self):
+        if not -1.0 <= self.tau <= 1.0:
+            raise ValueError(f"c2kd_tau must be in [-1, 1] (a Kendall tau); got c2kd_tau={self.tau!r}")
+        if self.weight < 0:
+            raise ValueError(f"c2kd_weight must be >= 0; got c2kd_weight={self.weight!r}")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"c2kd_temperature must be > 0; got c2kd_temperature={self.temperature!r}")
+        return self
 
 
 def kendall_tau(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,19 +78,17 @@ def non_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y:
 @register_method("c2kd")
 class C2KD(Method):
     description = "C2KD-style: proxies, bidirectional non-target KD, Kendall-tau sample selection (needs pairs)"
+    terms = {**Method.terms, "kd": "non-target KD (three directions)", "proxy": "proxy anchoring"}
+    records = {"selected": "share of samples selected (Kendall τ)"}
     needs_pairs = True
+    options = C2KDOptions
 
     def __init__(self, trainer):
         super().__init__(trainer)
         D, K = self.cfg.feature_dim, trainer.task.num_classes
-        ex = self.cfg.extra
-        self.tau = float(ex.get("c2kd_tau", 0.0))
-        self.weight = float(ex.get("c2kd_weight", 1.0))
-        self.T = float(ex.get("c2kd_temperature", self.cfg.kd_temperature))
-        if not -1.0 <= self.tau <= 1.0:
-            raise ValueError(f"extra['c2kd_tau'] must be in [-1, 1] (a Kendall tau); got {self.tau}")
-        if self.weight < 0 or self.T <= 0:
-            raise ValueError(f"extra['c2kd_weight'] must be >= 0 and c2kd_temperature > 0; got {self.weight}, {self.T}")
+        opts = C2KDOptions.from_extra(self.cfg.extra)
+        self.tau, self.weight = opts.tau, opts.weight
+        self.T = self.cfg.kd_temperature if opts.temperature is None else opts.temperature
         self.teacher_proxy = nn.Sequential(nn.Linear(D, D), nn.ReLU(), nn.Linear(D, K)).to(trainer.device)
         self.student_proxy = nn.Sequential(nn.Linear(D, D), nn.ReLU(), nn.Linear(D, K)).to(trainer.device)
 

@@ -18,6 +18,7 @@ class EntMin(Method):
     uses_unlabelled = True
     needs_unlabelled = True
     description = "CE + lambda_ent * entropy of the student's predictions on unlabelled data (teacher-free control)"
+    terms = {**Method.terms, "ent": "prediction entropy on unlabelled data"}
 
     def loss_terms(self, b):
         ce = self.ce(self.student(b.x_s), b.y_s)

@@ -7,6 +7,7 @@ from .base import Method, register_method
 class FA(Method):
     uses_unlabelled = True
     description = "CE + lambda_fa * OT(student features, teacher features)"
+    terms = {**Method.terms, "fa": "OT(student, teacher features)"}
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)  # (B, D)

@@ -8,6 +8,7 @@ from .la import la_term
 class UCMKDJoint(Method):
     uses_unlabelled = True
     description = "CE + lambda_fa * OT + lambda_la * LA, one level (the paper's ablation)"
+    terms = {**Method.terms, "fa": "OT(student, teacher features)", "la": "label alignment LA_e"}
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)

@@ -10,6 +10,7 @@ from .base import Method, register_method
 @register_method("kd")
 class KD(Method):
     description = "Hinton KD: CE + soft targets of the paired teacher sample (needs pairs)"
+    terms = {**Method.terms, "kd": "soft-target KL (× T²)"}
     needs_pairs = True
 
     def loss_terms(self, b):
@@ -26,6 +27,7 @@ class KD(Method):
 @register_method("fitnet")
 class FitNet(Method):
     description = "FitNet: CE + regression of paired teacher features (needs pairs)"
+    terms = {**Method.terms, "hint": "feature regression (MSE)"}
     needs_pairs = True
 
     def __init__(self, trainer):

@@ -16,6 +16,7 @@ def la_term(cfg, student_head, teacher_head, z, y):
 class LA(Method):
     uses_teacher_samples = False
     description = "CE + lambda_la * label alignment (teacher head on student features)"
+    terms = {**Method.terms, "la": "label alignment LA_e"}
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)

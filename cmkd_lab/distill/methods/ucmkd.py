@@ -111,6 +111,8 @@ def _last_linear(encoder: nn.Module):
 class UCMKD(Method):
     uses_unlabelled = True
     description = "UCMKD bilevel: n1 inner OT steps, n2 inner LA steps, outer CE at the adapted parameters"
+    terms = {**Method.terms, "fa": "inner OT(student, teacher features)", "la": "inner label alignment LA_e"}
+    records = {"inner_shift": "how far the inner steps move the parameters"}
 
     def __init__(self, trainer):
         super().__init__(trainer)

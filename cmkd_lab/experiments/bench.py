@@ -1,0 +1,106 @@
+"""``bench``: every method × pairing × seed on one task — a sweep over the pairing axis, with the bench's
+own folders and tables.
+
+Each run is written to ``OUT/runs/<pairing>/<method>/seed<S>/result.json`` under the store's policy
+(:mod:`.engine`: finished runs with the same identity are read back, interrupted ones resume, stale ones
+run again, runs with other options are refused unless ``overwrite``). A method that never reads a teacher
+sample (``ce``, ``la``) runs once: its unpaired run is also its run under the other pairings. Paired-only
+methods under ``unpaired`` are skipped with the reason. Every cell gets the A/A control of ``ce`` (its
+noise floor), and every method its paired difference with ``ce`` with the interval and the minimum
+detectable effect. Teachers are shared per seed through the teacher cache.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .._validation import check_choice
+from ..data.sampling import PAIRINGS
+from ..results.summary import paired_summary
+from ..results.tables import csv_text, format_bench_markdown
+from ..store import claim, write_json, write_text
+from .engine import dedupe, plan, run_jobs
+
+__all__ = ["run_bench", "summarize"]
+
+
+def _mean_std(v: List[float]):
+    v = [x for x in v if x is not None]
+    if not v:
+        return None, None
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def summarize(runs: List[dict]) -> List[dict]:
+    """Mean ± std over seeds per (pairing, method); a run shared by two pairings (an alias) is counted once,
+    under the pairing that ran it."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in runs:
+        if not r.get("alias_of"):
+            groups.setdefault((r["cell"], r["method"]), []).append(r)
+    rows = []
+    for (cell, method), rs in groups.items():
+        mb, sb = _mean_std([r["student_test_acc"] for r in rs])
+        ml, sl = _mean_std([r["student_test_acc_last"] for r in rs])
+        mt, _ = _mean_std([r["teacher_test_acc"] for r in rs])
+        rows.append({"pairing": rs[0].get("values", {}).get("pairing", rs[0].get("pairing")), "cell": cell,
+                     "values": rs[0].get("values", {}), "method": method, "n_seeds": len(rs),
+                     "test_acc_best_val_mean": mb, "test_acc_best_val_std": sb, "test_acc_last_mean": ml,
+                     "test_acc_last_std": sl, "teacher_test_acc_mean": mt,
+                     "wall_s_mean": statistics.fmean(r.get("wall_s") or 0.0 for r in rs)})
+    return rows
+
+
+def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds: Sequence[int], out,
+              config=None, *, fast: bool = False, task_kwargs: Optional[dict] = None,
+              log: Callable[[str], None] = print, progress: bool = False, workers: int = 1, aa: bool = True,
+              overwrite: bool = False, baseline: str = "ce") -> dict:
+    """Run the grid and write ``results.json``, ``results.csv``, ``results.md`` in ``out``.
+
+    ``aa`` adds the A/A control of ``baseline`` (when the bench runs it and has two seeds or more);
+    ``workers`` > 1 runs the jobs in a local process pool; ``progress`` is kept for the callers that
+    pass it (the per-run bars of a serial bench).
+    """
+    from ..distill import DistillConfig, get_method
+    out = Path(out)
+    config = config or DistillConfig()
+    for name, v in (("methods", methods), ("pairings", pairings), ("seeds", seeds)):
+        if isinstance(v, str) or not len(v):
+            raise ValueError(f"{name} must be a non-empty list; got {name}={v!r}")
+    for m in methods:
+        get_method(m)  # unknown names fail before any training
+    for p in pairings:
+        check_choice("pairing", p, PAIRINGS)
+    if config.student_unlabelled and any(p != "unpaired" for p in pairings):
+        raise ValueError(f"student_unlabelled=True runs only with pairing 'unpaired'; got pairings={list(pairings)!r}: "
+                         "use --pairing unpaired")
+    methods, seeds = list(dict.fromkeys(methods)), list(seeds)
+    aa = bool(aa and baseline in methods and len(seeds) > 1)
+    cells = [{"cell": p, "values": {"pairing": p}, "config": config.replace(pairing=p),
+              "task_kwargs": dict(task_kwargs or {})} for p in pairings]
+    with claim(out, what="bench directory"):
+        jobs, skipped, aliases = plan(task, methods, cells, seeds, out, fast=fast, baseline=baseline, aa=aa,
+                                      diagnostics=True, early_epochs=0, threads=0,
+                                      dir_of=lambda c: c["values"]["pairing"])
+        for j in jobs:
+            j["progress"] = progress
+        runs, failed, n_cached, how, wall, interrupted = run_jobs(
+            jobs, aliases, workers=workers if workers else (os.cpu_count() or 1), overwrite=overwrite, log=log,
+            what="bench")
+        if interrupted:
+            log("[bench] interrupted; run the same command again to continue")
+        has_baseline = any(r["method"] == baseline for r in runs)
+        for s in skipped + aliases:  # the bench's cells are its pairings
+            s["pairing"] = s["values"]["pairing"]
+        res = {"task": task, "task_kwargs": dict(task_kwargs or {}), "methods": methods, "pairings": list(pairings),
+               "seeds": seeds, "fast": fast, "config": config.to_dict(), "baseline": baseline, "axes": ["pairing"],
+               "summary": summarize(runs),
+               "comparisons": paired_summary(runs, baseline=baseline) if has_baseline else [],
+               "skipped": dedupe(skipped), "aliases": dedupe(aliases), "failed": failed, "runs": runs,
+               "bench_wall_s": wall, "executor": how, "n_cached": n_cached, "interrupted": interrupted}
+        write_json(out / "results.json", res)
+        write_text(out / "results.csv", csv_text(res["summary"], drop=("values",)))
+        write_text(out / "results.md", format_bench_markdown(res))
+    return res

@@ -1,0 +1,200 @@
+"""Summaries of a grid of runs: per cell and method, the accuracy over seeds and the paired difference
+with the baseline — with the cell's **noise floor** next to it — and early diagnostics as predictors
+of the final difference.
+
+Pure functions over *run records* (one per cell × method × seed; see :func:`run_record`). A record whose
+``method`` is :func:`aa_name` (``"ce (A/A)"`` for the baseline ``ce``) is the **A/A control**: the
+baseline trained again with another draw of its training randomness (student initialisation and batch
+order; ``DistillConfig.replicate``) on the same data and teacher. Compared with the baseline under the
+same paired statistics, it shows what a method that changes nothing looks like — the noise floor.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .keys import describe
+from .stats import paired_difference, spearman
+
+__all__ = ["AA_SUFFIX", "aa_name", "is_aa", "run_record", "paired_summary", "noise_floor", "early_diagnostics",
+           "predictor_table", "RECORD_FIELDS"]
+
+AA_SUFFIX = " (A/A)"
+RECORD_FIELDS = ("task", "method", "seed", "pairing", "status", "student_test_acc", "student_val_acc",
+                 "student_test_acc_last", "teacher_test_acc", "best_epoch", "epochs_done", "wall_s", "s_per_epoch",
+                 "student_fraction")
+
+
+def aa_name(baseline: str) -> str:
+    """The name under which the A/A control of ``baseline`` appears in records and tables."""
+    return f"{baseline}{AA_SUFFIX}"
+
+
+def is_aa(method: str) -> bool:
+    return isinstance(method, str) and method.endswith(AA_SUFFIX)
+
+
+def run_record(result: dict, *, cell: str = "all", values: Optional[dict] = None, method: Optional[str] = None,
+               early_epochs: int = 0) -> dict:
+    """The slim record of a run (``result.json``) for summaries: accuracies, timings, its cell and, with
+    ``early_epochs``, the numeric history records of its first epochs (``early``: epoch -> record)."""
+    rec = {k: result.get(k) for k in RECORD_FIELDS}
+    if method is not None:
+        rec["method"] = method
+    cfg = result.get("config") or {}
+    rec.update(cell=cell, values=dict(values or {}), lambda_fa=cfg.get("lambda_fa"))
+    early = {}
+    for h in (result.get("history") or [])[:early_epochs]:
+        early[str(h["epoch"])] = {k: float(v) for k, v in h.items()
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    rec["early"] = early
+    return rec
+
+
+def _index(runs) -> Dict[tuple, dict]:
+    return {(r["cell"], r["method"], r["seed"]): r for r in runs}
+
+
+def _cells_and_methods(runs):
+    cells, methods = {}, []
+    for r in runs:
+        cells.setdefault(r["cell"], r.get("values", {}))
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    return cells, methods
+
+
+def _stats(v):
+    v = [x for x in v if x is not None]
+    if not v:
+        return None, None
+    return float(np.mean(v)), (float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+
+
+def paired_summary(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",
+                   target: float = 0.01) -> List[dict]:
+    """One row per (cell, method): the metric over seeds and, for every method but ``baseline``, the paired
+    difference with the baseline over the seeds both completed (:func:`~cmkd_lab.results.stats.paired_difference`:
+    mean, interval, p-value, wins/losses, ``mde``, ``seeds_for_target``), its ``verdict``, and the cell's
+    noise floor (``noise_*``: the baseline's seed-to-seed std, the A/A row's mean and std and its MDE)."""
+    idx = _index(runs)
+    cells, methods = _cells_and_methods(runs)
+    floors = {c: noise_floor(runs, c, baseline=baseline, metric=metric, target=target) for c in cells}
+    rows = []
+    for cell, values in cells.items():
+        for m in methods:
+            rs = sorted((r for (c, mm, _), r in idx.items() if c == cell and mm == m and r.get(metric) is not None),
+                        key=lambda r: r["seed"])
+            if not rs:
+                continue
+            mean, sd = _stats([r[metric] for r in rs])
+            last_mean, last_sd = _stats([r.get("student_test_acc_last") for r in rs])
+            row = {"cell": cell, "values": values, **{f"grid.{k}": v for k, v in values.items()}, "method": m,
+                   "aa": is_aa(m), "n_seeds": len(rs), "acc_mean": mean, "acc_std": sd, "acc_last_mean": last_mean,
+                   "acc_last_std": last_sd, "teacher_acc_mean": _stats([r.get("teacher_test_acc") for r in rs])[0],
+                   "wall_s_mean": _stats([r.get("wall_s") for r in rs])[0],
+                   "aliased": any(r.get("alias_of") for r in rs)}
+            if m != baseline:
+                diffs = [r[metric] - idx[(cell, baseline, r["seed"])][metric] for r in rs
+                         if idx.get((cell, baseline, r["seed"]), {}).get(metric) is not None]
+                pd = paired_difference(diffs, target=target) if diffs else {}
+                row.update({f"delta_{k}" if k in ("mean", "std") else k: v for k, v in pd.items() if k != "n"})
+                row["n_pairs"] = len(diffs)
+                row["verdict"] = ("helps" if pd.get("significant") and pd["mean"] > 0 else
+                                  "hurts" if pd.get("significant") else "no difference beyond noise")
+            row.update({f"noise_{k}": v for k, v in floors[cell].items()})
+            rows.append(row)
+    return rows
+
+
+def noise_floor(runs: List[dict], cell: str, *, baseline: str = "ce", metric: str = "student_test_acc",
+                target: float = 0.01) -> dict:
+    """The noise floor of one cell: ``baseline_std`` (the baseline's seed-to-seed standard deviation),
+    and when the A/A control ran, its paired difference with the baseline: ``aa_mean``, ``aa_std``,
+    ``aa_ci_low``/``aa_ci_high``, ``aa_mde`` (what a null method can 'show' and what the seeds can detect)
+    and ``aa_seeds_for_target``."""
+    idx = _index(runs)
+    base = [r for (c, m, _), r in idx.items() if c == cell and m == baseline and r.get(metric) is not None]
+    out = {"baseline_std": _stats([r[metric] for r in base])[1], "n_baseline": len(base)}
+    aa = [r for (c, m, _), r in idx.items() if c == cell and m == aa_name(baseline) and r.get(metric) is not None]
+    diffs = [r[metric] - idx[(cell, baseline, r["seed"])][metric] for r in aa
+             if idx.get((cell, baseline, r["seed"]), {}).get(metric) is not None]
+    if diffs:
+        pd = paired_difference(diffs, target=target)
+        out.update(aa_n=pd["n"], aa_mean=pd["mean"], aa_std=pd["std"], aa_ci_low=pd["ci_low"],
+                   aa_ci_high=pd["ci_high"], aa_mde=pd["mde"], aa_seeds_for_target=pd["seeds_for_target"])
+    return out
+
+
+def _at_epoch(run: dict, epoch: int) -> Tuple[Optional[int], dict]:
+    """The early history record at ``epoch`` (or the last one before it)."""
+    early = run.get("early") or {}
+    eps = sorted(int(e) for e in early if int(e) <= epoch)
+    return (eps[-1], early[str(eps[-1])]) if eps else (None, {})
+
+
+def early_diagnostics(run: dict, base: Optional[dict], *, epoch: int, baseline: str = "ce") -> Dict[str, float]:
+    """Diagnostics of ``run`` at ``epoch``: its own record's predictor keys (loss terms and diagnostics, as
+    declared in :mod:`cmkd_lab.keys`), ``fa_over_ce`` (the weighted OT term λ_fa·OT over the cross-entropy:
+    how much of the loss the alignment is; λ_fa from the run's ``lambda_fa``, 1 if absent),
+    ``early_val_delta`` (validation accuracy minus the baseline's at that epoch) and the baseline run's own
+    diagnostics, prefixed ``"<baseline>:"`` (what a plain run already shows)."""
+    _, rec = _at_epoch(run, epoch)
+    out = {k: v for k, v in rec.items() if describe(k).predictor or describe(k).kind == "other"}
+    if rec.get("fa") is not None and rec.get("ce"):
+        lam = run.get("lambda_fa")
+        out["fa_over_ce"] = (1.0 if lam is None else lam) * rec["fa"] / rec["ce"]
+    if base is not None:
+        _, brec = _at_epoch(base, epoch)
+        if "val_acc" in rec and "val_acc" in brec:
+            out["early_val_delta"] = rec["val_acc"] - brec["val_acc"]
+        out.update({f"{baseline}:{k}": v for k, v in brec.items()
+                    if (describe(k).predictor or describe(k).kind == "other") and k != "ce"})
+    return out
+
+
+def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",
+                    epoch: int = 2, min_points: int = 4) -> Tuple[List[dict], List[dict]]:
+    """(points, predictors).
+
+    points: one per (cell, method ≠ baseline and not the A/A control, seed) with ``delta`` (final metric −
+    baseline's) and ``diag`` (:func:`early_diagnostics`). predictors: per method (and ``"all"`` pooled)
+    and per diagnostic present in at least ``min_points`` points, Spearman's ρ between the diagnostic and
+    ``delta`` with its p-value and the Bonferroni-adjusted p-value over that method's diagnostics
+    (``p_bonferroni``), sorted by method then |ρ|; None where either side is constant.
+    """
+    idx = _index(runs)
+    points = []
+    for r in runs:
+        if r["method"] == baseline or is_aa(r["method"]) or r.get(metric) is None:
+            continue
+        b = idx.get((r["cell"], baseline, r["seed"]))
+        if b is None or b.get(metric) is None:
+            continue
+        points.append({"cell": r["cell"], "values": r.get("values", {}), "method": r["method"], "seed": r["seed"],
+                       "delta": r[metric] - b[metric],
+                       "diag": early_diagnostics(r, b, epoch=epoch, baseline=baseline)})
+    rows = []
+    groups = {m: [p for p in points if p["method"] == m] for m in dict.fromkeys(p["method"] for p in points)}
+    if len(groups) > 1:
+        groups["all"] = points
+    for m, pts in groups.items():
+        keys = list(dict.fromkeys(k for p in pts for k in p["diag"]))
+        for k in keys:
+            sel = [p for p in pts if k in p["diag"]]
+            if len(sel) < min_points:
+                continue
+            x = np.array([p["diag"][k] for p in sel])
+            y = np.array([p["delta"] for p in sel])
+            rho = pv = None
+            if np.ptp(x) > 0 and np.ptp(y) > 0:
+                rho, pv = spearman(x, y)
+            rows.append({"method": m, "diagnostic": k, "epoch": epoch, "n": len(sel), "rho": rho, "p_value": pv})
+        tested = [r for r in rows if r["method"] == m and r["p_value"] is not None]
+        for r in tested:  # many diagnostics are tried at once: Bonferroni over this method's tests
+            r["p_bonferroni"] = min(1.0, r["p_value"] * len(tested))
+    order = {m: i for i, m in enumerate(groups)}
+    rows.sort(key=lambda r: (order[r["method"]], -(abs(r["rho"]) if r["rho"] is not None else -1)))
+    return points, rows

@@ -1,0 +1,182 @@
+"""Tables of a bench or a sweep as Markdown and CSV text (the files are written by the orchestrators).
+
+Every Δ is printed with its interval and the minimum detectable effect (MDE) of the comparison, and every
+cell with its noise floor: the baseline's seed-to-seed spread and the A/A row (the baseline against itself
+with other training randomness).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable, List
+
+from .summary import aa_name, is_aa
+
+__all__ = ["csv_text", "format_sweep_markdown", "format_bench_markdown", "fmt_delta"]
+
+
+def csv_text(rows: List[dict], *, drop: Iterable[str] = ()) -> str:
+    """``rows`` as CSV (the first row's keys are the columns, less ``drop``)."""
+    f = io.StringIO(newline="")
+    if rows:
+        keys = [k for k in rows[0] if k not in set(drop)]
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return f.getvalue()
+
+
+def _pct(v, signed=False):
+    return "—" if v is None else (f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}")
+
+
+def fmt_delta(r: dict, *, mde: bool = True, bold: bool = True) -> str:
+    """A summary row's Δ as ``+1.23 [-0.40, +2.86] 4/1 · MDE 2.1`` (points; **bold** when the interval
+    excludes zero)."""
+    if r is None or r.get("delta_mean") is None:
+        return "—"
+    ci = f" [{_pct(r['ci_low'], True)}, {_pct(r['ci_high'], True)}]" if r.get("ci_low") is not None else ""
+    txt = f"{_pct(r['delta_mean'], True)}{ci} {r['wins']}/{r['losses']}"
+    if mde and r.get("mde") is not None:
+        txt += f" · MDE {100 * r['mde']:.1f}"
+    return f"**{txt}**" if bold and r.get("significant") else txt
+
+
+def _floor(b: dict) -> str:
+    if b is None:
+        return "—"
+    s = f"{_pct(b['acc_mean'])} ± {_pct(b['acc_std'])}"
+    return s
+
+
+def _aa(r: dict) -> str:
+    if not r or r.get("noise_aa_mean") is None:
+        return "—"
+    ci = (f" [{_pct(r['noise_aa_ci_low'], True)}, {_pct(r['noise_aa_ci_high'], True)}]"
+          if r.get("noise_aa_ci_low") is not None else "")
+    mde = f" · MDE {100 * r['noise_aa_mde']:.1f}" if r.get("noise_aa_mde") is not None else ""
+    return f"{_pct(r['noise_aa_mean'], True)}{ci}{mde}"
+
+
+_HOW = ("Δ = method − `{base}` in points of accuracy (%), paired by seed: mean [t-based 95 % interval] "
+        "wins/losses · MDE, the minimum detectable effect of that comparison at these seeds (two-sided 95 %, "
+        "80 % power, from the spread of its paired differences). **Bold**: the interval excludes zero (only "
+        "then does a method help or hurt). Noise floor: `{base}`'s seed-to-seed spread (±) and the A/A row, "
+        "`{base}` against `{base}` trained with other random draws (initialisation and batch order) on the same "
+        "data: what a method that changes nothing shows.")
+
+
+def _seeds_table(rows: List[dict], keys: List[str], base: str) -> List[str]:
+    comp = [r for r in rows if r["method"] != base and r.get("seeds_for_target") is not None]
+    if not comp:
+        return []
+    target = comp[0].get("target", 0.01)
+    out = ["", f"Seeds a comparison would need to detect {100 * target:g} point(s) at its measured spread "
+               "(same test and power):", "",
+           "| " + " | ".join(keys + ["method", "std of Δ (points)", "MDE now", "seeds for "
+                                      f"{100 * target:g} point"]) + " |",
+           "|" + "---|" * (len(keys) + 4)]
+    for r in comp:
+        vals = [str(r.get("values", {}).get(k, "")) for k in keys]
+        out.append("| " + " | ".join(vals + [f"`{r['method']}`", f"{100 * r['delta_std']:.2f}",
+                                               f"{100 * r['mde']:.2f}", str(r["seeds_for_target"])]) + " |")
+    return out
+
+
+def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
+    """The regime map as Markdown: per cell the baseline's accuracy, the A/A row and each method's paired
+    difference (points of %) with its interval, wins/losses and MDE; the seeds each comparison would need
+    for one point; then the best early predictors."""
+    base, cells = res["baseline"], res["cells"]
+    methods = [m for m in res["methods"] if m != base and not is_aa(m)]
+    has_aa = any(r["method"] == aa_name(base) for r in cells)
+    keys = list(res.get("grid_kinds") or res["grid"])
+    lines = [f"Task `{res['task']}`{' (fast subset)' if res.get('fast') else ''}, seeds {res['seeds']}, metric "
+             f"`{res['metric']}`. " + _HOW.format(base=base), ""]
+    head = keys + [f"`{base}` acc"] + (["A/A Δ (noise floor)"] if has_aa else []) + [f"Δ `{m}`" for m in methods]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    by = {(r["cell"], r["method"]): r for r in cells}
+    for cid in res.get("cells_order") or list(dict.fromkeys(r["cell"] for r in cells)):
+        b = by.get((cid, base))
+        vals = next((r["values"] for r in cells if r["cell"] == cid), {})
+        row = [str(vals.get(k, "")) for k in keys] + [_floor(b)]
+        if has_aa:
+            row.append(_aa(b))
+        row += [fmt_delta(by.get((cid, m))) for m in methods]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += _seeds_table([r for r in cells if not is_aa(r["method"])], keys, base)
+    preds = [p for p in res.get("predictors", []) if p["rho"] is not None]
+    if preds:
+        lines += ["", f"Early diagnostics (epoch {res.get('diag_epoch')}) against the final Δ: Spearman ρ, its "
+                  f"p-value, the p-value after a Bonferroni correction over the diagnostics tried for that method, "
+                  f"and the number of points (cell × seed); the {top} strongest per method. `all` pools the methods.",
+                  "", "| method | diagnostic | ρ | p | p (Bonferroni) | n |", "|---|---|---|---|---|---|"]
+        for m in dict.fromkeys(p["method"] for p in preds):
+            for p in [p for p in preds if p["method"] == m][:top]:
+                pb = p.get("p_bonferroni")
+                lines.append(f"| {m} | `{p['diagnostic']}` | {p['rho']:+.2f} | {p['p_value']:.2g} | "
+                             f"{'—' if pb is None else f'{pb:.2g}'} | {p['n']} |")
+    lines += _notes(res)
+    cached = f" ({res['n_cached']} read from the store)" if res.get("n_cached") else ""
+    lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s on "
+                 f"{res.get('executor')}.")
+    return "\n".join(lines) + "\n"
+
+
+def _notes(res: dict) -> List[str]:
+    out = []
+    for s in res.get("skipped", []):
+        out.append(f"\nSkipped {s['method']} in cell {s['cell']}: {s['reason']}.")
+    for a in res.get("aliases", []):
+        out.append(f"\n{a['method']} in cell {a['cell']} is the same run as in cell {a['same_as']}: {a['reason']}.")
+    for f in res.get("failed", []):
+        out.append(f"\nFailed: {f['method']} in cell {f['cell']}, seed {f['seed']}: {f['error']} "
+                   "(rerun to retry).")
+    return out
+
+
+def format_bench_markdown(res: dict) -> str:
+    """A bench as Markdown: accuracy per (pairing, method) over seeds, then the paired differences with
+    `ce` with their intervals, MDEs and the noise floor."""
+    seeds = res["seeds"]
+    one = len(seeds) == 1
+    spread = "" if one else ", mean ± std over seeds"
+    lines = [f"Task `{res['task']}`, seeds {seeds}{' (fast subset)' if res.get('fast') else ''}. Test accuracy (%) "
+             f"at the best-validation epoch and at the last epoch{spread}."
+             + (" One seed: no spread, no interval — differences between methods cannot be read from it "
+                "(run `--seeds 5`)." if one else ""), ""]
+    keys = list(res.get("axes") or ["pairing"])
+    head = keys + ["method", "test acc (best val)", "test acc (last)", "teacher", "s / run"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pm(m, s):
+        return "—" if m is None else (f"{100 * m:.2f}" if one else f"{100 * m:.2f} ± {100 * s:.2f}")
+    for r in res["summary"]:
+        if r.get("aliased"):
+            continue
+        teacher = "—" if r.get("teacher_test_acc_mean") is None else f"{100 * r['teacher_test_acc_mean']:.2f}"
+        vals = [str(r.get("values", {}).get(k, r.get(k, ""))) for k in keys]
+        lines.append("| " + " | ".join(vals + [r["method"], pm(r["test_acc_best_val_mean"], r["test_acc_best_val_std"]),
+                                               pm(r["test_acc_last_mean"], r["test_acc_last_std"]), teacher,
+                                               f"{r['wall_s_mean']:.1f}"]) + " |")
+    comp = [r for r in res.get("comparisons", []) if r["method"] != res.get("baseline", "ce")
+            and r.get("delta_mean") is not None]
+    if comp and not one:
+        base = res.get("baseline", "ce")
+        lines += ["", "Paired differences against `" + base + "` (same seed, same student data, same teacher). "
+                  + _HOW.format(base=base), ""]
+        head = keys + ["method", "Δ vs " + base + " [95 % CI] w/l · MDE", "verdict"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in comp:
+            vals = [str(r.get("values", {}).get(k, "")) for k in keys]
+            lines.append("| " + " | ".join(vals + [f"`{r['method']}`" if not is_aa(r["method"]) else
+                                                   f"*{r['method']}* (noise floor)", fmt_delta(r), r["verdict"]]) + " |")
+        floors = {r["cell"]: r for r in res.get("comparisons", []) if r["method"] == base}
+        for cell, r in floors.items():
+            if r.get("noise_baseline_std") is not None:
+                lines.append(f"\nNoise floor ({cell}): `{base}` spreads ±{100 * r['noise_baseline_std']:.2f} points "
+                             "over seeds" + (f"; the A/A row reads {_aa(r)}" if r.get("noise_aa_mean") is not None
+                                             else "") + ".")
+        lines += _seeds_table([r for r in comp if not is_aa(r["method"])], keys, base)
+    lines += [s.replace(" in cell ", " under ") for s in _notes(res)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""The package's shape: imports go one way through its layers (imports inside functions count), there
+is no import cycle, and every number a run records is declared once by the code that records it."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "cmkd_lab"
+
+# Lower layers never import higher ones.
+LAYERS = [
+    ("core", ("align", "models", "data", "distill", "diagnostics", "keys", "store", "_validation", "_seeds",
+              "_atomic", "_env")),
+    ("results", ("results",)),
+    ("views", ("viz", "report", "gap_report")),
+    ("experiments", ("experiments",)),
+    ("faces", ("cli", "widgets", "__main__", "")),
+]
+
+
+def _modules():
+    mods = {}
+    for p in ROOT.rglob("*.py"):
+        parts = p.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = p
+    return mods
+
+
+def _imports(mods):
+    """module -> the cmkd_lab modules it imports anywhere in its body (``from .x import y`` names the
+    submodule ``x.y`` when there is one, else ``x``)."""
+    graph = {}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        out = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[:len(pkg.split(".")) - (node.level - 1)]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                for a in node.names:
+                    sub = f"{mod}.{a.name}"
+                    out.add(sub if sub in mods else mod)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        graph[m] = {x for x in out if x in mods and x != m}
+    return graph
+
+
+def _layer(mod: str) -> int:
+    rest = mod[len("cmkd_lab"):].lstrip(".")
+    top = rest.split(".")[0]
+    for i, (_, tops) in enumerate(LAYERS):
+        if top in tops:
+            return i
+    raise AssertionError(f"module {mod} is in no layer: add it to LAYERS in {Path(__file__).name}")
+
+
+def test_every_module_has_a_layer_and_imports_go_downward():
+    graph = _imports(_modules())
+    bad = [f"{m} ({LAYERS[_layer(m)][0]}) imports {x} ({LAYERS[_layer(x)][0]})"
+           for m, xs in graph.items() for x in xs if _layer(x) > _layer(m)]
+    assert not bad, "imports against the layers:\n" + "\n".join(sorted(bad))
+
+
+def test_no_import_cycle():
+    graph = _imports(_modules())
+    index, low, stack, on, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_checker_sees_a_cycle_and_a_layer_violation(tmp_path, monkeypatch):
+    """The two tests above are not vacuous: a planted cycle and an upward import are caught."""
+    pkg = tmp_path / "cmkd_lab"
+    (pkg / "distill").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "distill" / "__init__.py").write_text("")
+    (pkg / "distill" / "a.py").write_text("def f():\n    from .b import g\n")
+    (pkg / "distill" / "b.py").write_text("from .a import f\nfrom ..experiments import run\n")
+    (pkg / "experiments.py").write_text("run = 1\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    with pytest.raises(AssertionError, match="import cycles"):
+        test_no_import_cycle()
+    with pytest.raises(AssertionError, match="cmkd_lab.distill.b \\(core\\) imports cmkd_lab.experiments"):
+        test_every_module_has_a_layer_and_imports_go_downward()
+
+
+def test_every_term_a_method_returns_is_declared(small_task):
+    """One step of every method: the keys it returns are its declared terms and records."""
+    from cmkd_lab import DistillConfig
+    from cmkd_lab.distill import Trainer
+    from cmkd_lab.distill.methods import METHODS
+    for name, cls in METHODS.items():
+        cfg = DistillConfig(epochs=1, teacher_epochs=1, batch_size=32,
+                            pairing="paired" if cls.needs_pairs else "unpaired",
+                            student_fraction=0.5 if cls.needs_unlabelled else 1.0,
+                            student_unlabelled=bool(cls.needs_unlabelled))
+        tr = Trainer(small_task, name, cfg)
+        terms = tr.method.step(next(iter(tr.batches())))
+        assert set(terms) <= set(cls.terms) | set(cls.records), (name, set(terms) - set(cls.terms) - set(cls.records))
+        assert set(cls.terms) | set(cls.records) <= set(terms), (name, "declared but not returned")
+
+
+def test_declared_kinds_drive_the_predictors():
+    from cmkd_lab.results.keys import describe
+    assert describe("val_acc").kind == "outcome" and not describe("val_acc").predictor
+    assert describe("loss").kind == "loss" and not describe("loss").predictor
+    assert describe("fa").predictor and describe("purity").predictor and describe("ent").predictor
+    assert describe("bound_err_s").kind == "outcome" and describe("diag_time_s").kind == "bookkeeping"
+    assert describe("never_declared_key").kind == "other"
