@@ -86,9 +86,14 @@ def check_int(name: str, value, *, minimum: int = 0, maximum: Optional[int] = No
 
 
 def check_bool(name: str, value) -> bool:
-    """``value`` must be a real ``bool`` (not 0/1 or "false")."""
+    """``value`` must be a real ``bool`` (``np.bool_`` included); returns a Python bool.
+
+    Refused on purpose, not coerced: 0/1 and words such as ``"false"`` (a
+    non-empty string is true in Python, so ``"false"`` would silently count
+    as true)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be true or false; got {name}={_fmt(value)} of type {type(value).__name__}")
+        raise TypeError(f"{name} must be true or false (True/False in Python; true/false unquoted in JSON, TOML "
+                        f"and --set); got {name}={_fmt(value)} of type {type(value).__name__}")
     return bool(value)
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .._validation import (check_choice, check_fraction, check_int, check_nonneg, check_positive)
+from .._validation import (check_bool, check_choice, check_fraction, check_int, check_nonneg, check_positive)
 
 __all__ = ["DistillConfig", "PRESETS", "TASK_DEFAULTS", "load_config_file"]
 
@@ -81,6 +82,8 @@ class DistillConfig:
     extra: Dict[str, Any] = field(default_factory=dict)  # method-specific options
 
     def __post_init__(self):
+        for f in fields(self):  # one coercion rule for every door (constructor, from_dict, replace, files, --set)
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> "DistillConfig":
@@ -135,9 +138,8 @@ class DistillConfig:
         check_choice("ot_solver", self.ot_solver, ("auto", "scaling", "log"))
         check_nonneg("ot_stop_thr", self.ot_stop_thr, hint="0 runs sinkhorn_iter iterations; POT's default is 1e-9")
         check_choice("inner_scope", self.inner_scope, ("full", "last-layer"))
-        for b in ("la_detach_features", "inner_lambdas", "first_order", "amp", "ot_all_gather"):
-            if not isinstance(getattr(self, b), bool):
-                raise TypeError(f"{b} must be true or false; got {b}={getattr(self, b)!r}")
+        for b in _bool_fields():  # every bool option, read from the field types (no hand-kept list)
+            check_bool(b, getattr(self, b))
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string like 'auto', 'cpu' or 'cuda'; got {self.device!r}")
         if not _DEVICE_RE.fullmatch(self.device):
@@ -192,12 +194,13 @@ class DistillConfig:
         clean = {}
         for k, v in d.items():
             default = known[k].default
-            # numpy scalars count as Python numbers; ints are accepted where floats are expected (lr=1).
-            if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
-                v = v.item()
-            if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
+            v = _coerce(k, v)
+            if _field_types()[k] is bool:
+                try:
+                    check_bool(k, v)
+                except TypeError as e:
+                    raise TypeError(f"{source}: {e}") from None
+            elif default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
                 if type(v) is not type(default):
                     raise TypeError(
                         f"{source}: {k} must be of type {type(default).__name__}; got {k}={v!r} "
@@ -205,6 +208,32 @@ class DistillConfig:
                     )
             clean[k] = v
         return cls(**clean)
+
+
+def _field_types() -> Dict[str, Any]:
+    """Option name -> its annotated type (``int``, ``float``, ``bool``, ``str``, ``Dict[str, Any]``)."""
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = typing.get_type_hints(DistillConfig)
+    return _TYPES
+
+
+_TYPES: Optional[Dict[str, Any]] = None
+
+
+def _bool_fields():
+    return [n for n, t in _field_types().items() if t is bool]
+
+
+def _coerce(name: str, v):
+    """The one coercion rule, whatever the door: NumPy scalars become Python values, and an int given for a
+    float option becomes a float (``lr=1``). Nothing else is converted: a bool option given ``"false"`` or
+    ``0`` is refused by :func:`check_bool` (on purpose: ``"false"`` is a true value in Python)."""
+    if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
+        v = v.item()
+    if _field_types().get(name) is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    return v
 
 
 # Named presets: partial configs applied before user overrides.
