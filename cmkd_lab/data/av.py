@@ -65,7 +65,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._validation import check_choice, check_int
-from .lazy import FrameFolderArray, SpectrogramArray, load_spectrogram
+from .lazy import OUTSIDE_HINT, FrameFolderArray, SpectrogramArray, load_spectrogram, outside
 from .registry import register_task
 from .task import SPLITS, CrossModalTask, Split
 
@@ -360,7 +360,8 @@ def _stratified_part(y: np.ndarray, fraction: float, rng) -> np.ndarray:
 def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, direction: Optional[str] = None,
             teacher_student_split: str = "shared", frames: Optional[int] = None, image_size: int = 224,
             audio_length: Optional[int] = None, width: int = 64, backend: str = "auto", val_fraction: float = 0.1,
-            missing: str = "skip", visual_dir=None, audio_dir=None) -> CrossModalTask:
+            missing: str = "skip", visual_dir=None, audio_dir=None,
+            allow_outside_root: bool = False) -> CrossModalTask:
     """Build the ``dataset`` task from your own preprocessed copy (see the module doc for the layout).
 
     Parameters
@@ -397,6 +398,16 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         (as the public code does) or refused.
     visual_dir, audio_dir : path, optional
         Override the frame / spectrogram folders (relative to the root or absolute).
+    allow_outside_root : bool
+        False (default): every file a split list leads to (clip frame folder,
+        each frame, spectrogram) must resolve inside the data root or the
+        frame / spectrogram folder in use — paths are resolved first, so
+        ``../..``, absolute clip names and symlinks that point outside count
+        as outside — and a list that names one is refused (file, line, clip
+        and root in the message; even with ``missing="skip"``: a list that
+        reaches outside is not a missing clip). True reads them anyway, for a
+        layout you trust whose clips live elsewhere (``info["clips_outside_root"]``
+        counts them).
 
     Returns
     -------
@@ -412,6 +423,8 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         check_int("audio_length", audio_length, minimum=1)
     check_choice("teacher_student_split", teacher_student_split, ("shared", "disjoint"))
     check_choice("missing", missing, ("skip", "error"))
+    from .._validation import check_bool
+    allow_outside_root = check_bool("allow_outside_root", allow_outside_root)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1); got val_fraction={val_fraction!r}")
     d = layout.default_direction if direction is None else _DIRECTIONS.get(str(direction).strip().lower())
@@ -425,7 +438,9 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     class_list = None
     if (root / "stat.txt").is_file():  # OGM-GE's class list (sorted there too)
         class_list = sorted({ln.strip() for ln in (root / "stat.txt").read_text().splitlines() if ln.strip()})
-    names, lists = _labels(layout, layout.read_lists(root), class_list)
+    raw = layout.read_lists(root)
+    origin = {clip: where for rows in raw.values() for clip, _, where in reversed(rows)}  # first listing of each
+    names, lists = _labels(layout, raw, class_list)
     K = len(names)
     if layout.expected_classes and K != layout.expected_classes:
         warnings.warn(f"{layout.title} has {layout.expected_classes} classes; this copy has {K}", RuntimeWarning,
@@ -439,12 +454,23 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
                                       "each clip may belong to one split only")
 
     # Files of each clip; missing ones skipped (with a warning) or refused.
+    # Every path a list leads to must resolve inside the root (or the frame / audio folder in use).
+    v_inside, a_inside = [str(root), str(vdir)], [str(root), str(adir)]
     clips: Dict[str, Tuple[List[str], List[str], np.ndarray]] = {}
     lost: List[str] = []
+    n_outside = 0
     for s, pairs in lists.items():
         folders, audio, ys = [], [], []
         for clip, k in pairs:
             folder, apath = vdir / clip, _audio_path(adir, clip)
+            found = [(folder, v_inside), (apath if apath is not None else adir / f"{clip}.npy", a_inside)]
+            reals = [r for r in (outside(p, inside) for p, inside in found) if r is not None]
+            if reals:
+                if not allow_outside_root:
+                    raise DataLayoutError(
+                        f"{origin[clip]}: clip {clip!r} resolves to {reals[0]}, outside the data root {root} "
+                        f"(symlinks that point outside count as outside): {OUTSIDE_HINT}")
+                n_outside += 1
             if not folder.is_dir() or apath is None:
                 why = ([f"no folder {folder}/"] if not folder.is_dir() else []) + \
                       ([f"no {adir / clip}.npy or .pkl"] if apath is None else [])
@@ -500,7 +526,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     F_bins, L = first.shape[0], audio_length or first.shape[1]
 
     def visual(f):
-        return FrameFolderArray(f, frames=frames, size=image_size)
+        return FrameFolderArray(f, frames=frames, size=image_size, inside=None if allow_outside_root else v_inside)
 
     def audio(a):
         return SpectrogramArray(a, freq=F_bins, length=L)
@@ -526,6 +552,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         "teacher_student_split": teacher_student_split, "validation": val_source,
         "frames": frames, "image_size": image_size, "spectrogram_shape": [F_bins, L],
         "clips": {s: int(clips[s][2].size) for s in SPLITS}, "clips_skipped": len(lost),
+        "clips_outside_root": n_outside,
         "protocol": ("teacher and student train on the same clips; the pairing modes decide what ties them"
                      if teacher_student_split == "shared" else
                      "teacher and student train on disjoint halves of the training clips (stratified, seeded)"),
