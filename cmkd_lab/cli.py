@@ -116,6 +116,41 @@ def _task_kwargs(args) -> dict:
     return {**kw, "data_root": root}
 
 
+def out_dir(raw, flag: str = "--out") -> Path:
+    """The one check of every command's output folder, before any work starts: a non-empty path that
+    is (or can be created as) a folder this process can write to. Side-effect free: folders it had to
+    create to find out are removed again (the command creates them when it writes)."""
+    if raw is None or not str(raw).strip():
+        raise ValueError(f"{flag} must name a folder; got {flag} {raw!r}: pass e.g. {flag} runs/my-run")
+    p = Path(raw).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} must be a directory; {str(p)!r} is {'a file' if p.is_file() else 'not a folder'}")
+    created = []
+    q = p
+    while not q.exists() and not q.is_symlink() and q != q.parent:
+        created.append(q)  # deepest first
+        q = q.parent
+    import tempfile
+    try:
+        for d in reversed(created):
+            d.mkdir()
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".cmkd_lab-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        where = f": {e.filename!r}" if e.filename else ""
+        raise ValueError(f"{flag} {str(p)!r} cannot be {'created' if created else 'written to'} ({why}{where}); "
+                         "choose a folder you can write to") from None
+    finally:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return p
+
+
 def _csv(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
@@ -144,8 +179,8 @@ def cmd_run(args):
     cfg = build_config(args)
     from .distill import get_method
     get_method(args.method)  # an unknown name fails before the task is loaded
+    out = out_dir(args.out)
     task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
-    out = Path(args.out)
     r = run_one(task, args.method, cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"{r['task']} {r['method']} seed {r['seed']} {r['pairing']}: student test acc "
           f"{_fmt_acc(r['student_test_acc'])} (best val epoch {r['best_epoch']}), teacher test acc "
@@ -168,11 +203,12 @@ def cmd_bench(args):
     if not _csv(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
+    out = out_dir(args.out)
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
-                    Path(args.out), cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
+                    out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
     from .bench import format_markdown
     print(format_markdown(res))
-    print(f"→ {Path(args.out) / 'results.md'}")
+    print(f"→ {out / 'results.md'}")
     if res.get("interrupted"):
         print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
@@ -185,15 +221,16 @@ def cmd_sweep(args):
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     if args.dask and args.scheduler:
         raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
+    out = out_dir(args.out)
     try:
-        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, Path(args.out), cfg,
+        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, out, cfg,
                   baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
                   scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
                   diag_epoch=args.diag_epoch, metric=args.metric, log=(lambda m: None) if args.quiet else print)
     except ImportError as e:
         raise ValueError(str(e)) from None
-    print((Path(args.out) / "sweep.md").read_text())
-    print(f"→ {Path(args.out) / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
+    print((out / "sweep.md").read_text())
+    print(f"→ {out / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
     return 0
 
 
@@ -206,7 +243,7 @@ def cmd_demo(args):
     fast = args.fast or os.environ.get("CMKD_LAB_FAST") == "1"
     epochs = args.epochs or (3 if fast else 15)
     cfg = build_config(args, epochs=epochs)
-    out = Path(args.out)
+    out = out_dir(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]
     print(f"cmkd_lab demo: task {task}, {epochs} epochs, methods {methods} (unpaired), output {out}")
     res = run_bench(task, methods, ["unpaired"], [cfg.seed], out, cfg, fast=fast, progress=not args.quiet,

@@ -180,6 +180,8 @@ FILE_BAD = [
     ("invalid TOML", "epochs = = 3", "c.toml", ValueError, r"config file '.*c.toml' is not valid TOML: "),
     ("not UTF-8", b'{"cost": "\xff"}', "c.json", ValueError, r"is not UTF-8 text .*save it as UTF-8 JSON"),
     ("top level list", "[1, 2]", "c.json", ValueError, r"must hold an object of option names to values; got a list"),
+    ("empty TOML file", "\n  \n", "c.toml", ValueError,
+     r"config file '.*c.toml' is empty; write the options in it \(a TOML table such as epochs = 3\) or leave --config out"),
     ("YAML under another suffix", "epochs: 3", "c.yaml", ValueError,
      r"is not valid JSON: .*\(files not ending in .toml are read as JSON\)"),
 ]
@@ -221,4 +223,4 @@ def test_good_files_load(tmp_path):
 
 
 def test_bad_input_count():
-    assert len(VALUE_BAD) + len(DICT_BAD) + len(FILE_BAD) + 4 == 71
+    assert len(VALUE_BAD) + len(DICT_BAD) + len(FILE_BAD) + 4 == 72

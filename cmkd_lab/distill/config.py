@@ -265,8 +265,14 @@ def load_config_file(path) -> dict:
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"config file {str(p)!r} is a directory; pass a .json or .toml file")
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"config file {str(p)!r} does not exist; check the path")
+    if not p.is_file():  # /dev/null, a FIFO (reading one would block), a socket ...
+        import stat
+        mode = p.stat().st_mode
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
+                "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
+        raise ValueError(f"config file {str(p)!r} exists but is not a regular file ({kind}); pass a .json or .toml file")
     fmt = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
         text = p.read_text(encoding="utf-8")
@@ -275,6 +281,9 @@ def load_config_file(path) -> dict:
                          f"save it as UTF-8 {fmt}") from None
     except OSError as e:
         raise ValueError(f"config file {str(p)!r} cannot be read ({e.strerror or e})") from None
+    if not text.strip():  # refused on purpose for TOML too, where it would parse as no options at all
+        example = "a TOML table such as epochs = 3" if fmt == "TOML" else 'a JSON object such as {"epochs": 3}'
+        raise ValueError(f"config file {str(p)!r} is empty; write the options in it ({example}) or leave --config out")
     try:
         if fmt == "TOML":
             import tomllib
