@@ -253,7 +253,8 @@ def cmd_demo(args):
         print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
     ucmkd_run = out / "runs" / "unpaired" / "ucmkd" / f"seed{cfg.seed}" / "result.json"
-    report = write_report(json.loads(ucmkd_run.read_text()), out / "report.html")
+    from .report import read_result
+    report = write_report(read_result(ucmkd_run), out / "report.html")
     print(f"report of the ucmkd run: {report}\ntable: {out / 'results.md'}")
     return 0
 
@@ -264,10 +265,8 @@ def cmd_report(args):
     rp = d / "result.json"
     if not rp.is_file():
         raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist")
-    try:
-        result = json.loads(rp.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(rp)!r} is not valid JSON ({e}); was the run interrupted while writing?") from None
+    from .report import read_result
+    result = read_result(rp)  # errors name the file: not UTF-8, not JSON, keys missing
     path = write_report(result, d / "report.html")
     print(path)
     if getattr(args, "png", False):

@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-__all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary"]
+__all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary", "read_result", "check_result"]
+
+REQUIRED_KEYS = ("history", "method", "task")  # what a report cannot be written without
 
 _TRAIN_KEYS_FIRST = ("epoch", "steps", "lr", "loss", "ce", "fa", "la", "kd", "hint", "inner_shift", "val_acc",
                      "val_loss", "test_acc", "test_loss", "teacher_head_on_student_acc", "time_s")
@@ -131,6 +133,49 @@ def diagnostics_summary(result: dict) -> List[str]:
     return out
 
 
+def check_result(result, source: str = "result") -> dict:
+    """``result`` must be a run result: a dict with at least :data:`REQUIRED_KEYS`, its history a list
+    of records. Other keys are optional (a report shows what is there; ``Trainer.fit()`` results
+    carry fewer keys than ``result.json``)."""
+    what = f"{source} is not a cmkd_lab run result"
+    if not isinstance(result, dict):
+        if source == "result":
+            raise TypeError(f"result must be a dict as in result.json; got {type(result).__name__}")
+        raise TypeError(f"{what}: it must hold a JSON object; got a {type(result).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in result]
+    if missing:
+        raise ValueError(f"{what}: it lacks the required key(s) {missing}; pass the folder of a run written by "
+                         "python -m cmkd_lab run (or the dict Trainer.fit() returns)")
+    if not isinstance(result["history"], list):
+        raise ValueError(f"{what}: history must be a list of per-epoch records; got "
+                         f"{type(result['history']).__name__}")
+    return result
+
+
+def read_result(path) -> dict:
+    """Read and check a ``result.json``; every error names the file."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{str(p)!r} does not exist") from None
+    except OSError as e:
+        raise ValueError(f"{str(p)!r} cannot be read ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); it is not a result.json "
+                         "written by cmkd_lab") from None
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(p)!r} is not valid JSON ({e}); was the run interrupted while writing?") from None
+    try:
+        return check_result(result, source=repr(str(p)))
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
 def render_report(result: dict, *, projection: Optional[str] = None) -> str:
     """The HTML text of a run's report.
 
@@ -141,8 +186,7 @@ def render_report(result: dict, *, projection: Optional[str] = None) -> str:
     projection : {"umap", "pca", "none"}, optional
         Projection of the feature overlay (default: UMAP, PCA in fast mode).
     """
-    if not isinstance(result, dict):
-        raise TypeError(f"result must be a dict as in result.json; got {type(result).__name__}")
+    check_result(result)
     figs = _figures(result, projection)
     parts = []
     first = True

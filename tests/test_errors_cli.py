@@ -72,6 +72,16 @@ BAD = [
     # report
     ("report: no result", ["report", "/nonexistent"], r"RUN_DIR must hold a result.json; '/nonexistent/result.json' does not exist"),
     ("report: broken result", ["report", "BROKEN"], r"result.json' is not valid JSON .*was the run interrupted while writing\?"),
+    ("report: empty object", ["report", "RESULT:{}"], r"'.*result.json' is not a cmkd_lab run result: it lacks the "
+     r"required key\(s\) \['history', 'method', 'task'\]; pass the folder of a run written by python -m cmkd_lab run"),
+    ("report: some keys missing", ["report", 'RESULT:{"task": "t", "history": []}'],
+     r"lacks the required key\(s\) \['method'\]"),
+    ("report: not an object", ["report", "RESULT:[1, 2]"],
+     r"'.*result.json' is not a cmkd_lab run result: it must hold a JSON object; got a list"),
+    ("report: history not a list", ["report", 'RESULT:{"task": "t", "method": "ce", "history": {"1": 2}}'],
+     r"'.*result.json' is not a cmkd_lab run result: history must be a list of per-epoch records; got dict"),
+    ("report: binary file", ["report", "RESULTB:"], r"'.*result.json' is not UTF-8 text \(invalid start byte at byte "
+     r"0\); it is not a result.json written by cmkd_lab"),
 ]
 
 
@@ -87,6 +97,11 @@ def _prepare(argv, tmp_path):
             (tmp_path / "broken").mkdir()
             (tmp_path / "broken" / "result.json").write_text('{"task": "synth')
             a = str(tmp_path / "broken")
+        elif a.startswith("RESULT"):
+            (tmp_path / "res").mkdir()
+            data = a[7:].encode() if a.startswith("RESULT:") else b"\x89PNG\r\n\x1a\n\x00\xff\xfe"
+            (tmp_path / "res" / "result.json").write_bytes(data)
+            a = str(tmp_path / "res")
         elif a.startswith("CFG:"):
             (tmp_path / "cfg.json").write_text(a[4:])
             a = str(tmp_path / "cfg.json")
@@ -236,4 +251,4 @@ def test_resume_of_a_completed_run_is_idempotent(finished, tmp_path):
 
 
 def test_bad_input_count():
-    assert len(BAD) + 1 + 3 + 3 + 3 == 55
+    assert len(BAD) + 1 + 3 + 3 + 3 == 60
