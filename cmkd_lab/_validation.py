@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "check_choice",
+    "check_number",
     "check_positive",
     "check_nonneg",
     "check_int",
@@ -24,6 +25,7 @@ __all__ = [
     "check_indices",
     "check_class_names",
     "check_rectangular",
+    "check_path",
 ]
 
 
@@ -56,6 +58,19 @@ def _number(name, value):
         raise TypeError(f"{name} must be a number; got {name}={_fmt(value)} of type {type(value).__name__}")
     if not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite; got {name}={_fmt(value)}")
+    return value
+
+
+def check_number(name: str, value) -> float:
+    """``value`` must be a finite number (any sign; bools refused)."""
+    return _number(name, value)
+
+
+def check_path(name: str, value):
+    """``value`` must be a path (``str`` or ``os.PathLike``), or None."""
+    import os
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike); got {_fmt(value)} of type {type(value).__name__}")
     return value
 
 

@@ -437,9 +437,13 @@ def test_bad_options_are_refused(roots):
     for kw, match in ((dict(teacher_student_split="half"), "teacher_student_split must be one of"),
                       (dict(missing="ignore"), "missing must be one of"),
                       (dict(frames=0), "frames must be >= 1"),
-                      (dict(val_fraction=1.5), r"val_fraction must be in \(0, 1\)")):
-        with pytest.raises(ValueError, match=match):
-            load_av("crema-d", data_root=roots["crema-d"], **kw)
+                      (dict(val_fraction=1.5), r"val_fraction must be in \(0, 1\)"),
+                      (dict(val_fraction="0.1"), r"val_fraction must be a number; got val_fraction='0.1'"),
+                      (dict(allow_outside_root="yes"), r"allow_outside_root must be true or false"),
+                      (dict(data_root=3), r"data_root must be a path \(str or os.PathLike\); got 3 of type int"),
+                      (dict(visual_dir=3), r"visual_dir must be a path \(str or os.PathLike\); got 3 of type int")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            load_av("crema-d", **{"data_root": roots["crema-d"], **kw})
 
 
 # -------------------------------------------------------------- lazy arrays

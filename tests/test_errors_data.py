@@ -107,6 +107,15 @@ FROM_ARRAYS_BAD = [
      r"\(5, 1\) \(shape \(60, 5, 1\)\)"),
     ("paired view, ragged", dict(paired_teacher_x=[[1.0] * 5] * 59 + [[1.0] * 4]), ValueError,
      r"paired_teacher_x must have rows of one shape; row 0 has length 5 but row 59 has length 4"),
+    ("values beyond float32", dict(teacher_x=_with(TX, 4, 1e300)), ValueError,
+     r"teacher_x holds values up to 1e\+300, beyond float32 \(max 3.4e\+38\), the precision cmkd_lab trains in; "
+     r"rescale \(standardise\) the inputs"),
+    ("name not a string", dict(name=3), TypeError, r"name must be a non-empty string \(used in caches and results\); "
+     r"got name=3"),
+    ("modality not a string", dict(student_modality=None), TypeError, r"student_modality must be a string; got None"),
+    ("encoder spec a string", dict(teacher_encoder="mlp"), TypeError,
+     r"teacher_encoder must be an encoder spec dict with a 'kind' key \(e.g. \{'kind': 'mlp', 'in_features': 5\}\) "
+     r"or a factory fn\(feature_dim\) -> nn.Module; got 'mlp'"),
     ("no encoder for 4-D samples", dict(teacher_x=rng.normal(size=(60, 1, 2, 3, 4))), ValueError,
      r"cannot infer an encoder for inputs of per-sample shape \(1, 2, 3, 4\); pass teacher_encoder="),
 ]
@@ -246,6 +255,13 @@ REGISTRY_BAD = [
     ("synthetic gap < 0", lambda: make_synthetic_task(gap=-1.0), ValueError, r"gap must be >= 0; got gap=-1.0"),
     ("synthetic one class", lambda: make_synthetic_task(num_classes=1), ValueError, r"num_classes must be >= 2"),
     ("synthetic overlap = 0", lambda: make_synthetic_task(overlap=0.0), ValueError, r"overlap must be > 0"),
+    ("synthetic rotation NaN", lambda: make_synthetic_task(rotation=float("nan")), ValueError,
+     r"rotation must be finite; got rotation=nan"),
+    ("synthetic rotation string", lambda: make_synthetic_task(rotation="0.5"), TypeError,
+     r"rotation must be a number; got rotation='0.5' of type str"),
+    ("fast not a bool", lambda: load_task("synthetic", fast="no"), TypeError,
+     r"fast must be true or false \(.*\); got fast='no' of type str"),
+    ("seed a string", lambda: load_task("hapt", seed="1"), TypeError, r"seed must be an integer; got seed='1'"),
     ("synthetic too few samples", lambda: make_synthetic_task(n_student=5), ValueError, r"n_student must be >= 20"),
     ("mlp spec without in_features", lambda: _enc({"kind": "mlp"}), ValueError,
      r"encoder spec \{'kind': 'mlp', ...\}: missing required key\(s\) \['in_features'\]; mlp takes in_features "
@@ -389,4 +405,4 @@ def test_device_that_does_not_exist(tiny):
 
 def test_bad_input_count():
     n = len(FROM_ARRAYS_BAD) + len(CTOR_BAD) + len(REGISTRY_BAD) + len(TRAINER_BAD)
-    assert n + 2 * 2 + 2 + 4 + 2 == 81  # files (flip/truncate × 2, missing, pickle), trainer pairings, device
+    assert n + 2 * 2 + 2 + 4 + 2 == 89  # files (flip/truncate × 2, missing, pickle), trainer pairings, device

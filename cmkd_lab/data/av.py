@@ -425,6 +425,10 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     check_choice("missing", missing, ("skip", "error"))
     from .._validation import check_bool
     allow_outside_root = check_bool("allow_outside_root", allow_outside_root)
+    from .._validation import check_number, check_path
+    check_number("val_fraction", val_fraction)
+    for n, v in (("data_root", data_root), ("visual_dir", visual_dir), ("audio_dir", audio_dir)):
+        check_path(n, v)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1); got val_fraction={val_fraction!r}")
     d = layout.default_direction if direction is None else _DIRECTIONS.get(str(direction).strip().lower())

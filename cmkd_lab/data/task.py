@@ -92,6 +92,11 @@ class CrossModalTask:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string (used in caches and results); got name={self.name!r}")
+        for attr in ("teacher_modality", "student_modality"):
+            if not isinstance(getattr(self, attr), str):
+                raise TypeError(f"{attr} must be a string; got {getattr(self, attr)!r}")
         self.class_names = check_class_names(self.class_names)  # >= 2 distinct names
         K = len(self.class_names)
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
@@ -149,6 +154,16 @@ class CrossModalTask:
                         f"paired_teacher_x[{s!r}] must have the teacher's per-sample shape "
                         f"{tuple(self.teacher['train'].x.shape[1:])}; got {tuple(px.shape[1:])}"
                     )
+        for attr, side in (("teacher_encoder", self.teacher), ("student_encoder", self.student)):
+            spec = getattr(self, attr)
+            if spec is not None and not (isinstance(spec, dict) and "kind" in spec) and \
+                    (isinstance(spec, dict) or not callable(spec)):
+                try:
+                    example = infer_encoder_spec(side["train"].x)
+                except ValueError:
+                    example = {"kind": "mlp", "in_features": 16}
+                raise TypeError(f"{attr} must be an encoder spec dict with a 'kind' key (e.g. {example}) or a factory "
+                                f"fn(feature_dim) -> nn.Module; got {spec!r}")
         if self.teacher_encoder is None:
             self.teacher_encoder = infer_encoder_spec(self.teacher["train"].x)
         if self.student_encoder is None:
@@ -320,6 +335,7 @@ class CrossModalTask:
         sx, sy = arr("student_x", student_x), arr("student_y", student_y)
         for n, x in (("teacher_x", tx), ("student_x", sx)):
             check_finite_array(n, x, min_ndim=2, min_len=3)
+            _fits_float32(n, x)
         if ty.ndim != 1 or sy.ndim != 1:
             raise ValueError(
                 f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}"
@@ -374,6 +390,7 @@ class CrossModalTask:
         if paired_teacher_x is not None:
             px = arr("paired_teacher_x", paired_teacher_x)
             check_finite_array("paired_teacher_x", px, min_ndim=2, min_len=0)
+            _fits_float32("paired_teacher_x", px)
             if px.shape[0] != sx.shape[0]:
                 raise ValueError(
                     f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}"
@@ -394,6 +411,16 @@ class CrossModalTask:
             student_encoder=student_encoder,
             info={"source": "from_arrays"},
         )
+
+
+def _fits_float32(name: str, x: np.ndarray) -> None:
+    """Finite inputs must stay finite once cast to float32 (1e300 would become inf)."""
+    lim = float(np.finfo(np.float32).max)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        big = float(np.abs(x).max())
+        if big > lim:
+            raise ValueError(f"{name} holds values up to {big:.3g}, beyond float32 (max {lim:.2g}), the precision "
+                             "cmkd_lab trains in; rescale (standardise) the inputs")
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Dict[str, np.ndarray]:
