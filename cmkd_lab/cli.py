@@ -35,6 +35,9 @@ class _Parser(argparse.ArgumentParser):
 _PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 
 
+_DISK_ERRNOS = {28, 122, 30, 5}  # ENOSPC, EDQUOT, EROFS, EIO
+
+
 def _fmt_acc(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
@@ -339,6 +342,11 @@ def main(argv=None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"python -m cmkd_lab {args.cmd}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # the machine, not the arguments: a full disk (named by cmkd_lab._atomic)
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        print(f"python -m cmkd_lab {args.cmd}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -32,6 +32,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+def _raised_here(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == __file__
+
+
 def is_lazy(x) -> bool:
     """True for a :class:`LazyArray` (decoded on demand), False for in-memory arrays."""
     return isinstance(x, LazyArray)
@@ -116,7 +123,15 @@ class LazyArray:
         return d
 
     def _checked(self, i: int) -> np.ndarray:
-        a = self.load(i)
+        try:
+            a = self.load(i)
+        except MemoryError:
+            raise
+        except Exception as e:  # a decoder's own error rarely names the clip: name it here (workers too)
+            if _raised_here(e):  # this module's messages already name the file
+                raise
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ValueError(f"cannot decode {self.describe(i)}: {type(e).__name__}: {first}") from e
         if a.shape != self.item_shape:
             raise ValueError(f"{self.describe(i)} decoded to shape {a.shape}, but this array's samples have shape "
                              f"{self.item_shape}; every sample of one modality must have the same shape")
