@@ -561,6 +561,9 @@ def test_worker_count_resolution(monkeypatch):
     monkeypatch.setenv("CMKD_LAB_WORKERS", "many")
     with pytest.raises(ValueError, match="CMKD_LAB_WORKERS must be an integer"):
         resolve_workers(None, "cpu")
+    monkeypatch.setenv("CMKD_LAB_WORKERS", "-1")
+    with pytest.raises(ValueError, match=r"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS='-1'"):
+        resolve_workers(None, "cpu")
     with pytest.raises(ValueError, match="num_workers must be an integer >= 0"):
         resolve_workers(-1, "cpu")
 

@@ -207,6 +207,12 @@ def test_paired_view_per_split_is_checked_in_the_constructor():
         CrossModalTask(**kw, paired_teacher_x={**bad, "val": bad["train"], "test": [[1.0] * 3] * 10})
 
 
+def test_constructor_takes_lists_as_arrays():
+    sp = {s: _split() for s in ("train", "val", "test")}
+    t = CrossModalTask("t", ["a", "b"], {**sp, "train": Split([[0.5, 1.0, 2.0]] * 10, [0, 1] * 5)}, sp)
+    assert isinstance(t.teacher["train"].x, np.ndarray) and t.teacher["train"].x.shape == (10, 3)
+
+
 def test_from_arrays_lenient_on_purpose():
     # Boolean labels are class indices 0/1; torch tensors are arrays; one-sample val/test splits are allowed
     # (accuracy is defined), only training needs two samples.
@@ -232,6 +238,13 @@ CTOR_BAD = [
                                       "test": _split()}), ValueError, r"teacher\['train'\]: x has 10 samples but y has 9"),
     ("label out of range", dict(student={"train": Split(np.zeros((10, 3), np.float32), np.arange(10)), "val": _split(),
                                          "test": _split()}), ValueError, r"student\['train'\].y must be in 0..1"),
+    ("sides not a dict", dict(teacher=[_split(), _split(), _split()]), TypeError,
+     r"teacher must be a dict split -> Split\(x, y\) with keys \('train', 'val', 'test'\); got list"),
+    ("split a 3-tuple", dict(teacher={"train": (1, 2, 3), "val": _split(), "test": _split()}), TypeError,
+     r"teacher\['train'\] must be a Split\(x, y\) or an \(x, y\) pair; got tuple of length 3"),
+    ("ragged list as x", dict(student={"train": Split([[1.0, 2.0, 3.0]] * 9 + [[1.0]], np.arange(10) % 2),
+                                       "val": _split(), "test": _split()}), ValueError,
+     r"student\['train'\].x must have rows of one shape; row 0 has length 3 but row 9 has length 1"),
 ]
 
 
@@ -405,4 +418,4 @@ def test_device_that_does_not_exist(tiny):
 
 def test_bad_input_count():
     n = len(FROM_ARRAYS_BAD) + len(CTOR_BAD) + len(REGISTRY_BAD) + len(TRAINER_BAD)
-    assert n + 2 * 2 + 2 + 4 + 2 == 89  # files (flip/truncate × 2, missing, pickle), trainer pairings, device
+    assert n + 2 * 2 + 2 + 4 + 2 == 92  # files (flip/truncate × 2, missing, pickle), trainer pairings, device

@@ -39,7 +39,9 @@ def resolve_workers(num_workers: Optional[int], device) -> int:
             try:
                 num_workers = int(env)
             except ValueError:
-                raise ValueError(f"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS={env!r}") from None
+                num_workers = -1
+            if num_workers < 0:
+                raise ValueError(f"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS={env!r}")
         else:
             cuda = torch.device(device).type == "cuda"
             num_workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if cuda else 0

@@ -100,14 +100,27 @@ class CrossModalTask:
         self.class_names = check_class_names(self.class_names)  # >= 2 distinct names
         K = len(self.class_names)
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
+            if not isinstance(side, Mapping):
+                raise TypeError(f"{side_name} must be a dict split -> Split(x, y) with keys {SPLITS}; got "
+                                f"{type(side).__name__}")
             missing = [s for s in SPLITS if s not in side]
             if missing:
                 raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
             for s in SPLITS:
                 sp = side[s]
                 if not isinstance(sp, Split):
+                    if not isinstance(sp, (tuple, list)) or len(sp) != 2:
+                        raise TypeError(f"{side_name}[{s!r}] must be a Split(x, y) or an (x, y) pair; got "
+                                        f"{type(sp).__name__}" + (f" of length {len(sp)}" if isinstance(sp, (tuple, list))
+                                                                  else ""))
                     sp = Split(*sp)
                     side[s] = sp
+                if isinstance(sp.x, (list, tuple)):  # nested lists: an array (ragged rows are named)
+                    try:
+                        sp.x = np.asarray(sp.x)
+                    except ValueError:
+                        check_rectangular(f"{side_name}[{s!r}].x", sp.x)
+                        raise
                 if is_lazy(sp.x):  # decoded on demand: check the shape only, never load it all
                     if sp.x.ndim < 2 or len(sp.x) < 1:
                         raise ValueError(f"{side_name}[{s!r}].x must have at least 2 dimensions and 1 sample; "
