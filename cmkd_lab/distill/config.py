@@ -5,6 +5,14 @@ momentum 0.9, batch 64, 100 epochs, λ1 = λ2 = 1, n1 = n2 = 1, ε = 0.1 with
 Euclidean cost, 100 Sinkhorn iterations, clip 5, inner AdamW lr 1e-5 / wd
 0.05, 5 warm-up epochs then cosine. Those live in the ``paper`` preset; the
 defaults below suit the small built-in tasks on a CPU.
+
+Every door (the constructor, ``from_dict``, ``replace``, a config file,
+``--set``) applies one coercion rule: NumPy scalars become Python values and
+an int given for a float option becomes a float. Nothing else is converted:
+a bool option (every field annotated ``bool``) takes only a real boolean, and
+``"false"``, ``"no"`` or ``0`` are refused on purpose rather than coerced
+(``"false"`` is a true value in Python; in JSON, TOML and ``--set`` write
+``true`` / ``false`` unquoted).
 """
 from __future__ import annotations
 
