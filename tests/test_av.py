@@ -303,6 +303,12 @@ def test_missing_root_says_how_to_give_one(monkeypatch, tmp_path):
     (lambda r: (r / "test.csv").write_text("1001_IEO_NEU_XX\n"), r"test\.csv:1: expected a row 'clip_id,label'"),
     (lambda r: (r / "test.csv").write_text("1001_IEO_NEU_XX,BORED\n"), r"test\.csv:1: unknown label 'BORED'"),
     (lambda r: (r / "test.csv").write_text((r / "train.csv").read_text()), r"listed in both the train and the test"),
+    (lambda r: (r / "test.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), r"the split list .*test\.csv is not UTF-8 "
+     r"text \(invalid start byte at byte 0\); save it as UTF-8 CSV"),
+    (lambda r: (r / "test.csv").write_bytes(b"1999_IEO_NEU_XX,NEU\n\x00\x00,NEU\n"),
+     r"test\.csv:2: clip '\\x00\\x00' contains a NUL byte; the list is damaged or not a text file"),
+    (lambda r: (r / "test.csv").write_text("x" * 200_000 + ",NEU\n"),
+     r"the split list .*test\.csv cannot be read as CSV \(field larger than field limit"),
 ])
 def test_malformed_layouts_name_the_file(roots, tmp_path, breakage, match):
     r = _copy(roots["crema-d"], tmp_path / "CREMA-D")

@@ -86,12 +86,23 @@ Row = Tuple[str, str, str]  # (clip id, raw label, "file:line" for messages)
 def _rows(path: Path, *, delimiter: str = ",") -> List[Tuple[List[str], str]]:
     """Non-empty CSV rows of ``path`` with their "file:line" location."""
     out = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for n, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
-            row = [c.strip() for c in row]
-            if any(row):
-                out.append((row, f"{path}:{n}"))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for n, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+                row = [c.strip() for c in row]
+                if any(row):
+                    out.append((row, f"{path}:{n}"))
+    except UnicodeDecodeError as e:
+        raise DataLayoutError(f"the split list {path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as "
+                              "UTF-8 CSV") from None
+    except csv.Error as e:
+        raise DataLayoutError(f"the split list {path} cannot be read as CSV ({e}); save it as plain UTF-8 CSV") from None
     return out
+
+
+def _no_nul(clip: str, where: str) -> None:
+    if "\x00" in clip:  # no path can hold one (os functions raise a bare "embedded null byte")
+        raise DataLayoutError(f"{where}: clip {clip!r} contains a NUL byte; the list is damaged or not a text file")
 
 
 _HEADER_WORDS = {"label", "labels", "class", "category", "emotion", "clip", "id", "name", "video", "videoid",
@@ -109,6 +120,7 @@ def _clip_label_file(path: Path, *, label_optional: bool = False) -> List[Row]:
         rows = rows[1:]
     out = []
     for cells, where in rows:
+        _no_nul(cells[0], where)
         if len(cells) < 2 and not label_optional:
             raise DataLayoutError(f"{where}: expected a row 'clip_id,label'; got {','.join(cells)!r}")
         out.append((cells[0], cells[1] if len(cells) > 1 else "", where))
@@ -146,6 +158,8 @@ def _ave_lists(root: Path) -> Dict[str, List[Row]]:
         bad = [(c, w) for c, w in rows if len(c) < 2]
         if bad:
             raise DataLayoutError(f"{bad[0][1]}: expected a row 'class{delim}clip_id{delim}...'; got {delim.join(bad[0][0])!r}")
+        for c, w in rows:
+            _no_nul(c[1], w)
         out[s] = [(c[1], c[0], w) for c, w in rows]  # AVE lists put the class first
     return out
 
@@ -167,6 +181,7 @@ def _vggsound_lists(root: Path) -> Dict[str, List[Row]]:
         split = {"validation": "val", "valid": "val"}.get(split, split)
         if split not in SPLITS:
             raise DataLayoutError(f"{where}: the split column must be train, val or test; got {cells[3]!r}")
+        _no_nul(f"{cells[0]}_{cells[1]}", where)
         out.setdefault(split, []).append((f"{cells[0]}_{cells[1]}", cells[2], where))
     return out
 
