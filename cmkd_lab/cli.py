@@ -30,6 +30,9 @@ class _Parser(argparse.ArgumentParser):
 _PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 
 
+_DISK_ERRNOS = {28, 122, 30, 5}  # ENOSPC, EDQUOT, EROFS, EIO
+
+
 def _fmt_acc(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
@@ -111,6 +114,13 @@ def _task_kwargs(args) -> dict:
     return {**kw, "data_root": root}
 
 
+def out_dir(raw, flag: str = "--out") -> Path:
+    """The one check of every command's output folder, before any work starts
+    (:func:`cmkd_lab.store.check_out_dir`)."""
+    from .store import check_out_dir
+    return check_out_dir(raw, what=flag)
+
+
 def _csv(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
@@ -139,8 +149,8 @@ def cmd_run(args):
     cfg = build_config(args)
     from .distill import get_method
     get_method(args.method)  # an unknown name fails before the task is loaded
+    out = out_dir(args.out)
     task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
-    out = Path(args.out)
     r = run_one(task, args.method, cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"{r['task']} {r['method']} seed {r['seed']} {r['pairing']}: student test acc "
           f"{_fmt_acc(r['student_test_acc'])} (best val epoch {r['best_epoch']}), teacher test acc "
@@ -163,11 +173,12 @@ def cmd_bench(args):
     if not _csv(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
+    out = out_dir(args.out)
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
-                    Path(args.out), cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
+                    out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
     from .results import format_bench_markdown as format_markdown
     print(format_markdown(res))
-    print(f"→ {Path(args.out) / 'results.md'}")
+    print(f"→ {out / 'results.md'}")
     if res.get("interrupted"):
         print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
@@ -180,15 +191,16 @@ def cmd_sweep(args):
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     if args.dask and args.scheduler:
         raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
+    out = out_dir(args.out)
     try:
-        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, Path(args.out), cfg,
+        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, out, cfg,
                   baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
                   scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
                   diag_epoch=args.diag_epoch, metric=args.metric, log=(lambda m: None) if args.quiet else print)
     except ImportError as e:
         raise ValueError(str(e)) from None
-    print((Path(args.out) / "sweep.md").read_text())
-    print(f"→ {Path(args.out) / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
+    print((out / "sweep.md").read_text())
+    print(f"→ {out / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
     return 0
 
 
@@ -203,7 +215,7 @@ def cmd_demo(args):
     fast = args.fast or fast_mode()
     epochs = args.epochs or (3 if fast else 15)
     cfg = build_config(args, epochs=epochs)
-    out = Path(args.out)
+    out = out_dir(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]
     print(f"cmkd_lab demo: task {task}, {epochs} epochs, methods {methods} (unpaired), output {out}")
     res = run_bench(task, methods, ["unpaired"], [cfg.seed], out, cfg, fast=fast, progress=not args.quiet,
@@ -213,7 +225,8 @@ def cmd_demo(args):
         print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
     ucmkd_run = out / "runs" / "unpaired" / "ucmkd" / f"seed{cfg.seed}" / "result.json"
-    report = write_report(json.loads(ucmkd_run.read_text()), out / "report.html")
+    from .report import read_result
+    report = write_report(read_result(ucmkd_run), out / "report.html")
     print(f"report of the ucmkd run: {report}\ntable: {out / 'results.md'}")
     return 0
 
@@ -224,10 +237,8 @@ def cmd_report(args):
     rp = d / "result.json"
     if not rp.is_file():
         raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist")
-    try:
-        result = json.loads(rp.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(rp)!r} is not valid JSON ({e}); was the run interrupted while writing?") from None
+    from .report import read_result
+    result = read_result(rp)  # errors name the file: not UTF-8, not JSON, keys missing
     path = write_report(result, d / "report.html")
     print(path)
     if getattr(args, "png", False):
@@ -300,6 +311,11 @@ def main(argv=None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"python -m cmkd_lab {args.cmd}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # the machine, not the arguments: a full disk (named by cmkd_lab._atomic)
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        print(f"python -m cmkd_lab {args.cmd}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-__all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary"]
+__all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary", "read_result", "check_result"]
+
+REQUIRED_KEYS = ("history", "method", "task")  # what a report cannot be written without
 
 _EXPLAIN = {
     "Loss terms": "Mean of each loss term over the epoch's steps; dashed lines are the terms as weighted in the "
@@ -130,6 +132,38 @@ def diagnostics_summary(result: dict) -> List[str]:
     return out
 
 
+def check_result(result, source: str = "result") -> dict:
+    """``result`` must be a run result: a dict with at least :data:`REQUIRED_KEYS`, its history a list
+    of records. Other keys are optional (a report shows what is there; ``Trainer.fit()`` results
+    carry fewer keys than ``result.json``)."""
+    what = f"{source} is not a cmkd_lab run result"
+    if not isinstance(result, dict):
+        if source == "result":
+            raise TypeError(f"result must be a dict as in result.json; got {type(result).__name__}")
+        raise TypeError(f"{what}: it must hold a JSON object; got a {type(result).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in result]
+    if missing:
+        raise ValueError(f"{what}: it lacks the required key(s) {missing}; pass the folder of a run written by "
+                         "python -m cmkd_lab run (or the dict Trainer.fit() returns)")
+    if not isinstance(result["history"], list):
+        raise ValueError(f"{what}: history must be a list of per-epoch records; got "
+                         f"{type(result['history']).__name__}")
+    return result
+
+
+def read_result(path) -> dict:
+    """Read and check a ``result.json`` (through :func:`cmkd_lab.store.read_json`); every error names the file."""
+    from .store import read_json
+    try:
+        result = read_json(path, what="run result", expect=None)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
+    try:
+        return check_result(result, source=repr(str(path)))
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
 def render_report(result: dict, *, projection: Optional[str] = None) -> str:
     """The HTML text of a run's report.
 
@@ -140,8 +174,7 @@ def render_report(result: dict, *, projection: Optional[str] = None) -> str:
     projection : {"umap", "pca", "none"}, optional
         Projection of the feature overlay (default: UMAP, PCA in fast mode).
     """
-    if not isinstance(result, dict):
-        raise TypeError(f"result must be a dict as in result.json; got {type(result).__name__}")
+    check_result(result)
     figs = _figures(result, projection)
     parts = []
     first = True

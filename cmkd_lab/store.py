@@ -46,7 +46,7 @@ from typing import Iterator, Optional, Tuple
 from ._atomic import atomic_write_text
 
 __all__ = ["code_version", "cache_dir", "claim", "locked", "DirectoryInUse", "write_json", "write_text",
-           "read_json", "jsonable", "compare_identity", "writable_dir", "CORE_PACKAGES"]
+           "read_json", "jsonable", "compare_identity", "check_out_dir", "CORE_PACKAGES"]
 
 try:  # POSIX; elsewhere directories are not locked (a warning says so once)
     import fcntl
@@ -206,20 +206,38 @@ def read_json(path, *, what: str = "file", expect: type = dict):
     return obj
 
 
-def writable_dir(path, *, what: str = "--out") -> Path:
-    """Create ``path`` (a directory) if needed and check that files can be written in it; errors name
-    ``what``, the path and the reason."""
-    if path is None or str(path).strip() == "":
-        raise ValueError(f"{what} must name a directory; got an empty path")
-    p = Path(path)
+def check_out_dir(raw, *, what: str = "--out") -> Path:
+    """The one check of an output folder, before any work starts: a non-empty path that is (or can be
+    created as) a folder this process can write to; errors name ``what``, the path and the OS reason.
+    Side-effect free: folders it had to create to find out are removed again."""
+    import tempfile
+    if raw is None or not str(raw).strip():
+        raise ValueError(f"{what} must name a folder; got {what} {raw!r}: pass e.g. {what} runs/my-run")
+    p = Path(raw).expanduser()
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{what} must be a directory; {str(p)!r} is a file: choose another {what}")
+        raise ValueError(f"{what} must be a directory; {str(p)!r} is {'a file' if p.is_file() else 'not a folder'}")
+    created = []
+    q = p
+    while not q.exists() and not q.is_symlink() and q != q.parent:
+        created.append(q)  # deepest first
+        q = q.parent
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        for d in reversed(created):
+            d.mkdir()
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".cmkd_lab-write-test-")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"{what} {str(p)!r} cannot be created ({e.strerror or e}): choose another {what}") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(p)!r} is not writable: choose another {what}")
+        why = e.strerror or type(e).__name__
+        where = f": {e.filename!r}" if e.filename else ""
+        raise ValueError(f"{what} {str(p)!r} cannot be {'created' if created else 'written to'} ({why}{where}); "
+                         "choose a folder you can write to") from None
+    finally:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
     return p
 
 

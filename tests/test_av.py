@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -302,6 +303,12 @@ def test_missing_root_says_how_to_give_one(monkeypatch, tmp_path):
     (lambda r: (r / "test.csv").write_text("1001_IEO_NEU_XX\n"), r"test\.csv:1: expected a row 'clip_id,label'"),
     (lambda r: (r / "test.csv").write_text("1001_IEO_NEU_XX,BORED\n"), r"test\.csv:1: unknown label 'BORED'"),
     (lambda r: (r / "test.csv").write_text((r / "train.csv").read_text()), r"listed in both the train and the test"),
+    (lambda r: (r / "test.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), r"the split list .*test\.csv is not UTF-8 "
+     r"text \(invalid start byte at byte 0\); save it as UTF-8 CSV"),
+    (lambda r: (r / "test.csv").write_bytes(b"1999_IEO_NEU_XX,NEU\n\x00\x00,NEU\n"),
+     r"test\.csv:2: clip '\\x00\\x00' contains a NUL byte; the list is damaged or not a text file"),
+    (lambda r: (r / "test.csv").write_text("x" * 200_000 + ",NEU\n"),
+     r"the split list .*test\.csv cannot be read as CSV \(field larger than field limit"),
 ])
 def test_malformed_layouts_name_the_file(roots, tmp_path, breakage, match):
     r = _copy(roots["crema-d"], tmp_path / "CREMA-D")
@@ -335,7 +342,7 @@ def test_bad_clip_contents_are_reported_when_decoded(roots, tmp_path):
         g.unlink()
     with pytest.raises(ValueError, match="holds no .jpg/.jpeg/.png frames"):
         frames[1]
-    with pytest.raises(ValueError, match=r"^ValueError: the frame folder .* holds no .jpg.*\(raised in a DataLoader worker"):
+    with pytest.raises(ValueError, match=r"^the frame folder .* holds no .jpg.*\(raised in a DataLoader worker"):
         list(iterate_batches(frames, [np.array([0]), np.array([1])], "cpu", num_workers=1))
     np.save(spec.paths[2], np.zeros((FREQ + 1, LEN), np.float32))
     with pytest.raises(ValueError, match=r"has 17 frequency bins, but the others have 16"):
@@ -343,6 +350,82 @@ def test_bad_clip_contents_are_reported_when_decoded(roots, tmp_path):
     np.save(spec.paths[3], np.full((FREQ, LEN), -np.inf, np.float32))
     with pytest.raises(ValueError, match="contains NaN or inf"):
         spec[3]
+
+
+def _outside_clip(base, name, rng):
+    """A clip in another folder: frames in base/name/, audio at base/name.npy (what '<list>/../..' reaches)."""
+    (base / name).mkdir(parents=True)
+    Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(base / name / "frame_00001.jpg")
+    np.save(base / f"{name}.npy", np.zeros((FREQ, LEN), np.float32))
+    return base / name
+
+
+def _add_row(root, clip, code="NEU", name="train.csv"):
+    with open(root / name, "a", newline="") as f:
+        csv.writer(f).writerow([clip, code])
+    return sum(1 for _ in open(root / name))  # the line just written
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlinked folder", "symlinked audio"])
+def test_listed_clips_must_stay_inside_the_data_root(roots, tmp_path, how):
+    r = _copy(roots["crema-d"], tmp_path / "CREMA-D")
+    out = _outside_clip(tmp_path / "outside", "clip", np.random.default_rng(0))
+    if how == "dotdot":
+        clip = "../../outside/clip"  # visual/../../outside/clip and audio/../../outside/clip.npy
+    elif how == "absolute":
+        clip = str(out)
+    else:
+        clip = "1999_IEO_NEU_XX"
+        _write_clip(r, clip, 0, np.random.default_rng(1))
+        if how == "symlinked folder":
+            import shutil
+            shutil.rmtree(r / "visual" / clip)
+            (r / "visual" / clip).symlink_to(out, target_is_directory=True)
+        else:
+            (r / "audio" / f"{clip}.npy").unlink()
+            (r / "audio" / f"{clip}.npy").symlink_to(tmp_path / "outside" / "clip.npy")
+    line = _add_row(r, clip)
+    with pytest.raises(DataLayoutError, match=rf"train\.csv:{line}: clip '{re.escape(clip)}' resolves to "
+                                              rf"{re.escape(str(tmp_path / 'outside'))}/clip(\.npy)?, outside the data "
+                                              rf"root {re.escape(str(r))} \(symlinks that point outside count as "
+                                              rf"outside\): fix the list, or pass allow_outside_root=True \(command "
+                                              rf"line: --task-option allow_outside_root=true\) if you trust it"):
+        load_av("crema-d", data_root=r, **SMALL)
+    with pytest.raises(DataLayoutError, match="outside the data root"):  # refused even where missing clips are skipped
+        load_av("crema-d", data_root=r, missing="skip", **SMALL)
+    t = load_av("crema-d", data_root=r, allow_outside_root=True, **SMALL)  # the explicit door
+    assert t.info["clips_outside_root"] == 1
+
+
+def test_clips_may_use_symlinks_that_stay_inside_the_root(roots, tmp_path):
+    # A visual/ folder that is itself a link to another disk is the user's own choice of folder, and a clip
+    # linked to another place inside the root stays inside: both load.
+    import shutil
+    r = _copy(roots["crema-d"], tmp_path / "CREMA-D")
+    big = tmp_path / "bigdisk" / "visual"
+    shutil.move(str(r / "visual"), str(big))
+    (r / "visual").symlink_to(big, target_is_directory=True)
+    clip = list(csv.reader(open(r / "train.csv")))[0][0]
+    shutil.move(str(r / "audio" / f"{clip}.npy"), str(r / f"{clip}.npy"))
+    (r / "audio" / f"{clip}.npy").symlink_to(r / f"{clip}.npy")
+    t = load_av("crema-d", data_root=r, **SMALL)
+    assert t.info["clips_outside_root"] == 0 and len(t.student["test"]) == 12
+
+
+def test_a_frame_linked_outside_the_root_is_refused_when_decoded(roots, tmp_path):
+    r = _copy(roots["crema-d"], tmp_path / "CREMA-D")
+    t = load_av("crema-d", data_root=r, **SMALL)
+    frames = t.teacher["test"].x  # V→A: frames teach
+    out = _outside_clip(tmp_path / "outside", "clip", np.random.default_rng(0))
+    for first in sorted(Path(frames.folders[1]).iterdir()):  # every frame of clip 1 linked outside
+        first.unlink()
+        first.symlink_to(out / "frame_00001.jpg")
+    with pytest.raises(ValueError, match=rf"the frame {re.escape(str(first.parent))}/frame_\d+\.jpg resolves to .*outside/clip/frame_00001"
+                                         rf"\.jpg, outside the data root {re.escape(str(r))} .*allow_outside_root=True"):
+        frames[1]
+    frames[0]  # the others still decode
+    ok = load_av("crema-d", data_root=r, allow_outside_root=True, **SMALL).teacher["test"].x
+    assert np.isfinite(ok[1]).all()
 
 
 def test_pickled_spectrograms_never_run_foreign_code(tmp_path):
@@ -360,9 +443,13 @@ def test_bad_options_are_refused(roots):
     for kw, match in ((dict(teacher_student_split="half"), "teacher_student_split must be one of"),
                       (dict(missing="ignore"), "missing must be one of"),
                       (dict(frames=0), "frames must be >= 1"),
-                      (dict(val_fraction=1.5), r"val_fraction must be in \(0, 1\)")):
-        with pytest.raises(ValueError, match=match):
-            load_av("crema-d", data_root=roots["crema-d"], **kw)
+                      (dict(val_fraction=1.5), r"val_fraction must be in \(0, 1\)"),
+                      (dict(val_fraction="0.1"), r"val_fraction must be a number; got val_fraction='0.1'"),
+                      (dict(allow_outside_root="yes"), r"allow_outside_root must be true or false"),
+                      (dict(data_root=3), r"data_root must be a path \(str or os.PathLike\); got 3 of type int"),
+                      (dict(visual_dir=3), r"visual_dir must be a path \(str or os.PathLike\); got 3 of type int")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            load_av("crema-d", **{"data_root": roots["crema-d"], **kw})
 
 
 # -------------------------------------------------------------- lazy arrays
@@ -479,6 +566,9 @@ def test_worker_count_resolution(monkeypatch):
     assert resolve_workers(None, "cpu") == 2
     monkeypatch.setenv("CMKD_LAB_WORKERS", "many")
     with pytest.raises(ValueError, match="CMKD_LAB_WORKERS must be an integer"):
+        resolve_workers(None, "cpu")
+    monkeypatch.setenv("CMKD_LAB_WORKERS", "-1")
+    with pytest.raises(ValueError, match=r"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS='-1'"):
         resolve_workers(None, "cpu")
     with pytest.raises(ValueError, match="num_workers must be an integer >= 0"):
         resolve_workers(-1, "cpu")

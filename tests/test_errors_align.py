@@ -5,6 +5,7 @@ received) and says what to do; the losses stay finite where the theory says
 they are finite.
 """
 import math
+import re
 import warnings
 
 import pytest
@@ -177,3 +178,60 @@ def test_mmd_guards_degenerate_median_bandwidth():
     z = torch.zeros(6, 3)
     assert float(mmd(z, z.clone())) == 0.0  # all distances 0: median bandwidth falls back to 1, no 0/0
     assert float(mmd(z, z.clone(), estimator="biased")) == 0.0
+
+
+def test_scaling_solver_under_overflow_names_the_cause_and_falls_back_to_the_log_domain():
+    # Costs ~1e4 over eps=1e-4: exp(-M/eps) underflows to 0 and the scaling iteration divides 0 by 0.
+    zs, zt = X * 1e4, Y * 1e4
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        v = ot_cost(zs, zt, eps=1e-4, solver="scaling")
+    msgs = [str(w.message) for w in rec if issubclass(w.category, SinkhornConvergenceWarning)]
+    assert any(re.search(r"solver='scaling' under/overflowed: the cost range over eps is [0-9.e+]+ \(max - min "
+                         r"cost [0-9.e+]+, eps=0.0001\), beyond about 40 in torch.float32, where exp\(-M/eps\) "
+                         r"underflows to 0; the log-domain plan is returned instead: pass solver='log' \(or "
+                         r"'auto'\), a larger eps, or eps_units='median'", m) for m in msgs), msgs
+    assert math.isfinite(float(v))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = ot_cost(zs, zt, eps=1e-4, solver="log")
+    assert float(v) == float(ref)
+    # sinkhorn_plan on the CPU checks too (free there); the plan is a coupling, not NaN
+    M = cost_matrix(zs, zt)
+    with pytest.warns(SinkhornConvergenceWarning, match=r"solver='scaling' under/overflowed"):
+        P = sinkhorn_plan(M, torch.full((8,), 1 / 8), torch.full((9,), 1 / 9), 1e-4, 100, solver="scaling")
+    assert bool(torch.isfinite(P).all())
+
+
+def test_ot_cost_on_overflowing_costs_says_so_instead_of_raise_max_iter():
+    with pytest.warns(SinkhornConvergenceWarning, match=r"the cost matrix holds inf or NaN \(the features reach "
+                                                        r"[0-9.e+]+, too large for torch.float32 costs\); rescale"):
+        v = ot_cost(X * 1e30, Y * 1e30)
+    assert math.isnan(float(v))  # NaN is kept (never a fake number), but the warning names the cause
+
+
+@pytest.mark.parametrize("scale", [1e-19, 1e-6, 1e6, 1e19])
+def test_mmd_is_scale_free_and_never_nan_on_large_or_tiny_inputs(scale):
+    a, b = X, Y + 0.5
+    ref = float(mmd(a.double(), b.double()))
+    assert float(mmd(a, b)) == pytest.approx(ref, rel=1e-4)
+    v = float(mmd(a * scale, b * scale))
+    assert math.isfinite(v) and v == pytest.approx(ref, rel=1e-4)
+    assert float(mmd(a * scale, b * scale, bandwidth=[scale, 2 * scale])) == pytest.approx(
+        float(mmd(a.double(), b.double(), bandwidth=[1.0, 2.0])), rel=1e-4)
+    from cmkd_lab.align import median_bandwidth
+    assert median_bandwidth(a * scale, b * scale) == pytest.approx(scale * median_bandwidth(a, b), rel=1e-5)
+
+
+def test_mmd_far_from_the_origin_keeps_its_precision():
+    # ||x||^2 + ||y||^2 - 2 x.y cancels catastrophically far from the origin: features are centred first.
+    a, b = X.double(), Y.double() + 0.5
+    assert float(mmd(a + 1e8, b + 1e8)) == pytest.approx(float(mmd(a, b)), rel=1e-6)
+
+
+def test_mmd_gradient_is_unchanged_by_the_rescaling():
+    a = (X * 1e6).double().requires_grad_()
+    mmd(a, (Y * 1e6).double()).backward()
+    b = X.double().requires_grad_()
+    mmd(b, Y.double()).backward()
+    torch.testing.assert_close(a.grad * 1e6, b.grad, rtol=1e-6, atol=1e-12)

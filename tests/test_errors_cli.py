@@ -49,6 +49,20 @@ BAD = [
     ("--data-root for a built-in task", ["run", "--data-root", "/tmp", "--out", "OUT"], r"--data-root is read by the tasks"),
     ("--overwrite with --resume", ["run", "--overwrite", "--resume", "--out", "OUT"], r"--overwrite and --resume exclude each other"),
     ("--out is a file", ["run", *FAST, "--out", "FILE"], r"--out must be a directory; '.*' is a file"),
+    ("--out empty", ["run", *FAST, "--out", ""], r"--out must name a folder; got --out '': pass e.g. --out runs/"),
+    ("--out blank, bench", ["bench", "--fast", "--out", "  "], r"--out must name a folder; got --out '  '"),
+    ("--out empty, sweep", ["sweep", "--fast", "--out", ""], r"--out must name a folder; got --out ''"),
+    ("--out empty, demo", ["demo", "--fast", "--out", ""], r"--out must name a folder; got --out ''"),
+    ("--out cannot be created", ["run", *FAST, "--out", "/proc/x/run"],
+     r"--out '/proc/x/run' cannot be created \(No such file or directory: '/proc/x'\); choose a folder you can "
+     r"write to"),
+    ("--out under a file", ["bench", "--fast", "--out", "FILE/sub"],
+     r"--out '.*afile/sub' cannot be created \(Not a directory: '.*afile/sub'\); choose a folder"),
+    ("--config is not a regular file", ["run", "--config", "/dev/null", "--out", "OUT"],
+     r"config file '/dev/null' exists but is not a regular file \(a character device\); pass a .json or .toml file"),
+    ("--config is empty", ["run", "--config", "CFG:  \n", "--out", "OUT"],
+     r"config file '.*cfg.json' is empty; write the options in it \(a JSON object such as \{\"epochs\": 3\}\) or "
+     r"leave --config out"),
     # bench
     ("bench: --seeds 0", ["bench", "--seeds", "0", "--out", "OUT"], r"--seeds must be >= 1 .*got --seeds 0"),
     ("bench: no methods", ["bench", "--methods", ",", "--out", "OUT"], r"--methods must list at least one method"),
@@ -57,7 +71,18 @@ BAD = [
      r"pairing must be one of .*got pairing='pared' \(did you mean 'paired'\?\)"),
     # report
     ("report: no result", ["report", "/nonexistent"], r"RUN_DIR must hold a result.json; '/nonexistent/result.json' does not exist"),
-    ("report: broken result", ["report", "BROKEN"], r"result.json' is not valid JSON .*was the run interrupted while writing\?"),
+    ("report: broken result", ["report", "BROKEN"], r"run result '.*result.json' is not valid JSON .*was it cut short "
+     r"while being written"),
+    ("report: empty object", ["report", "RESULT:{}"], r"'.*result.json' is not a cmkd_lab run result: it lacks the "
+     r"required key\(s\) \['history', 'method', 'task'\]; pass the folder of a run written by python -m cmkd_lab run"),
+    ("report: some keys missing", ["report", 'RESULT:{"task": "t", "history": []}'],
+     r"lacks the required key\(s\) \['method'\]"),
+    ("report: not an object", ["report", "RESULT:[1, 2]"],
+     r"'.*result.json' is not a cmkd_lab run result: it must hold a JSON object; got a list"),
+    ("report: history not a list", ["report", 'RESULT:{"task": "t", "method": "ce", "history": {"1": 2}}'],
+     r"'.*result.json' is not a cmkd_lab run result: history must be a list of per-epoch records; got dict"),
+    ("report: binary file", ["report", "RESULTB:"], r"run result '.*result.json' is not UTF-8 text \(invalid start "
+     r"byte at byte 0\): it is not a file cmkd_lab wrote"),
 ]
 
 
@@ -66,13 +91,18 @@ def _prepare(argv, tmp_path):
     for a in argv:
         if a == "OUT":
             a = str(tmp_path / "out")
-        elif a == "FILE":
+        elif a.startswith("FILE"):
             (tmp_path / "afile").write_text("x")
-            a = str(tmp_path / "afile")
+            a = str(tmp_path / "afile") + a[4:]
         elif a == "BROKEN":
             (tmp_path / "broken").mkdir()
             (tmp_path / "broken" / "result.json").write_text('{"task": "synth')
             a = str(tmp_path / "broken")
+        elif a.startswith("RESULT"):
+            (tmp_path / "res").mkdir()
+            data = a[7:].encode() if a.startswith("RESULT:") else b"\x89PNG\r\n\x1a\n\x00\xff\xfe"
+            (tmp_path / "res" / "result.json").write_bytes(data)
+            a = str(tmp_path / "res")
         elif a.startswith("CFG:"):
             (tmp_path / "cfg.json").write_text(a[4:])
             a = str(tmp_path / "cfg.json")
@@ -95,6 +125,33 @@ def test_bad_argument_exits_2_with_one_line(label, argv, match, tmp_path, monkey
     import re
     assert re.search(match, line), line
     assert not (tmp_path / "out" / "result.json").exists()
+    assert not any(p.name.startswith(".cmkd_lab") for p in tmp_path.rglob("*"))  # the --out probe leaves nothing
+    if label.startswith("--out"):
+        assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["afile"])  # nothing written where --out fails
+
+
+def test_out_is_checked_before_the_task_is_loaded_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    import cmkd_lab.data as data
+    monkeypatch.setattr(data, "load_task", lambda *a, **k: pytest.fail("the task was loaded before --out was checked"))
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    try:
+        import os
+        if os.access(tmp_path / "ro", os.W_OK):  # root ignores permissions: use a path under a file instead
+            (tmp_path / "f").write_text("x")
+            target = tmp_path / "f" / "run"
+        else:
+            target = tmp_path / "ro" / "a" / "run"
+        assert main(["run", *FAST, "--out", str(target)]) == 2
+        assert "--out" in (line := _one_line(capsys)) and str(target) in line and "cannot be created" in line
+        assert not (tmp_path / "ro" / "a").exists()
+        ok = tmp_path / "new" / "deep" / "run"
+        monkeypatch.setattr(data, "load_task", lambda *a, **k: (_ for _ in ()).throw(ValueError("stop here")))
+        assert main(["run", *FAST, "--out", str(ok)]) == 2
+        assert "stop here" in _one_line(capsys)
+        assert not (tmp_path / "new").exists()  # the check created nothing it left behind
+    finally:
+        (tmp_path / "ro").chmod(0o700)
 
 
 def test_device_without_gpu_exits_2(tmp_path, capsys):
@@ -195,4 +252,4 @@ def test_resume_of_a_completed_run_is_idempotent(finished, tmp_path):
 
 
 def test_bad_input_count():
-    assert len(BAD) + 1 + 3 + 3 + 3 == 47
+    assert len(BAD) + 1 + 3 + 3 + 3 == 60

@@ -50,8 +50,14 @@ VALUE_BAD = [
     ("seed negative", dict(seed=-1), ValueError, r"seed must be >= 0; got seed=-1"),
     ("seed too large", dict(seed=2**40), ValueError, r"seed must be <= 4294967295; got seed=1099511627776"),
     ("diagnostics_every negative", dict(diagnostics_every=-1), ValueError, r"diagnostics_every must be >= 0"),
-    ("bool given as int", dict(amp=1), TypeError, r"amp must be true or false; got amp=1"),
-    ("bool given as string", dict(first_order="yes"), TypeError, r"first_order must be true or false; got first_order='yes'"),
+    ("bool given as int", dict(amp=1), TypeError, r"amp must be true or false \(True/False in Python; .*\); got amp=1 "
+                                                  r"of type int"),
+    ("bool given as string", dict(first_order="yes"), TypeError,
+     r"first_order must be true or false \(.*\); got first_order='yes'"),
+    ("bool given as the string 'false'", dict(student_unlabelled="false", student_fraction=0.5), TypeError,
+     r"student_unlabelled must be true or false \(True/False in Python; true/false unquoted in JSON, TOML and "
+     r"--set\); got student_unlabelled='false' "
+     r"of type str"),
     ("unknown device", dict(device="tpu"), ValueError, r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got device='tpu'"),
     ("device as int", dict(device=0), TypeError, r"device must be a string like 'auto', 'cpu' or 'cuda'; got 0"),
     ("extra not a dict", dict(extra=[1]), TypeError, r"extra must be a dict; got list"),
@@ -69,7 +75,8 @@ DICT_BAD = [
     ("int given as string", {"epochs": "3"}, TypeError, r"config: epochs must be of type int; got epochs='3' \(str\)"),
     ("int given as float", {"epochs": 3.0}, TypeError, r"epochs must be of type int; got epochs=3.0 \(float\)"),
     ("float given as string", {"lr": "0.1"}, TypeError, r"lr must be of type float; got lr='0.1'"),
-    ("bool given as int", {"amp": 0}, TypeError, r"amp must be of type bool; got amp=0 \(int\)"),
+    ("bool given as int", {"amp": 0}, TypeError, r"config: amp must be true or false \(True/False in Python; .*\); "
+                                                 r"got amp=0 of type int"),
     ("string given as list", {"cost": ["l2"]}, TypeError, r"cost must be of type str; got cost=\['l2'\]"),
     ("null value", {"eps": None}, TypeError, r"eps must be of type float; got eps=None"),
     ("not a mapping", [("epochs", 3)], TypeError, r"config must be a mapping of option names to values; got list"),
@@ -101,6 +108,54 @@ def test_replace_validates_and_refuses_unknown_keys():
         cfg.replace(eps=0.0)
 
 
+def _bool_fields():
+    import typing
+    hints = typing.get_type_hints(DistillConfig)
+    return [f.name for f in __import__("dataclasses").fields(DistillConfig) if hints[f.name] is bool]
+
+
+def test_every_bool_option_follows_one_rule_at_every_door(tmp_path):
+    # Booleans are refused unless they are real booleans (np.bool_ included), whatever the door: the
+    # constructor, from_dict, replace, a config file and --set all give the same message.
+    from cmkd_lab.cli import build_config, make_parser
+    names = _bool_fields()
+    assert {"student_unlabelled", "amp", "first_order", "inner_lambdas", "la_detach_features",
+            "ot_all_gather"} <= set(names)
+    base = DistillConfig(student_fraction=0.5)
+    for name in names:
+        rule = rf"{name} must be true or false \(True/False in Python; .*\); got {name}='false' of type str"
+        with pytest.raises(TypeError, match=rule):
+            DistillConfig(**{name: "false", "student_fraction": 0.5})
+        with pytest.raises(TypeError, match=rule):
+            DistillConfig.from_dict({name: "false", "student_fraction": 0.5})
+        with pytest.raises(TypeError, match=rule):
+            base.replace(**{name: "false"})
+        p = _write(tmp_path, "c.toml", f'{name} = "false"\nstudent_fraction = 0.5\n')
+        args = make_parser().parse_args(["run", "--out", "o", "--config", str(p)])
+        with pytest.raises(TypeError, match=rule):
+            build_config(args)
+        args = make_parser().parse_args(["run", "--out", "o", "--set", f"{name}='false'", "--student-fraction", "0.5"])
+        with pytest.raises(TypeError, match=rf"{name} must be true or false"):
+            build_config(args)
+        cfg = DistillConfig(**{name: np.bool_(False)})
+        assert getattr(cfg, name) is False  # NumPy booleans become Python ones (they go into result.json)
+        cfg = make_parser().parse_args(["run", "--out", "o", "--set", f"{name}=false"])
+        assert getattr(build_config(cfg), name) is False
+    cfg = DistillConfig(student_fraction=0.5)
+    cfg.amp = "yes"  # a field changed after construction is checked again by validate()
+    with pytest.raises(TypeError, match=r"amp must be true or false"):
+        cfg.validate()
+
+
+def test_numbers_are_coerced_alike_at_every_door():
+    # One rule for numbers too: NumPy scalars become Python numbers and an int given for a float option
+    # becomes a float, in the constructor as in from_dict (the run records the same config either way).
+    a = DistillConfig(lr=1, eps=np.float32(0.5), epochs=np.int64(3))
+    b = DistillConfig.from_dict({"lr": 1, "eps": np.float32(0.5), "epochs": np.int64(3)})
+    assert a == b and type(a.lr) is float and type(a.eps) is float and type(a.epochs) is int
+    assert __import__("json").dumps(a.to_dict())
+
+
 def test_lenient_on_purpose():
     # ints where floats are expected and NumPy scalars are accepted (JSON has no float/int distinction,
     # arrays hand out NumPy scalars); the warm-up may exceed the run (the `paper` preset with --epochs 3).
@@ -125,6 +180,8 @@ FILE_BAD = [
     ("invalid TOML", "epochs = = 3", "c.toml", ValueError, r"config file '.*c.toml' is not valid TOML: "),
     ("not UTF-8", b'{"cost": "\xff"}', "c.json", ValueError, r"is not UTF-8 text .*save it as UTF-8 JSON"),
     ("top level list", "[1, 2]", "c.json", ValueError, r"must hold an object of option names to values; got a list"),
+    ("empty TOML file", "\n  \n", "c.toml", ValueError,
+     r"config file '.*c.toml' is empty; write the options in it \(a TOML table such as epochs = 3\) or leave --config out"),
     ("YAML under another suffix", "epochs: 3", "c.yaml", ValueError,
      r"is not valid JSON: .*\(files not ending in .toml are read as JSON\)"),
 ]
@@ -166,4 +223,4 @@ def test_good_files_load(tmp_path):
 
 
 def test_bad_input_count():
-    assert len(VALUE_BAD) + len(DICT_BAD) + len(FILE_BAD) + 4 == 70
+    assert len(VALUE_BAD) + len(DICT_BAD) + len(FILE_BAD) + 4 == 72

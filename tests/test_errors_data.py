@@ -36,7 +36,12 @@ FROM_ARRAYS_BAD = [
      r"paired_teacher_x contains NaN or inf"),
     ("string inputs", dict(student_x=np.array(["a"] * 60)), TypeError, r"student_x must hold numbers; got dtype <U1"),
     ("complex inputs", dict(teacher_x=TX.astype(complex)), TypeError, r"teacher_x must hold numbers; got dtype complex128"),
-    ("ragged inputs", dict(teacher_x=[[1.0, 2.0], [3.0]] * 30), TypeError, r"teacher_x must be array-like; got list"),
+    ("ragged inputs", dict(teacher_x=[[1.0, 2.0], [3.0]] * 30), ValueError,
+     r"teacher_x must have rows of one shape; row 0 has length 2 but row 1 has length 1: pad or crop the samples"),
+    ("ragged inputs, deeper", dict(student_x=[[[1.0] * 16] * 2] * 59 + [[[1.0] * 16, [1.0] * 15]]), ValueError,
+     r"student_x must have rows of one shape; row 59\[0\] has length 16 but row 59\[1\] has length 15"),
+    ("ragged labels", dict(teacher_y=[[0]] * 30 + [0] * 30), ValueError,
+     r"teacher_y must have rows of one shape; row 0 has length 1 but row 30 is a scalar"),
     ("x/y length mismatch", dict(student_x=SX[:59]), ValueError, r"student_x has 59 samples but student_y has 60"),
     ("too few samples", dict(teacher_x=TX[:2], teacher_y=TY[:2]), ValueError, r"teacher_x must have at least 3 sample\(s\); got 2"),
     ("no samples", dict(teacher_x=TX[:0], teacher_y=TY[:0]), ValueError, r"teacher_x must have at least 3 sample\(s\); got 0"),
@@ -85,7 +90,32 @@ FROM_ARRAYS_BAD = [
     ("paired view, wrong row count", dict(paired_teacher_x=TX[:50]), ValueError,
      r"paired_teacher_x must have one row per student sample \(60\); got 50"),
     ("paired view, wrong feature shape", dict(paired_teacher_x=rng.normal(size=(60, 7))), ValueError,
-     r"paired_teacher_x\['train'\] must have the teacher's per-sample shape \(5,\); got \(7,\)"),
+     r"paired_teacher_x must have the teacher's per-sample shape \(5,\) \(teacher_x is \(60, 5\)\); got \(7,\)"),
+    ("labels beyond the sample count", dict(teacher_y=np.array([0, 1000, 5] * 20)), ValueError,
+     r"teacher_y and student_y hold 5 distinct labels up to 1000: that makes K=1001 classes for 120 samples, "
+     r"nearly all empty; re-encode the labels as 0..K-1 \(np.unique\(y, return_inverse=True\)\) or pass "
+     r"class_names"),
+    ("sides share no class", dict(teacher_y=TY, student_y=SY + 3), ValueError,
+     r"teacher and student share no class: the teacher's training labels are \['0', '1', '2'\], the student's "
+     r"\['3', '4', '5'\]; distillation needs one label set on both sides"),
+    ("paired view, not a number array", dict(paired_teacher_x=np.array(["a"] * 60)), TypeError,
+     r"paired_teacher_x must hold numbers; got dtype <U1"),
+    ("paired view, a scalar", dict(paired_teacher_x=3.0), ValueError,
+     r"paired_teacher_x must have at least 2 dimension\(s\) \(samples first\); got shape \(\)"),
+    ("paired view, wrong feature shape (one array)", dict(paired_teacher_x=rng.normal(size=(60, 5, 1))), ValueError,
+     r"paired_teacher_x must have the teacher's per-sample shape \(5,\) \(teacher_x is \(60, 5\)\); got "
+     r"\(5, 1\) \(shape \(60, 5, 1\)\)"),
+    ("paired view, ragged", dict(paired_teacher_x=[[1.0] * 5] * 59 + [[1.0] * 4]), ValueError,
+     r"paired_teacher_x must have rows of one shape; row 0 has length 5 but row 59 has length 4"),
+    ("values beyond float32", dict(teacher_x=_with(TX, 4, 1e300)), ValueError,
+     r"teacher_x holds values up to 1e\+300, beyond float32 \(max 3.4e\+38\), the precision cmkd_lab trains in; "
+     r"rescale \(standardise\) the inputs"),
+    ("name not a string", dict(name=3), TypeError, r"name must be a non-empty string \(used in caches and results\); "
+     r"got name=3"),
+    ("modality not a string", dict(student_modality=None), TypeError, r"student_modality must be a string; got None"),
+    ("encoder spec a string", dict(teacher_encoder="mlp"), TypeError,
+     r"teacher_encoder must be an encoder spec dict with a 'kind' key \(e.g. \{'kind': 'mlp', 'in_features': 5\}\) "
+     r"or a factory fn\(feature_dim\) -> nn.Module; got 'mlp'"),
     ("no encoder for 4-D samples", dict(teacher_x=rng.normal(size=(60, 1, 2, 3, 4))), ValueError,
      r"cannot infer an encoder for inputs of per-sample shape \(1, 2, 3, 4\); pass teacher_encoder="),
 ]
@@ -106,6 +136,81 @@ def _ids(cases):
 def test_from_arrays_bad_input(label, change, exc, match):
     with pytest.raises(exc, match=match):
         _build(**change)
+
+
+def test_absurd_label_range_is_refused_before_anything_is_allocated():
+    # Labels [0, 10**9, 5] used to build 10**9 + 1 class names and get the process killed for memory:
+    # run it where memory is capped at 2 GiB, so a regression fails instead of taking the machine down.
+    import subprocess
+    import sys
+    code = (
+        "import resource, numpy as np\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from cmkd_lab.data.task import CrossModalTask\n"
+        "x = np.zeros((60, 3))\n"
+        "try:\n"
+        "    CrossModalTask.from_arrays(x, np.array([0, 10**9, 5] * 20), x, np.arange(60) % 3)\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "refused: teacher_y and student_y hold 5 distinct labels up to 1000000000: that makes K=1000000001 " \
+           "classes for 120 samples" in r.stdout, r.stdout
+
+
+def test_class_names_check_is_linear():
+    import time
+    from cmkd_lab._validation import check_class_names
+    names = [f"c{i}" for i in range(40_000)]
+    t = time.perf_counter()
+    assert check_class_names(names) == names
+    assert time.perf_counter() - t < 1.0  # was 46 s (quadratic)
+    with pytest.raises(ValueError, match=r"class_names must be distinct; \['c3', 'c7'\] appear more than once"):
+        check_class_names(names + ["c7", "c3", "c7"])
+
+
+def test_empty_classes_are_named_in_a_warning():
+    y = np.array([0, 5, 9] * 20)
+    with pytest.warns(RuntimeWarning, match=r"classes \['1', '2', '3', '4', '6', '7', '8'\] \(7 of K=10\) have no sample "
+                                            r"on either side: remap the labels to 0..2 \(np.unique\(y, "
+                                            r"return_inverse=True\)\) or leave the empty classes out of class_names"):
+        t = _build(teacher_y=y, student_y=y)
+    assert t.num_classes == 10  # kept on purpose: the labels are taken as given, the warning says what it means
+    with pytest.warns(RuntimeWarning, match=r"classes \['d'\] \(1 of K=4\) have no sample on either side"):
+        _build(class_names=["a", "b", "c", "d"])
+
+
+def test_partial_class_overlap_names_what_each_side_lacks():
+    ty, sy = TY.copy(), SY.copy()
+    ty[ty == 2] = 1  # the teacher never sees class 2
+    sy[sy == 0] = 1  # the student never sees class 0
+    with pytest.warns(RuntimeWarning, match=r"teacher and student training splits cover different classes: the "
+                                            r"teacher has no sample of \['c'\], the student none of \['a'\]; the "
+                                            r"teacher cannot teach a class it never saw"):
+        _build(teacher_y=ty, student_y=sy, class_names=["a", "b", "c"])
+
+
+def test_paired_view_per_split_is_checked_in_the_constructor():
+    kw = dict(name="t", class_names=["a", "b"], teacher={s: _split() for s in ("train", "val", "test")},
+              student={s: _split() for s in ("train", "val", "test")})
+    bad = {s: rng.normal(size=(10, 3)) for s in ("train", "val", "test")}
+    bad["val"] = np.full((10, 3), np.nan)
+    with pytest.raises(ValueError, match=r"paired_teacher_x\['val'\] contains NaN or inf values \(30 of 30 entries\)"):
+        CrossModalTask(**kw, paired_teacher_x=bad)
+    with pytest.raises(ValueError, match=r"paired_teacher_x has unknown keys \['dev'\]; the keys are \('train', 'val', "
+                                         r"'test'\)"):
+        CrossModalTask(**kw, paired_teacher_x={**bad, "val": bad["train"], "dev": bad["train"]})
+    with pytest.raises(TypeError, match=r"paired_teacher_x must be a dict split -> array \(N_split, ...\) or None; "
+                                        r"got ndarray"):
+        CrossModalTask(**kw, paired_teacher_x=bad["train"])
+    with pytest.raises(TypeError, match=r"paired_teacher_x\['test'\] must be an array \(N_split, ...\); got list"):
+        CrossModalTask(**kw, paired_teacher_x={**bad, "val": bad["train"], "test": [[1.0] * 3] * 10})
+
+
+def test_constructor_takes_lists_as_arrays():
+    sp = {s: _split() for s in ("train", "val", "test")}
+    t = CrossModalTask("t", ["a", "b"], {**sp, "train": Split([[0.5, 1.0, 2.0]] * 10, [0, 1] * 5)}, sp)
+    assert isinstance(t.teacher["train"].x, np.ndarray) and t.teacher["train"].x.shape == (10, 3)
 
 
 def test_from_arrays_lenient_on_purpose():
@@ -133,6 +238,13 @@ CTOR_BAD = [
                                       "test": _split()}), ValueError, r"teacher\['train'\]: x has 10 samples but y has 9"),
     ("label out of range", dict(student={"train": Split(np.zeros((10, 3), np.float32), np.arange(10)), "val": _split(),
                                          "test": _split()}), ValueError, r"student\['train'\].y must be in 0..1"),
+    ("sides not a dict", dict(teacher=[_split(), _split(), _split()]), TypeError,
+     r"teacher must be a dict split -> Split\(x, y\) with keys \('train', 'val', 'test'\); got list"),
+    ("split a 3-tuple", dict(teacher={"train": (1, 2, 3), "val": _split(), "test": _split()}), TypeError,
+     r"teacher\['train'\] must be a Split\(x, y\) or an \(x, y\) pair; got tuple of length 3"),
+    ("ragged list as x", dict(student={"train": Split([[1.0, 2.0, 3.0]] * 9 + [[1.0]], np.arange(10) % 2),
+                                       "val": _split(), "test": _split()}), ValueError,
+     r"student\['train'\].x must have rows of one shape; row 0 has length 3 but row 9 has length 1"),
 ]
 
 
@@ -156,6 +268,13 @@ REGISTRY_BAD = [
     ("synthetic gap < 0", lambda: make_synthetic_task(gap=-1.0), ValueError, r"gap must be >= 0; got gap=-1.0"),
     ("synthetic one class", lambda: make_synthetic_task(num_classes=1), ValueError, r"num_classes must be >= 2"),
     ("synthetic overlap = 0", lambda: make_synthetic_task(overlap=0.0), ValueError, r"overlap must be > 0"),
+    ("synthetic rotation NaN", lambda: make_synthetic_task(rotation=float("nan")), ValueError,
+     r"rotation must be finite; got rotation=nan"),
+    ("synthetic rotation string", lambda: make_synthetic_task(rotation="0.5"), TypeError,
+     r"rotation must be a number; got rotation='0.5' of type str"),
+    ("fast not a bool", lambda: load_task("synthetic", fast="no"), TypeError,
+     r"fast must be true or false \(.*\); got fast='no' of type str"),
+    ("seed a string", lambda: load_task("hapt", seed="1"), TypeError, r"seed must be an integer; got seed='1'"),
     ("synthetic too few samples", lambda: make_synthetic_task(n_student=5), ValueError, r"n_student must be >= 20"),
     ("mlp spec without in_features", lambda: _enc({"kind": "mlp"}), ValueError,
      r"encoder spec \{'kind': 'mlp', ...\}: missing required key\(s\) \['in_features'\]; mlp takes in_features "
@@ -299,4 +418,4 @@ def test_device_that_does_not_exist(tiny):
 
 def test_bad_input_count():
     n = len(FROM_ARRAYS_BAD) + len(CTOR_BAD) + len(REGISTRY_BAD) + len(TRAINER_BAD)
-    assert n + 2 * 2 + 2 + 4 + 2 == 73  # files (flip/truncate × 2, missing, pickle), trainer pairings, device
+    assert n + 2 * 2 + 2 + 4 + 2 == 92  # files (flip/truncate × 2, missing, pickle), trainer pairings, device

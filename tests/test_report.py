@@ -70,3 +70,13 @@ def test_export_pngs_says_why_when_kaleido_is_missing(result, tmp_path, monkeypa
 def test_render_report_rejects_non_dict():
     with pytest.raises(TypeError, match="result must be a dict"):
         render_report([1, 2])
+
+
+def test_render_report_refuses_a_result_without_its_required_keys(tmp_path):
+    # {} used to give a report full of "None"; every door (CLI, run_one, widgets) goes through render_report.
+    with pytest.raises(ValueError, match=r"result is not a cmkd_lab run result: it lacks the required key\(s\) "
+                                         r"\['history', 'method', 'task'\]"):
+        render_report({})
+    with pytest.raises(ValueError, match=r"history must be a list of per-epoch records; got str"):
+        write_report({"task": "t", "method": "ce", "history": "none"}, tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()

@@ -16,20 +16,38 @@ def _sqdist(x, y):
 
 
 @torch.no_grad()
+def _frame(z: torch.Tensor):
+    """Centre ``c`` (D,) and scale ``s`` (a float > 0) with ``(z - c) / s`` in [-1, 1]: distances computed
+    there neither overflow (features ~1e19 squared exceed float32) nor lose their digits to cancellation
+    far from the origin, and times ``s`` they are the distances of ``z``. All points equal: s = 1."""
+    m = float(z.abs().max()) if z.numel() else 0.0
+    if m == 0.0:
+        return torch.zeros_like(z[0]), 1.0
+    c = (z / m).mean(0) * m  # (D,), no overflow in the sum
+    s = float((z - c).abs().max())
+    return c, (s if s > 0 else 1.0)
+
+
+@torch.no_grad()
 def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None, *, max_points: int = 2000,
                      seed: int = 0) -> float:
     """Median pairwise Euclidean distance (the median heuristic), on a subsample.
 
-    Never returns 0: a degenerate set (all points equal) gives 1.0.
+    Scale-free: computed on centred, rescaled points, then scaled back (so
+    features of any magnitude give a finite bandwidth). Never returns 0: when
+    most pairs coincide it gives the spread of the points, and a set of
+    identical points gives 1.0.
     """
     z = x if y is None else torch.cat([x, y], 0)
     if z.shape[0] > max_points:
         g = torch.Generator().manual_seed(seed)
         z = z[torch.randperm(z.shape[0], generator=g)[:max_points].to(z.device)]
+    c, s = _frame(z)
+    z = (z - c) / s
     d2 = _sqdist(z, z)
     iu = torch.triu_indices(z.shape[0], z.shape[0], 1, device=z.device)
     med = float(d2[iu[0], iu[1]].median().sqrt()) if iu.shape[1] else 0.0
-    return med if med > 1e-12 else 1.0
+    return (med if med > 1e-12 else 1.0) * s
 
 
 def rbf_kernel_sum(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float], *, exclude_diag: bool = False,
@@ -106,14 +124,20 @@ def mmd(
         bws = [base * s for s in scales]
     else:
         bws = [float(b) for b in (bandwidth if isinstance(bandwidth, (list, tuple)) else [bandwidth])]
+    # The kernel is computed on centred, rescaled features (a fixed frame, no gradient through it) with the
+    # bandwidths rescaled alike: the same MMD, but no overflow for large features (1e19 squared is inf in
+    # float32, inf - inf = NaN) and no cancellation far from the origin.
+    c, scale = _frame(torch.cat([x.detach(), y.detach()], 0))
+    x, y = (x - c) / scale, (y - c) / scale
     # 1 / (2 sigma^2) must be a finite number in x's dtype, else exp(-0 * inf) = NaN.
     smallest = math.sqrt(0.5 / torch.finfo(x.dtype).max)
     if any(not (b > 0) for b in bws):
         raise ValueError(f"bandwidth must be > 0; got {bws}: pass bandwidth=None for the median heuristic, "
                          "or positive scales")
-    if any(not (smallest < b < float("inf")) for b in bws):
-        raise ValueError(f"bandwidth must be finite and > {smallest:.1e} (for {x.dtype}); got {bws}: pass "
+    if any(not (smallest < b / scale and b < float("inf")) for b in bws):
+        raise ValueError(f"bandwidth must be finite and > {smallest * scale:.1e} (for {x.dtype}); got {bws}: pass "
                          "bandwidth=None for the median heuristic")
+    bws = [b / scale for b in bws]
     S = len(bws)
     kxy = rbf_kernel_sum(x, y, bws, block=block) / S
     if estimator == "biased":

@@ -154,9 +154,18 @@ def _sinkhorn_log(M, a, b, eps, max_iter: int, compile: bool = False, stop_thr: 
     return torch.exp(log_a[:, None] + torch.log_softmax(Mt + G[None, :], dim=1))  # (N, M)
 
 
+def _overflow_message(M, eps) -> str:
+    lim = _EXP_RANGE.get(M.dtype, 40.0)
+    spread = float((M.max() - M.min()).detach()) if M.numel() else 0.0
+    return (f"solver='scaling' under/overflowed: the cost range over eps is {spread / float(eps):.3g} (max - min cost "
+            f"{spread:.3g}, eps={float(eps):.3g}), beyond about {lim:g} in {M.dtype}, where exp(-M/eps) underflows to "
+            "0; the log-domain plan is returned instead: pass solver='log' (or 'auto'), a larger eps, or "
+            "eps_units='median'")
+
+
 def sinkhorn_plan(M: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps, max_iter: int, *,
                   differentiable: bool = False, solver: str = "auto", cost_range: Optional[float] = None,
-                  compile: bool = False, stop_thr: float = 0.0) -> torch.Tensor:
+                  compile: bool = False, stop_thr: float = 0.0, check_finite: Optional[bool] = None) -> torch.Tensor:
     """Entropic OT plan (N, M) for cost ``M`` and marginals ``a``, ``b``.
 
     Parameters
@@ -174,8 +183,11 @@ def sinkhorn_plan(M: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps, max_it
         Keep the autograd graph through the iterations.
     solver : {"auto", "scaling", "log"}
         ``scaling``: the plain iteration, two matrix-vector products per
-        step; fastest, but NaN/inf when the cost range over ε is large (about
-        > 40 in float32, > 300 in float64). ``log``: the log-domain iteration,
+        step; fastest, but it under/overflows when the cost range over ε is
+        large (about > 40 in float32, > 300 in float64): then (see
+        ``check_finite``) a :class:`SinkhornConvergenceWarning` names the range
+        and the remedies and the log-domain plan is returned instead of NaN.
+        ``log``: the log-domain iteration,
         safe for any ε. ``auto``: on the CPU, the scaling form when the range
         allows it (in float64 if float32 is not enough; checked on the host,
         which costs nothing there) and the log domain otherwise. On a GPU,
@@ -192,16 +204,26 @@ def sinkhorn_plan(M: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps, max_it
         > 0: stop like POT's ``stopThr`` when the L2 error of the column
         marginal falls below it, checked after iterations 1, 11, 21, ... (each
         check is one host synchronisation on a GPU; free on the CPU).
+    check_finite : bool, optional
+        With ``solver="scaling"``: look for under/overflow in the plan and
+        fall back to the log domain (with a warning). None (default): on the
+        CPU only, where it is free; True also on a GPU (one synchronisation).
     """
     check_choice("solver", solver, SOLVERS)
+    if check_finite is None:
+        check_finite = M.device.type == "cpu"
     with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
         return _plan(M if differentiable else M.detach(), a, b, eps, max_iter, solver, cost_range, compile,
-                     float(stop_thr))
+                     float(stop_thr), bool(check_finite))
 
 
-def _plan(M, a, b, eps, max_iter, solver="auto", cost_range=None, compile=False, stop_thr=0.0):
+def _plan(M, a, b, eps, max_iter, solver="auto", cost_range=None, compile=False, stop_thr=0.0, check=False):
     if solver == "scaling":
-        return _sinkhorn_exp(M, a, b, eps, max_iter, compile, stop_thr)
+        P = _sinkhorn_exp(M, a, b, eps, max_iter, compile, stop_thr)
+        if check and bool(torch.isfinite(M.detach()).all()) and not bool(torch.isfinite(P.detach()).all()):
+            warnings.warn(_overflow_message(M, eps), SinkhornConvergenceWarning, stacklevel=4)
+            return _sinkhorn_log(M, a, b, eps, max_iter, compile, stop_thr)
+        return P
     if solver == "log":
         return _sinkhorn_log(M, a, b, eps, max_iter, compile, stop_thr)
     host_eps = not isinstance(eps, torch.Tensor)
@@ -311,10 +333,16 @@ def ot_cost(
     wa = _weights(a, z_s.shape[0], "a", M)
     wb = _weights(b, z_t.shape[0], "b", M)
     plan = sinkhorn_plan(M, wa, wb, eps_eff, max_iter, differentiable=grad == "autodiff", solver=solver,
-                         cost_range=COST_RANGE.get(cost), compile=compile, stop_thr=stop_thr)  # (N, M)
+                         cost_range=COST_RANGE.get(cost), compile=compile, stop_thr=stop_thr,
+                         check_finite=True if warn else None)  # (N, M)
     if warn:
         err = float((plan.detach().sum(0) - wb).abs().sum())
-        if not math.isfinite(err) or err > tol:
+        if not bool(torch.isfinite(M.detach()).all()):
+            big = max(float(z_s.detach().abs().max()), float(z_t.detach().abs().max()))
+            warnings.warn(f"the cost matrix holds inf or NaN (the features reach {big:.3g}, too large for {M.dtype} "
+                          f"costs); rescale the features (or pass them in float64): the OT cost is NaN",
+                          SinkhornConvergenceWarning, stacklevel=2)
+        elif not math.isfinite(err) or err > tol:
             warnings.warn(
                 f"Sinkhorn did not converge: marginal error {err:.2e} > tol={tol} after max_iter={max_iter} "
                 f"iterations with eps={float(eps_eff):.3g} (cost scale: median {float(M.detach().median()):.3g}). "

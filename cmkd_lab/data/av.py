@@ -65,7 +65,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._validation import check_choice, check_int
-from .lazy import FrameFolderArray, SpectrogramArray, load_spectrogram
+from .lazy import OUTSIDE_HINT, FrameFolderArray, SpectrogramArray, load_spectrogram, outside
 from .registry import register_task
 from .task import SPLITS, CrossModalTask, Split
 from .._seeds import AV_SPLITS, numpy_rng
@@ -87,12 +87,23 @@ Row = Tuple[str, str, str]  # (clip id, raw label, "file:line" for messages)
 def _rows(path: Path, *, delimiter: str = ",") -> List[Tuple[List[str], str]]:
     """Non-empty CSV rows of ``path`` with their "file:line" location."""
     out = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for n, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
-            row = [c.strip() for c in row]
-            if any(row):
-                out.append((row, f"{path}:{n}"))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for n, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+                row = [c.strip() for c in row]
+                if any(row):
+                    out.append((row, f"{path}:{n}"))
+    except UnicodeDecodeError as e:
+        raise DataLayoutError(f"the split list {path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as "
+                              "UTF-8 CSV") from None
+    except csv.Error as e:
+        raise DataLayoutError(f"the split list {path} cannot be read as CSV ({e}); save it as plain UTF-8 CSV") from None
     return out
+
+
+def _no_nul(clip: str, where: str) -> None:
+    if "\x00" in clip:  # no path can hold one (os functions raise a bare "embedded null byte")
+        raise DataLayoutError(f"{where}: clip {clip!r} contains a NUL byte; the list is damaged or not a text file")
 
 
 _HEADER_WORDS = {"label", "labels", "class", "category", "emotion", "clip", "id", "name", "video", "videoid",
@@ -110,6 +121,7 @@ def _clip_label_file(path: Path, *, label_optional: bool = False) -> List[Row]:
         rows = rows[1:]
     out = []
     for cells, where in rows:
+        _no_nul(cells[0], where)
         if len(cells) < 2 and not label_optional:
             raise DataLayoutError(f"{where}: expected a row 'clip_id,label'; got {','.join(cells)!r}")
         out.append((cells[0], cells[1] if len(cells) > 1 else "", where))
@@ -147,6 +159,8 @@ def _ave_lists(root: Path) -> Dict[str, List[Row]]:
         bad = [(c, w) for c, w in rows if len(c) < 2]
         if bad:
             raise DataLayoutError(f"{bad[0][1]}: expected a row 'class{delim}clip_id{delim}...'; got {delim.join(bad[0][0])!r}")
+        for c, w in rows:
+            _no_nul(c[1], w)
         out[s] = [(c[1], c[0], w) for c, w in rows]  # AVE lists put the class first
     return out
 
@@ -168,6 +182,7 @@ def _vggsound_lists(root: Path) -> Dict[str, List[Row]]:
         split = {"validation": "val", "valid": "val"}.get(split, split)
         if split not in SPLITS:
             raise DataLayoutError(f"{where}: the split column must be train, val or test; got {cells[3]!r}")
+        _no_nul(f"{cells[0]}_{cells[1]}", where)
         out.setdefault(split, []).append((f"{cells[0]}_{cells[1]}", cells[2], where))
     return out
 
@@ -361,7 +376,8 @@ def _stratified_part(y: np.ndarray, fraction: float, rng) -> np.ndarray:
 def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, direction: Optional[str] = None,
             teacher_student_split: str = "shared", frames: Optional[int] = None, image_size: int = 224,
             audio_length: Optional[int] = None, width: int = 64, backend: str = "auto", val_fraction: float = 0.1,
-            missing: str = "skip", visual_dir=None, audio_dir=None) -> CrossModalTask:
+            missing: str = "skip", visual_dir=None, audio_dir=None,
+            allow_outside_root: bool = False) -> CrossModalTask:
     """Build the ``dataset`` task from your own preprocessed copy (see the module doc for the layout).
 
     Parameters
@@ -398,6 +414,16 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         (as the public code does) or refused.
     visual_dir, audio_dir : path, optional
         Override the frame / spectrogram folders (relative to the root or absolute).
+    allow_outside_root : bool
+        False (default): every file a split list leads to (clip frame folder,
+        each frame, spectrogram) must resolve inside the data root or the
+        frame / spectrogram folder in use — paths are resolved first, so
+        ``../..``, absolute clip names and symlinks that point outside count
+        as outside — and a list that names one is refused (file, line, clip
+        and root in the message; even with ``missing="skip"``: a list that
+        reaches outside is not a missing clip). True reads them anyway, for a
+        layout you trust whose clips live elsewhere (``info["clips_outside_root"]``
+        counts them).
 
     Returns
     -------
@@ -413,6 +439,12 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         check_int("audio_length", audio_length, minimum=1)
     check_choice("teacher_student_split", teacher_student_split, ("shared", "disjoint"))
     check_choice("missing", missing, ("skip", "error"))
+    from .._validation import check_bool
+    allow_outside_root = check_bool("allow_outside_root", allow_outside_root)
+    from .._validation import check_number, check_path
+    check_number("val_fraction", val_fraction)
+    for n, v in (("data_root", data_root), ("visual_dir", visual_dir), ("audio_dir", audio_dir)):
+        check_path(n, v)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1); got val_fraction={val_fraction!r}")
     d = layout.default_direction if direction is None else _DIRECTIONS.get(str(direction).strip().lower())
@@ -426,7 +458,9 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     class_list = None
     if (root / "stat.txt").is_file():  # OGM-GE's class list (sorted there too)
         class_list = sorted({ln.strip() for ln in (root / "stat.txt").read_text().splitlines() if ln.strip()})
-    names, lists = _labels(layout, layout.read_lists(root), class_list)
+    raw = layout.read_lists(root)
+    origin = {clip: where for rows in raw.values() for clip, _, where in reversed(rows)}  # first listing of each
+    names, lists = _labels(layout, raw, class_list)
     K = len(names)
     if layout.expected_classes and K != layout.expected_classes:
         warnings.warn(f"{layout.title} has {layout.expected_classes} classes; this copy has {K}", RuntimeWarning,
@@ -440,12 +474,23 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
                                       "each clip may belong to one split only")
 
     # Files of each clip; missing ones skipped (with a warning) or refused.
+    # Every path a list leads to must resolve inside the root (or the frame / audio folder in use).
+    v_inside, a_inside = [str(root), str(vdir)], [str(root), str(adir)]
     clips: Dict[str, Tuple[List[str], List[str], np.ndarray]] = {}
     lost: List[str] = []
+    n_outside = 0
     for s, pairs in lists.items():
         folders, audio, ys = [], [], []
         for clip, k in pairs:
             folder, apath = vdir / clip, _audio_path(adir, clip)
+            found = [(folder, v_inside), (apath if apath is not None else adir / f"{clip}.npy", a_inside)]
+            reals = [r for r in (outside(p, inside) for p, inside in found) if r is not None]
+            if reals:
+                if not allow_outside_root:
+                    raise DataLayoutError(
+                        f"{origin[clip]}: clip {clip!r} resolves to {reals[0]}, outside the data root {root} "
+                        f"(symlinks that point outside count as outside): {OUTSIDE_HINT}")
+                n_outside += 1
             if not folder.is_dir() or apath is None:
                 why = ([f"no folder {folder}/"] if not folder.is_dir() else []) + \
                       ([f"no {adir / clip}.npy or .pkl"] if apath is None else [])
@@ -501,7 +546,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     F_bins, L = first.shape[0], audio_length or first.shape[1]
 
     def visual(f):
-        return FrameFolderArray(f, frames=frames, size=image_size)
+        return FrameFolderArray(f, frames=frames, size=image_size, inside=None if allow_outside_root else v_inside)
 
     def audio(a):
         return SpectrogramArray(a, freq=F_bins, length=L)
@@ -527,6 +572,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         "teacher_student_split": teacher_student_split, "validation": val_source,
         "frames": frames, "image_size": image_size, "spectrogram_shape": [F_bins, L],
         "clips": {s: int(clips[s][2].size) for s in SPLITS}, "clips_skipped": len(lost),
+        "clips_outside_root": n_outside,
         "protocol": ("teacher and student train on the same clips; the pairing modes decide what ties them"
                      if teacher_student_split == "shared" else
                      "teacher and student train on disjoint halves of the training clips (stratified, seeded)"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,6 +30,13 @@ __all__ = ["LazyArray", "FrameFolderArray", "SpectrogramArray", "is_lazy", "take
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _raised_here(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == __file__
 
 
 def is_lazy(x) -> bool:
@@ -116,7 +123,15 @@ class LazyArray:
         return d
 
     def _checked(self, i: int) -> np.ndarray:
-        a = self.load(i)
+        try:
+            a = self.load(i)
+        except MemoryError:
+            raise
+        except Exception as e:  # a decoder's own error rarely names the clip: name it here (workers too)
+            if _raised_here(e):  # this module's messages already name the file
+                raise
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ValueError(f"cannot decode {self.describe(i)}: {type(e).__name__}: {first}") from e
         if a.shape != self.item_shape:
             raise ValueError(f"{self.describe(i)} decoded to shape {a.shape}, but this array's samples have shape "
                              f"{self.item_shape}; every sample of one modality must have the same shape")
@@ -168,6 +183,23 @@ class _Selection(LazyArray):
         return _Selection(self.base, self.idx[self._indices(idx)])
 
 
+OUTSIDE_HINT = ("fix the list, or pass allow_outside_root=True (command line: --task-option allow_outside_root=true) "
+                "if you trust it")
+
+
+def outside(path, roots: Sequence[str]):
+    """The resolved ``path`` when it lies outside every folder of ``roots`` (itself resolved), else None.
+
+    The one containment rule of the data loaders: the path is resolved first, so ``..`` and
+    symlinks that point outside count as outside; the root itself is not inside it."""
+    real = os.path.realpath(path)
+    for r in roots:
+        r = os.path.realpath(r)
+        if real != r and real.startswith(r.rstrip(os.sep) + os.sep):
+            return None
+    return real
+
+
 def _frame_files(folder: str) -> list:
     try:
         names = sorted(f for f in os.listdir(folder) if f.lower().endswith(JPEG_SUFFIXES))
@@ -201,12 +233,18 @@ class FrameFolderArray(LazyArray):
         Frames per clip (T).
     size : int
         Output height and width (S), e.g. 224.
+    inside : sequence of str, optional
+        Folders every decoded frame must resolve into (the data root and
+        its frame folder); a frame that is a symlink pointing elsewhere is
+        refused when decoded. None: no check (``allow_outside_root=True``).
     """
 
-    def __init__(self, folders: Sequence[str], *, frames: int = 1, size: int = 224):
+    def __init__(self, folders: Sequence[str], *, frames: int = 1, size: int = 224,
+                 inside: Optional[Sequence[str]] = None):
         super().__init__(len(folders), (frames, 3, size, size))
         self.folders = [str(f) for f in folders]
         self.frames, self.size = int(frames), int(size)
+        self.inside = None if inside is None else [str(r) for r in inside]
         self._mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]  # (3, 1, 1)
         self._std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
 
@@ -218,6 +256,11 @@ class FrameFolderArray(LazyArray):
         out = np.empty(self.item_shape, np.float32)  # (T, 3, S, S)
         for t, j in enumerate(pick_frames(len(names), self.frames)):
             path = os.path.join(folder, names[j])
+            inside = getattr(self, "inside", None)  # arrays pickled before the option existed have none
+            real = outside(path, inside) if inside is not None else None
+            if real is not None:
+                raise ValueError(f"the frame {path} resolves to {real}, outside the data root {inside[0]} "
+                                 f"(symlinks that point outside count as outside): {OUTSIDE_HINT}")
             try:
                 with Image.open(path) as im:
                     im.draft("RGB", (self.size, self.size))  # JPEG: let libjpeg decode at a reduced scale

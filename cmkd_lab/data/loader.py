@@ -39,7 +39,9 @@ def resolve_workers(num_workers: Optional[int], device) -> int:
             try:
                 num_workers = int(env)
             except ValueError:
-                raise ValueError(f"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS={env!r}") from None
+                num_workers = -1
+            if num_workers < 0:
+                raise ValueError(f"CMKD_LAB_WORKERS must be an integer >= 0; got CMKD_LAB_WORKERS={env!r}")
         else:
             cuda = torch.device(device).type == "cuda"
             num_workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if cuda else 0
@@ -131,10 +133,18 @@ def iterate_batches(x, batches: Iterable, device, *, num_workers: Optional[int] 
         for xb in entry["loader"]:
             yield xb.to(device, non_blocking=pin)
     except Exception as e:
+        if workers and cache.get(key) is entry:
+            cache.pop(key, None)  # a failed pass may leave its workers unusable: the next pass starts new ones
         lines = str(e).strip().splitlines()
+        if workers and isinstance(e, RuntimeError) and lines and "DataLoader worker" in lines[0] and \
+                ("exited unexpectedly" in lines[0] or "killed by signal" in lines[0]):
+            raise RuntimeError(f"{lines[0]} while decoding {x!r}: a decoder crashed or ran out of memory in a worker "
+                               "process; run again with CMKD_LAB_WORKERS=0 to decode in the main process, where the "
+                               "failing sample is named") from e
         if workers and lines and lines[0].startswith("Caught ") and "DataLoader worker" in lines[0]:
             # The worker's message sits at the end of torch's wrapped traceback: bring it to the front.
-            raise ValueError(f"{lines[-1]} (raised in a DataLoader worker; CMKD_LAB_WORKERS=0 decodes in the "
+            last = lines[-1][len("ValueError: "):] if lines[-1].startswith("ValueError: ") else lines[-1]
+            raise ValueError(f"{last} (raised in a DataLoader worker; CMKD_LAB_WORKERS=0 decodes in the "
                              "main process)") from e
         raise
     finally:

@@ -43,8 +43,11 @@ def load_task(name: str, *, seed: int = 0, fast: bool = False, **kwargs):
     **kwargs
         Task-specific options (e.g. the synthetic generator's knobs).
     """
-    if name not in _TASKS:
+    if not isinstance(name, str) or name not in _TASKS:
         raise ValueError(f"task must be one of {', '.join(map(repr, sorted(_TASKS)))}; got task={name!r}")
+    from .._validation import check_bool, check_int
+    check_int("seed", seed)  # the two options every task takes, checked once for all of them
+    fast = check_bool("fast", fast)
     fn = _TASKS[name]
     accepted = task_options(name)
     unknown = [k for k in kwargs if accepted is not None and k not in accepted]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_int, check_nonneg, check_positive
+from .._validation import check_int, check_nonneg, check_number, check_positive
 from .registry import register_task
 from .task import CrossModalTask, Split
 from .._seeds import SYNTHETIC_LAYOUT, numpy_rng
@@ -82,7 +82,7 @@ def make_synthetic_task(
     check_positive("overlap", overlap)
     check_nonneg("label_shift", label_shift)
     check_int("seed", seed)
-    float(rotation)
+    check_number("rotation", rotation)
 
     # The layout (class means, view maps) depends only on the structure seed so
     # that tasks differing by a knob share their geometry.

@@ -10,13 +10,14 @@ pairing mode and by paired baselines such as ``kd`` and ``fitnet``).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._validation import (check_class_names, check_finite_array, check_indices, check_int, check_labels,
-                           check_positive)
+                           check_positive, check_rectangular)
 from .lazy import is_lazy, take
 from .._seeds import STUDENT_SUBSET, numpy_rng
 
@@ -92,17 +93,35 @@ class CrossModalTask:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string (used in caches and results); got name={self.name!r}")
+        for attr in ("teacher_modality", "student_modality"):
+            if not isinstance(getattr(self, attr), str):
+                raise TypeError(f"{attr} must be a string; got {getattr(self, attr)!r}")
         self.class_names = check_class_names(self.class_names)  # >= 2 distinct names
         K = len(self.class_names)
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
+            if not isinstance(side, Mapping):
+                raise TypeError(f"{side_name} must be a dict split -> Split(x, y) with keys {SPLITS}; got "
+                                f"{type(side).__name__}")
             missing = [s for s in SPLITS if s not in side]
             if missing:
                 raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
             for s in SPLITS:
                 sp = side[s]
                 if not isinstance(sp, Split):
+                    if not isinstance(sp, (tuple, list)) or len(sp) != 2:
+                        raise TypeError(f"{side_name}[{s!r}] must be a Split(x, y) or an (x, y) pair; got "
+                                        f"{type(sp).__name__}" + (f" of length {len(sp)}" if isinstance(sp, (tuple, list))
+                                                                  else ""))
                     sp = Split(*sp)
                     side[s] = sp
+                if isinstance(sp.x, (list, tuple)):  # nested lists: an array (ragged rows are named)
+                    try:
+                        sp.x = np.asarray(sp.x)
+                    except ValueError:
+                        check_rectangular(f"{side_name}[{s!r}].x", sp.x)
+                        raise
                 if is_lazy(sp.x):  # decoded on demand: check the shape only, never load it all
                     if sp.x.ndim < 2 or len(sp.x) < 1:
                         raise ValueError(f"{side_name}[{s!r}].x must have at least 2 dimensions and 1 sample; "
@@ -120,11 +139,25 @@ class CrossModalTask:
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
             if len(side["train"]) < 2:
                 raise ValueError(f"{side_name}['train'] must have at least 2 samples; got {len(side['train'])}")
+        self._check_classes()
         if self.paired_teacher_x is not None:
+            if not isinstance(self.paired_teacher_x, Mapping):
+                raise TypeError(f"paired_teacher_x must be a dict split -> array (N_split, ...) or None; got "
+                                f"{type(self.paired_teacher_x).__name__} (CrossModalTask.from_arrays takes one array "
+                                "and splits it)")
+            unknown = sorted(map(str, set(self.paired_teacher_x) - set(SPLITS)))
+            if unknown:
+                raise ValueError(f"paired_teacher_x has unknown keys {unknown}; the keys are {SPLITS}")
             for s in SPLITS:
                 if s not in self.paired_teacher_x:
                     continue
                 px = self.paired_teacher_x[s]
+                if is_lazy(px):
+                    pass
+                elif not hasattr(px, "shape") or not hasattr(px, "dtype"):
+                    raise TypeError(f"paired_teacher_x[{s!r}] must be an array (N_split, ...); got {type(px).__name__}")
+                else:
+                    check_finite_array(f"paired_teacher_x[{s!r}]", px, min_ndim=2, min_len=0)
                 if px.shape[0] != len(self.student[s]):
                     raise ValueError(
                         f"paired_teacher_x[{s!r}] must have one row per student sample "
@@ -135,10 +168,52 @@ class CrossModalTask:
                         f"paired_teacher_x[{s!r}] must have the teacher's per-sample shape "
                         f"{tuple(self.teacher['train'].x.shape[1:])}; got {tuple(px.shape[1:])}"
                     )
+        for attr, side in (("teacher_encoder", self.teacher), ("student_encoder", self.student)):
+            spec = getattr(self, attr)
+            if spec is not None and not (isinstance(spec, dict) and "kind" in spec) and \
+                    (isinstance(spec, dict) or not callable(spec)):
+                try:
+                    example = infer_encoder_spec(side["train"].x)
+                except ValueError:
+                    example = {"kind": "mlp", "in_features": 16}
+                raise TypeError(f"{attr} must be an encoder spec dict with a 'kind' key (e.g. {example}) or a factory "
+                                f"fn(feature_dim) -> nn.Module; got {spec!r}")
         if self.teacher_encoder is None:
             self.teacher_encoder = infer_encoder_spec(self.teacher["train"].x)
         if self.student_encoder is None:
             self.student_encoder = infer_encoder_spec(self.student["train"].x)
+
+    def _check_classes(self) -> None:
+        """One rule on the label set, whatever built the task: classes no sample carries are named in a
+        warning, sides whose training splits share no class are refused (nothing can be distilled),
+        and a partial overlap is named in a warning (kept on purpose: a teacher may know more classes
+        than the student sees, and the reverse is a legitimate experiment)."""
+        K, names = len(self.class_names), self.class_names
+
+        def shown(idx):
+            idx = sorted(int(i) for i in idx)
+            more = f" and {len(idx) - 10} more" if len(idx) > 10 else ""
+            return f"{[names[i] for i in idx[:10]]}{more}"
+
+        present = np.unique(np.concatenate([np.asarray(side[s].y) for side in (self.teacher, self.student)
+                                            for s in SPLITS]))
+        empty = np.setdiff1d(np.arange(K), present)
+        if empty.size:
+            warnings.warn(f"classes {shown(empty)} ({empty.size} of K={K}) have no sample on either side: remap the "
+                          f"labels to 0..{K - empty.size - 1} (np.unique(y, return_inverse=True)) or leave the empty "
+                          "classes out of class_names", RuntimeWarning, stacklevel=4)
+        t, st = np.unique(self.teacher["train"].y), np.unique(self.student["train"].y)
+        if np.intersect1d(t, st).size == 0:
+            raise ValueError(f"teacher and student share no class: the teacher's training labels are {shown(t)}, the "
+                             f"student's {shown(st)}; distillation needs one label set on both sides (check that both "
+                             "label arrays use the same encoding)")
+        only_t, only_s = np.setdiff1d(t, st), np.setdiff1d(st, t)
+        if only_t.size or only_s.size:
+            lacks = ([f"the teacher has no sample of {shown(only_s)}"] if only_s.size else []) + \
+                    ([f"the student none of {shown(only_t)}"] if only_t.size else [])
+            warnings.warn(f"teacher and student training splits cover different classes: {', '.join(lacks)}; the "
+                          "teacher cannot teach a class it never saw (pairing='class-matched' refuses such a task)",
+                          RuntimeWarning, stacklevel=4)
 
     # ------------------------------------------------------------------ info
     @property
@@ -263,8 +338,9 @@ class CrossModalTask:
         def arr(name, v):
             try:
                 a = np.asarray(v)
-            except Exception as e:  # pragma: no cover - exotic inputs
-                raise TypeError(f"{name} must be array-like; got {type(v).__name__}") from e
+            except Exception as e:
+                check_rectangular(name, v)  # a ragged list: name the rows that differ
+                raise TypeError(f"{name} must be array-like; got {type(v).__name__} ({e})") from e
             if a.dtype.kind not in "fiub":
                 raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}")
             return a
@@ -273,6 +349,7 @@ class CrossModalTask:
         sx, sy = arr("student_x", student_x), arr("student_y", student_y)
         for n, x in (("teacher_x", tx), ("student_x", sx)):
             check_finite_array(n, x, min_ndim=2, min_len=3)
+            _fits_float32(n, x)
         if ty.ndim != 1 or sy.ndim != 1:
             raise ValueError(
                 f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}"
@@ -284,7 +361,14 @@ class CrossModalTask:
         if class_names is None:
             ty, sy = check_labels("teacher_y", ty, None), check_labels("student_y", sy, None)
             K = int(max(ty.max(), sy.max())) + 1
-            class_names = [str(k) for k in range(K)]
+            n = ty.size + sy.size
+            if K > n:  # before any allocation: labels [0, 10**9] would make 10**9 + 1 class names
+                distinct = np.union1d(ty, sy).size
+                raise ValueError(
+                    f"teacher_y and student_y hold {distinct} distinct labels up to {K - 1}: that makes K={K} classes "
+                    f"for {n} samples, nearly all empty; re-encode the labels as 0..K-1 (np.unique(y, "
+                    "return_inverse=True)) or pass class_names")
+            class_names = [str(k) for k in range(K)]  # gaps in 0..K-1 are kept, and named by the task's warning
         class_names = check_class_names(class_names)
         K = len(class_names)
         ty = check_labels("teacher_y", ty, K)
@@ -319,11 +403,15 @@ class CrossModalTask:
         paired = None
         if paired_teacher_x is not None:
             px = arr("paired_teacher_x", paired_teacher_x)
+            check_finite_array("paired_teacher_x", px, min_ndim=2, min_len=0)
+            _fits_float32("paired_teacher_x", px)
             if px.shape[0] != sx.shape[0]:
                 raise ValueError(
                     f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}"
                 )
-            check_finite_array("paired_teacher_x", px, min_ndim=2)
+            if px.shape[1:] != tx.shape[1:]:
+                raise ValueError(f"paired_teacher_x must have the teacher's per-sample shape {tuple(tx.shape[1:])} "
+                                 f"(teacher_x is {tuple(tx.shape)}); got {tuple(px.shape[1:])} (shape {px.shape})")
             paired = {s: px[ss[s]].astype(np.float32) for s in SPLITS}
         return cls(
             name=name,
@@ -337,6 +425,16 @@ class CrossModalTask:
             student_encoder=student_encoder,
             info={"source": "from_arrays"},
         )
+
+
+def _fits_float32(name: str, x: np.ndarray) -> None:
+    """Finite inputs must stay finite once cast to float32 (1e300 would become inf)."""
+    lim = float(np.finfo(np.float32).max)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        big = float(np.abs(x).max())
+        if big > lim:
+            raise ValueError(f"{name} holds values up to {big:.3g}, beyond float32 (max {lim:.2g}), the precision "
+                             "cmkd_lab trains in; rescale (standardise) the inputs")
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Dict[str, np.ndarray]:

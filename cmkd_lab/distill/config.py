@@ -5,19 +5,28 @@ momentum 0.9, batch 64, 100 epochs, λ1 = λ2 = 1, n1 = n2 = 1, ε = 0.1 with
 Euclidean cost, 100 Sinkhorn iterations, clip 5, inner AdamW lr 1e-5 / wd
 0.05, 5 warm-up epochs then cosine. Those live in the ``paper`` preset; the
 defaults below suit the small built-in tasks on a CPU.
+
+Every door (the constructor, ``from_dict``, ``replace``, a config file,
+``--set``) applies one coercion rule: NumPy scalars become Python values and
+an int given for a float option becomes a float. Nothing else is converted:
+a bool option (every field annotated ``bool``) takes only a real boolean, and
+``"false"``, ``"no"`` or ``0`` are refused on purpose rather than coerced
+(``"false"`` is a true value in Python; in JSON, TOML and ``--set`` write
+``true`` / ``false`` unquoted).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .._validation import (check_choice, check_fraction, check_int, check_nonneg, check_positive)
+from .._validation import (check_bool, check_choice, check_fraction, check_int, check_nonneg, check_positive)
 
 __all__ = ["DistillConfig", "PRESETS", "TASK_DEFAULTS", "load_config_file"]
 
@@ -83,6 +92,8 @@ class DistillConfig:
     extra: Dict[str, Any] = field(default_factory=dict)  # methods' own options by name (c2kd_tau ...): methods/options.py
 
     def __post_init__(self):
+        for f in fields(self):  # one coercion rule for every door (constructor, from_dict, replace, files, --set)
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> "DistillConfig":
@@ -139,9 +150,8 @@ class DistillConfig:
         check_choice("ot_solver", self.ot_solver, ("auto", "scaling", "log"))
         check_nonneg("ot_stop_thr", self.ot_stop_thr, hint="0 runs sinkhorn_iter iterations; POT's default is 1e-9")
         check_choice("inner_scope", self.inner_scope, ("full", "last-layer"))
-        for b in ("la_detach_features", "inner_lambdas", "first_order", "amp", "ot_all_gather"):
-            if not isinstance(getattr(self, b), bool):
-                raise TypeError(f"{b} must be true or false; got {b}={getattr(self, b)!r}")
+        for b in _bool_fields():  # every bool option, read from the field types (no hand-kept list)
+            check_bool(b, getattr(self, b))
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string like 'auto', 'cpu' or 'cuda'; got {self.device!r}")
         if not _DEVICE_RE.fullmatch(self.device):
@@ -206,12 +216,13 @@ class DistillConfig:
         clean = {}
         for k, v in d.items():
             default = known[k].default
-            # numpy scalars count as Python numbers; ints are accepted where floats are expected (lr=1).
-            if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
-                v = v.item()
-            if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
+            v = _coerce(k, v)
+            if _field_types()[k] is bool:
+                try:
+                    check_bool(k, v)
+                except TypeError as e:
+                    raise TypeError(f"{source}: {e}") from None
+            elif default is not dataclasses.MISSING and default is not None and not isinstance(default, dict):
                 if type(v) is not type(default):
                     raise TypeError(
                         f"{source}: {k} must be of type {type(default).__name__}; got {k}={v!r} "
@@ -219,6 +230,32 @@ class DistillConfig:
                     )
             clean[k] = v
         return cls(**clean)
+
+
+def _field_types() -> Dict[str, Any]:
+    """Option name -> its annotated type (``int``, ``float``, ``bool``, ``str``, ``Dict[str, Any]``)."""
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = typing.get_type_hints(DistillConfig)
+    return _TYPES
+
+
+_TYPES: Optional[Dict[str, Any]] = None
+
+
+def _bool_fields():
+    return [n for n, t in _field_types().items() if t is bool]
+
+
+def _coerce(name: str, v):
+    """The one coercion rule, whatever the door: NumPy scalars become Python values, and an int given for a
+    float option becomes a float (``lr=1``). Nothing else is converted: a bool option given ``"false"`` or
+    ``0`` is refused by :func:`check_bool` (on purpose: ``"false"`` is a true value in Python)."""
+    if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
+        v = v.item()
+    if _field_types().get(name) is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    return v
 
 
 # Named presets: partial configs applied before user overrides.
@@ -250,8 +287,14 @@ def load_config_file(path) -> dict:
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"config file {str(p)!r} is a directory; pass a .json or .toml file")
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"config file {str(p)!r} does not exist; check the path")
+    if not p.is_file():  # /dev/null, a FIFO (reading one would block), a socket ...
+        import stat
+        mode = p.stat().st_mode
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
+                "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
+        raise ValueError(f"config file {str(p)!r} exists but is not a regular file ({kind}); pass a .json or .toml file")
     fmt = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
         text = p.read_text(encoding="utf-8")
@@ -260,6 +303,9 @@ def load_config_file(path) -> dict:
                          f"save it as UTF-8 {fmt}") from None
     except OSError as e:
         raise ValueError(f"config file {str(p)!r} cannot be read ({e.strerror or e})") from None
+    if not text.strip():  # refused on purpose for TOML too, where it would parse as no options at all
+        example = "a TOML table such as epochs = 3" if fmt == "TOML" else 'a JSON object such as {"epochs": 3}'
+        raise ValueError(f"config file {str(p)!r} is empty; write the options in it ({example}) or leave --config out")
     try:
         if fmt == "TOML":
             import tomllib

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
-from ..store import claim, write_json
+from ..store import check_out_dir, claim, write_json
 
 __all__ = ["run_one", "ResultExistsError"]
 
@@ -55,11 +55,7 @@ def run_one(task, method: str, config, out: Optional[Path] = None, *, overwrite:
         return _run(task, method, config, None, overwrite=overwrite, resume=resume, callbacks=callbacks,
                     progress=progress, report=report, teacher=teacher, diagnostics=diagnostics,
                     restart_stale=restart_stale)
-    out = Path(out)
-    if str(out).strip() == "":
-        raise ValueError("--out must name a directory; got an empty path")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a directory; {str(out)!r} is a file: choose another --out")
+    out = check_out_dir(out, what="--out")
     _check_out(out, overwrite=overwrite, resume=resume)
     from ..distill.distributed import is_main_process
     if not is_main_process():  # under torchrun only rank 0 writes, so only rank 0 holds the folder
