@@ -14,6 +14,9 @@ notebook                   plain functions                       panel
 03_alignment_debugger      :func:`run_debugger`,                 :class:`DebuggerPanel`
                            :func:`compare_teacher_grad`
 04_bring_your_own_data     :func:`demo_arrays`, :func:`run_byod` (progress bars)
+06_explore_gap             :mod:`cmkd_lab.widgets.gap`:          (figures, tables)
+                           ``task_features``, ``explore``,
+                           ``synthetic_gap_sweep``
 =========================  ====================================  ==========================
 
 Run sizes come from :func:`settings` (``CMKD_LAB_FAST=1``: the fast mode);
@@ -34,6 +37,7 @@ from .debugger import (DEBUGGER_DEFAULTS, DebuggerPanel, DebugSession, debugger_
                        live_figures, overlay_at_epoch, run_debugger)
 from .teacher_grad import compare_teacher_grad, teacher_grad_figures
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
+from . import gap
 
 __all__ = [
     "FAST_ENV", "LabSettings", "fast_mode", "settings", "STATIC_RENDERER", "curve_figure", "figure_output",
@@ -44,5 +48,5 @@ __all__ = [
     "BoundPanel", "bench_dir", "bench_figure", "bench_runs_figure", "bench_table", "find_bench_results",
     "load_or_run_bench", "BenchPanel", "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
     "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "compare_teacher_grad",
-    "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview",
+    "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview", "gap",
 ]
