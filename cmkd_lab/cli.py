@@ -246,7 +246,8 @@ def cmd_gap(args):
         raise ValueError("--out DIR is required: where gap.json and gap.html go")
     gap_command(args.sets, out=args.out, run=args.run, pairs=args.pairs, names=args.names,
                 max_points=args.max_points, seed=args.seed, permutations=args.permutations, normalize=args.normalize,
-                projection=args.projection, device=args.device, log=(lambda m: None) if args.quiet else print)
+                projection=args.projection, device=args.device, png=args.png,
+                log=(lambda m: None) if args.quiet else print)
     return 0
 
 
@@ -309,6 +310,7 @@ def make_parser():
     s.add_argument("--normalize", action="store_true", help="scale each row to unit length first (CLIP-like)")
     s.add_argument("--projection", default="umap,pca", help="overlays: umap,pca | pca | umap | none")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument("--png", action="store_true", help="also write DIR/figures/*.png (needs kaleido and a Chrome)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_gap)
     s = sub.add_parser("methods", help="list the methods")

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = ["load_embeddings", "load_pairs", "render_gap_report", "write_gap_report", "gap_report_from_run", "gap_json",
-           "gap_command"]
+           "export_gap_pngs", "gap_command"]
 
 _EXPLAIN = {
     "Overlay (UMAP)": "A 2-D UMAP fitted on both sets together. UMAP keeps local neighbourhoods: two sets that "
@@ -207,6 +207,29 @@ def write_gap_report(result: dict, out_dir, *, projection: Union[str, Sequence[s
     return {"json": out / "gap.json", "html": out / "gap.html"}
 
 
+def export_gap_pngs(result: dict, out_dir, *, prefix: str = "gap",
+                    projection: Union[str, Sequence[str]] = ("umap", "pca")):
+    """Each figure of a gap report as ``out_dir/PREFIX_NN_title.png`` (kaleido and a Chrome or Chromium).
+
+    For an :func:`~cmkd_lab.explore_run_gap` result the figures of ``after``
+    and ``before`` get the prefixes ``PREFIX_after`` and ``PREFIX_before``.
+
+    Returns
+    -------
+    paths : list of Path;  message : str or None (why nothing was written)
+    """
+    from .report import write_pngs
+    from .viz.gap import gap_figures
+
+    if "before" in result and "after" in result:
+        paths, why = [], None
+        for key in ("after", "before"):
+            p, w = write_pngs(gap_figures(result[key], projection=projection), out_dir, prefix=f"{prefix}_{key}")
+            paths, why = paths + p, why or w
+        return paths, why
+    return write_pngs(gap_figures(result, projection=projection), out_dir, prefix=prefix)
+
+
 def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequence[str]] = ("umap", "pca"),
                         **options) -> dict:
     """:func:`~cmkd_lab.explore_run_gap` on ``run_dir/result.json``, written to
@@ -251,7 +274,7 @@ def _csv(s: str) -> list:
 
 def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = None, names: Optional[str] = None,
                 max_points: int = 2000, seed: int = 0, permutations: int = 200, normalize: bool = False,
-                projection: str = "umap,pca", device: str = "auto", log=print) -> dict:
+                projection: str = "umap,pca", device: str = "auto", png: bool = False, log=print) -> dict:
     """``python -m cmkd_lab gap``: two embedding files, or ``--run RUN_DIR``; writes gap.json + gap.html."""
     from .diagnostics.explore import explore_gap
 
@@ -267,6 +290,7 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
         for r in res["table"]:
             log(f"{r['quantity']:32s} epoch {e0}: {_fmt(r['before']):>8s}   epoch {e1}: {_fmt(r['after']):>8s}")
         log(f"→ {res['paths']['html']}, {res['paths']['json']}")
+        _pngs(res, out, proj, png, log)
         return res
     if len(sets) != 2:
         raise ValueError(f"gap needs two embedding files A B (.npz with 'features' [+ 'labels'] or .npy), or --run "
@@ -291,4 +315,11 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
     paths = write_gap_report(res, out, projection=proj)
     log(res["headline"])
     log(f"→ {paths['html']}, {paths['json']} ({res['timings_s']['total']:.1f} s)")
+    _pngs(res, out, proj, png, log)
     return res
+
+
+def _pngs(res, out, proj, png: bool, log) -> None:
+    if png:
+        pngs, why = export_gap_pngs(res, Path(out) / "figures", projection=proj)
+        log(why if why else f"{len(pngs)} PNG figures → {Path(out) / 'figures'}")

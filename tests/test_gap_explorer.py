@@ -340,3 +340,30 @@ def test_gap_of_a_real_run_before_and_after(tmp_path, capsys):
         explore_run_gap(result, names=("a", "b"))
     with pytest.raises(ValueError, match="feature snapshots at two epochs"):
         explore_run_gap({"diagnostics": {"snapshots": []}})
+
+
+def test_png_export_says_why_without_kaleido(npz_files, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # makes `import kaleido` fail
+    assert main(["gap", str(npz_files / "img.npz"), str(npz_files / "txt.npz"), "--out", str(npz_files / "p"),
+                 "--projection", "none", "--permutations", "20", "--png"]) == 0
+    assert "PNG export skipped: kaleido is not installed" in capsys.readouterr().out
+
+
+def test_notebook_helpers():
+    from cmkd_lab.widgets import gap as G
+    from cmkd_lab.widgets.settings import settings
+
+    emb = G.demo_embeddings()
+    assert emb["z_a"].shape == emb["z_b"].shape == (1797, 16) and emb["y"].shape == (1797,)
+    lab = settings(fast=True)
+    r, figs = G.explore(emb["z_a"][:300], emb["z_b"][:300], y_a=emb["y"][:300], y_b=emb["y"][:300], pairs=True,
+                        lab=lab, n_permutations=20, cv=2)
+    assert r["settings"]["max_points"] == 400 and "Overlay (PCA)" in figs and "Overlay (UMAP)" not in figs
+    t = G.gap_table({"digits": r})
+    assert list(t.index) == ["digits"] and t.loc["digits", "A→B"] == r["transfer"]["transfer"]["A→B"]["raw"]
+    assert "**" in G.readings(r).data
+    with pytest.raises(ValueError, match="split must be one of"):
+        G.task_features("synthetic", split="dev", lab=lab)
+    with pytest.raises(TypeError, match="result must be what explore_gap returns"):
+        G.readings({"a": 1})
