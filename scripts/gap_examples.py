@@ -33,6 +33,14 @@ def _markdown(df) -> str:
     return "\n".join(rows)
 
 
+def _slim(r: dict) -> dict:
+    """A result without its bulky parts (the pooled plan and the gap vector's coordinates)."""
+    out = json.loads(json.dumps(r))
+    out.pop("plan", None)
+    out["gap_vector"]["gap"].pop("vector", None)
+    return out
+
+
 def main():
     from cmkd_lab import explore_gap
     from cmkd_lab.cli import main as cli
@@ -74,7 +82,7 @@ def main():
     lines += ["", "Readings (HAPT, `ce` student):", ""] + [f"* {s}" for s in next(iter(hapt.values()))["readings"]]
     (ROOT / "docs" / "results" / "gap_examples.md").write_text("\n".join(lines) + "\n")
     (ROOT / "docs" / "results" / "gap_examples.json").write_text(json.dumps(
-        {"comparisons": {k: dict(v) for k, v in {**hapt, **sweep}.items()},
+        {"comparisons": {k: _slim(v) for k, v in {**hapt, **sweep}.items()},
          "run": {k: run[k] for k in ("epochs", "run", "table")}}, indent=1, ensure_ascii=False))
     print("\n".join(lines))
 

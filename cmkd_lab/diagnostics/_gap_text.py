@@ -89,9 +89,11 @@ def per_class(n_rej: int, n_tested: int, alpha: float, worst: Optional[str], wor
 
 def purity(p: float, chance: float, matched: float, best: float, a: str, b: str, exact: bool) -> str:
     plan = "exact" if exact else "entropic"
-    rel = ("keeps classes apart but sends some of them to another class" if matched - p > 0.1 and matched > 2 * chance
-           else "respects the classes" if p > max(2 * chance, 0.5) else
-           "ignores the classes" if p < 1.25 * chance else "joins same-class samples a little more than chance")
+    halfway = chance + 0.5 * (best - chance)
+    rel = ("keeps classes apart but sends some of them to another class" if matched - p > 0.1 and matched > 1.5 * chance
+           else "ignores the classes" if p < 1.25 * chance else
+           "respects the classes (more than halfway from chance to the most the priors allow)" if p >= halfway else
+           "joins same-class samples more often than chance but mixes many")
     return (f"The {plan} transport plan from {a} to {b} joins same-class samples with {pct(p)} of its mass "
             f"(chance {pct(chance)}, at most {pct(best)} given the class priors); up to a relabelling of the "
             f"classes {pct(matched)}: it {rel}.")

@@ -442,7 +442,7 @@ def _headline(r: dict) -> str:
     if r.get("transfer"):
         t = r["transfer"]["transfer"][f"{a}→{b}"]
         s += (f"; a linear classifier trained on {a} scores {T.f(t['raw'])} on {b} "
-              f"(own {T.f(r['transfer']['own'][b])}), {T.f(t['centred'])} after centring")
+              f"({b}'s own: {T.f(r['transfer']['own'][b])}), {T.f(t['centred'])} after centring")
     if r.get("paired") and "orthogonal map" in r["paired"]["retrieval"]["recall"]:
         rec = r["paired"]["retrieval"]["recall"]
         s += (f"; paired recall@1 {a}→{b} {T.f(rec['as is'][f'{a}→{b}']['@1'])} as is, "

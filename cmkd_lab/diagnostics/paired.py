@@ -55,7 +55,8 @@ def retrieval_recall(x, y, *, ks: Sequence[int] = (1, 5, 10), block: int = 4096)
         out = []
         for i in range(0, P, block):
             d = torch.cdist(q[i:i + block], c)  # (b, P)
-            own = d[torch.arange(d.shape[0]), torch.arange(i, i + d.shape[0])]  # (b,)
+            rows = torch.arange(d.shape[0], device=d.device)
+            own = d[rows, rows + i]  # (b,)
             out.append((d < own[:, None]).sum(1))
         return torch.cat(out).cpu().numpy()
 

@@ -89,7 +89,7 @@ def gap_overlay(result, *, method: str = "umap", max_points: int = 1000, seed: i
                            showarrow=True, arrowhead=3, arrowwidth=2.5, arrowcolor="#222", text="",
                            row=1, col=1)
         fig.add_trace(go.Scatter(x=[ma[0], mb[0]], y=[ma[1], mb[1]], mode="markers+text", name="means (gap vector)",
-                                 text=[f"mean {a}", f"mean {b}"], textposition="top center",
+                                 text=[f"mean {a}", f"mean {b}"], textposition=["top left", "bottom right"],
                                  marker=dict(color="#222", size=10, symbol="diamond")), row=1, col=1)
     if labelled:
         names = r.get("class_names") or [str(k) for k in range(int(max(ya.max(), yb.max())) + 1)]
@@ -149,8 +149,8 @@ def gap_plan_figure(result):
     d = {"plans": [{"epoch": 0, "plan_x_uniform": p["plan_x_uniform"], "row_classes": p["row_classes"],
                     "col_classes": p["col_classes"]}],
          "records": [{"epoch": 0, "class_mass_exact": p["class_mass_exact"]}], "class_names": r.get("class_names")}
-    sub = (f"chance level Σ_k p_{a}(k)·p_{b}(k) = {pur['chance']:.3f} · up to a relabelling of the classes "
-           f"{pur['purity_matched']:.3f}")
+    sub = (f"chance level Σ_k p_A(k)·p_B(k) = {pur['chance']:.3f} (A = {a}, B = {b}) · up to a relabelling of "
+           f"the classes {pur['purity_matched']:.3f}")
     return transport_plan_figure(d, title=f"Transport plan sorted by class ({a} rows, {b} columns)",
                                  row_name=a, col_name=b, subtitle=sub)
 
@@ -194,13 +194,13 @@ def gap_transfer_figure(result):
     tr = r["transfer"]
     a, b = r["names"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("as the sets stand", "each set centred"),
-                        horizontal_spacing=0.14)
+                        horizontal_spacing=0.06)
     for j, key in enumerate(("matrix_raw", "matrix_centred")):
         M = np.asarray(tr[key], dtype=float)
         fig.add_trace(go.Heatmap(z=M, x=[f"test {a}", f"test {b}"], y=[f"train {a}", f"train {b}"], zmin=0, zmax=1,
                                  colorscale="Blues", texttemplate="%{z:.3f}", showscale=j == 1,
                                  hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"), 1, j + 1)
-        fig.update_yaxes(autorange="reversed", row=1, col=j + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=j == 0, row=1, col=j + 1)
     ch = tr["chance"]
     fig.update_layout(title=dict(text=f"Cross-modal transfer of a linear classifier ({tr['model']}, {tr['cv']}-fold "
                                       f"cross-fit)<br><sup>chance (most frequent class): {a} {ch[a]:.3f}, "
