@@ -26,8 +26,8 @@ _EXPLAIN = {
     "Overlay (PCA)": "The first two principal components of both sets together: a linear view, so shifts and "
                      "spreads show as they are, and the arrow joining the two means is the gap vector's projection.",
     "Distances before and after removing the gap vector": "MMD² and W1 as the sets stand and after centring each "
-        "set on its own mean. W2² splits exactly into ‖mean B − mean A‖² plus W2² of the centred sets: the red part "
-        "is what a shift explains.",
+        "set on its own mean. W2² splits exactly into ‖mean B − mean A‖² plus W2² of the centred sets: the red "
+        "part is what a shift explains.",
     "Transport plan sorted by class": "The entropic plan between the two sets (rows: the first set), sorted by "
         "class and pooled within classes (1 = the independent coupling), and the class-to-class mass of the exact "
         "plan: its diagonal is the purity.",
@@ -67,7 +67,8 @@ def load_embeddings(path, *, name: str = "the file") -> Tuple[np.ndarray, Option
         data = np.load(p, allow_pickle=False)
     except Exception as e:  # not a numpy file, a pickled object array, a truncated zip
         raise ValueError(f"{name} file {str(p)!r} cannot be read as {suffix} ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); save it with numpy.savez / numpy.save") from None
+                         f"{str(e).splitlines()[0] if str(e) else ''}); save it with numpy.savez / numpy.save") \
+            from None
     if suffix == ".npy":
         return np.asarray(data), None, None
     with data:
@@ -119,7 +120,7 @@ def _figures_html(figs, first: List[bool]) -> str:
 
 
 def _one(r: dict, projection, first: List[bool], level: str = "h2") -> str:
-    from .diagnostics.explore import before_after_table
+    from .diagnostics.run_gap import before_after_table
     from .viz.gap import gap_figures
 
     out = [f"<p class='headline'>{_esc(r['headline'])}</p>", f"<p class='note'>{_esc(r['subsample']['reading'])}</p>"]
@@ -234,7 +235,7 @@ def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequenc
                         **options) -> dict:
     """:func:`~cmkd_lab.explore_run_gap` on ``run_dir/result.json``, written to
     ``out_dir`` (default ``run_dir``); returns the result (``paths`` added)."""
-    from .diagnostics.explore import explore_run_gap
+    from .diagnostics.run_gap import explore_run_gap
 
     rp = Path(run_dir) / "result.json"
     if not rp.is_file():

@@ -336,6 +336,7 @@ def test_gap_of_a_real_run_before_and_after(tmp_path, capsys):
     result = json.loads((run / "result.json").read_text())
     res = explore_run_gap(result, n_permutations=0)
     assert res["before"]["distance"]["mmd"]["p_value"] is None
+    assert "without a test (n_permutations = 0)" in res["before"]["classes"]["per_class_mmd"]["reading"]
     with pytest.raises(ValueError, match="explore_run_gap sets names from the run"):
         explore_run_gap(result, names=("a", "b"))
     with pytest.raises(ValueError, match="feature snapshots at two epochs"):

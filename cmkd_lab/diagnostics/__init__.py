@@ -10,7 +10,8 @@ from ._common import stratified_indices
 from .bound import LIPSCHITZ_METHOD, bound_terms, lipschitz_estimate, plugin_teacher_loss
 from .callback import DiagnosticsCallback
 from .core import DiagnosticsSettings, diagnose, pool_plan
-from .explore import GapResult, before_after_table, explore_gap, explore_run_gap
+from .explore import GapResult, explore_gap
+from .run_gap import before_after_table, explore_run_gap
 from .gap import modality_gap
 from .labels import confusion_matrix, kappa_hat, label_diagnostics, predicted_distribution
 from .paired import linear_cka, paired_measures, procrustes_residual, retrieval_recall

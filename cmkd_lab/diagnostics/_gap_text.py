@@ -64,7 +64,8 @@ def gap_vector(norm: float, share: Optional[float], a: str, b: str) -> str:
     kind = ("the gap is mostly a shift" if share >= 0.8 else "the gap is mostly a change of shape" if share <= 0.2
             else "the gap is part shift, part change of shape")
     return (f"The gap vector mean {b} − mean {a} has norm {f(norm)} and accounts for {pct(share)} of W2² "
-            f"(W2² = ‖Δmean‖² + W2² of the centred sets): {kind} (a shift from 80%, a change of shape below 20%).")
+            f"(W2² = ‖Δmean‖² + W2² of the centred sets): {kind} "
+            "(a shift from 80%, a change of shape below 20%).")
 
 
 def centred(m2: float, p: Optional[float], w: float, w_raw: float, alpha: float, a: str, b: str) -> str:
@@ -79,10 +80,12 @@ def centred(m2: float, p: Optional[float], w: float, w_raw: float, alpha: float,
 
 
 def per_class(n_rej: int, n_tested: int, alpha: float, worst: Optional[str], worst_v: Optional[float],
-              a: str, b: str) -> str:
+              a: str, b: str, *, tested: bool = True) -> str:
     if n_tested == 0:
         return "No class has 2 samples on both sides: no per-class test."
     w = "" if worst is None else f"; the largest per-class MMD² is class {worst!r} ({f(worst_v)})"
+    if not tested:
+        return f"Per-class MMD² without a test (n_permutations = 0) over {n_tested} classes{w}."
     return (f"After Holm correction, {n_rej} of {n_tested} classes differ between {a} and {b} "
             f"(family-wise α = {alpha}){w}.")
 

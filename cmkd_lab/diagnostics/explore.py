@@ -14,9 +14,9 @@ contrastive models. Since W2²(A, B) = ‖mean A − mean B‖² + W2²(A − me
 B − mean B), its squared norm over W2² is the share of the gap that a shift
 explains; the rest is a change of shape.
 
-:func:`explore_run_gap` does the same between a finished run's teacher
-features and its student's first and last feature snapshots (before and
-after distillation).
+:func:`~cmkd_lab.diagnostics.run_gap.explore_run_gap` does the same between a
+finished run's teacher features and its student's first and last feature
+snapshots (before and after distillation).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from .paired import paired_measures
 from .transfer import linear_transfer
 from .transport import entropic_ot, exact_ot, median_cost, plan_class_purity
 
-__all__ = ["GapResult", "explore_gap", "explore_run_gap"]
+__all__ = ["GapResult", "explore_gap"]
 
 KS = (1, 5, 10)
 
@@ -210,6 +210,9 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
     sinkhorn_iter : int >= 1
     seed : int >= 0
         Subsamples, permutations, folds and the pair halves.
+
+        The test after centring treats the two means as known (they are
+        estimated from the same rows), so its p-value is approximate.
     device : str
         ``auto`` (a CUDA GPU when there is one), ``cpu``, ``cuda``: where the
         torch parts run (MMD, entropic OT, retrieval); exact OT and the
@@ -339,7 +342,7 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
                               "n_permutations": n_cls, "alpha": alpha,
                               "reading": T.per_class(cc["n_rejected"], len(tested), alpha,
                                                      worst["name"] if worst else None,
-                                                     worst["mmd2"] if worst else None, a, b)},
+                                                     worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
             "purity": {"purity": pur["purity"], "chance": pur["chance"], "purity_matched": pur["purity_matched"],
                        "max_purity": best, "matching": [cnames[int(j)] for j in pur["matching"]],
                        "class_mass": np.round(pur["class_mass"], 5), "plan": "exact (ot.emd, l2 cost)",
@@ -448,80 +451,3 @@ def _headline(r: dict) -> str:
         s += (f"; paired recall@1 {a}→{b} {T.f(rec['as is'][f'{a}→{b}']['@1'])} as is, "
               f"{T.f(rec['orthogonal map'][f'{a}→{b}']['@1'])} after an orthogonal map")
     return s + "."
-
-
-# ------------------------------------------------------------------ from a run
-def explore_run_gap(result: dict, **options) -> dict:
-    """:func:`explore_gap` between a run's teacher features and its student's
-    first and last feature snapshots (before and after distillation).
-
-    Parameters
-    ----------
-    result : dict
-        A run's ``result.json`` (``python -m cmkd_lab run``) or its
-        ``["diagnostics"]``: ``features_teacher``, ``labels_teacher``,
-        ``labels_student`` and ``snapshots`` (epoch 0 included when the
-        run diagnosed the untrained student).
-    **options
-        Passed to :func:`explore_gap` (``names`` and labels are set here).
-
-    Returns
-    -------
-    dict with ``before`` and ``after`` (GapResult), ``epochs`` [first, last],
-    ``table`` (rows: quantity, before, after) and ``run`` (task, method, seed)
-    """
-    if not isinstance(result, dict):
-        raise TypeError(f"result must be a run's result dict (result.json) or its ['diagnostics']; got "
-                        f"{type(result).__name__}")
-    d = result.get("diagnostics", result)
-    snaps = (d or {}).get("snapshots") or []
-    missing = [k for k in ("features_teacher", "labels_teacher", "labels_student") if k not in (d or {})]
-    if missing or len(snaps) < 2:
-        raise ValueError(f"the run must hold feature snapshots at two epochs at least (diagnostics with "
-                         f"n_snapshot > 0); it has {len(snaps)} snapshot(s)" + (f" and lacks {missing}" if missing else ""))
-    for k in ("names", "y_a", "y_b", "pairs"):
-        if k in options:
-            raise ValueError(f"explore_run_gap sets {k} from the run; do not pass {k}=")
-    mods = d.get("modalities") or {}
-    names = ("teacher", "student")
-    cn = d.get("class_names")
-    zt = np.asarray(d["features_teacher"], dtype=np.float64)
-    first, last = snaps[0], snaps[-1]
-    out = {}
-    for key, s in (("before", first), ("after", last)):
-        out[key] = explore_gap(zt, np.asarray(s["features_student"], dtype=np.float64), y_a=d["labels_teacher"],
-                               y_b=d["labels_student"], names=names, class_names=cn, **options)
-    out["epochs"] = [int(first["epoch"]), int(last["epoch"])]
-    out["run"] = {k: result.get(k) for k in ("task", "method", "seed", "pairing", "student_test_acc")}
-    out["run"]["modalities"] = {"teacher": mods.get("teacher"), "student": mods.get("student")}
-    out["table"] = before_after_table(out["before"], out["after"])
-    return out
-
-
-def before_after_table(before: dict, after: dict) -> list:
-    """Rows {quantity, before, after} of the headline numbers of two :func:`explore_gap` results."""
-    a, b = before["names"]
-
-    def get(r, *path):
-        for p in path:
-            r = r.get(p) if isinstance(r, dict) else None
-        return r
-
-    rows = [("MMD²", ("distance", "mmd", "mmd2")), ("MMD p-value", ("distance", "mmd", "p_value")),
-            ("W1", ("distance", "w1", "w1")), ("W1 / median distance", ("distance", "w1", "w1_relative")),
-            ("Sinkhorn divergence", ("distance", "sinkhorn", "divergence")),
-            ("centroid gap", ("distance", "centroid", "centroid_gap")),
-            ("cosine between means", ("distance", "centroid", "mean_cos")),
-            ("shift share of W2²", ("gap_vector", "gap", "shift_share_w2")),
-            ("MMD² after centring", ("gap_vector", "centred", "mmd2")),
-            ("W1 after centring", ("gap_vector", "centred", "w1")),
-            ("classes differing (Holm)", ("classes", "per_class_mmd", "n_rejected")),
-            ("plan purity", ("classes", "purity", "purity")), ("purity chance", ("classes", "purity", "chance")),
-            ("purity up to relabelling", ("classes", "purity", "purity_matched")),
-            (f"own accuracy {a}", ("transfer", "own", a)), (f"own accuracy {b}", ("transfer", "own", b)),
-            (f"transfer {a}→{b}", ("transfer", "transfer", f"{a}→{b}", "raw")),
-            (f"transfer {a}→{b}, centred", ("transfer", "transfer", f"{a}→{b}", "centred")),
-            (f"transfer {b}→{a}", ("transfer", "transfer", f"{b}→{a}", "raw")),
-            (f"transfer {b}→{a}, centred", ("transfer", "transfer", f"{b}→{a}", "centred"))]
-    return [{"quantity": q, "before": get(before, *p), "after": get(after, *p)} for q, p in rows
-            if get(before, *p) is not None or get(after, *p) is not None]

@@ -16,7 +16,7 @@ numbers.
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 

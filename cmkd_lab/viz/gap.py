@@ -167,7 +167,8 @@ def gap_class_figure(result):
     pc = r["classes"]["per_class_mmd"]
     rows = pc["classes"]
     names = [q["name"] for q in rows]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("MMD² per class (✱ rejected, Holm)", "centroid gap per class"),
+    fig = make_subplots(rows=1, cols=2,
+                        subplot_titles=("MMD² per class (✱ rejected, Holm)", "centroid gap per class"),
                         horizontal_spacing=0.1)
     fig.add_trace(go.Bar(x=names, y=[q["mmd2"] for q in rows], showlegend=False,
                          marker_color=[PALETTE[k % len(PALETTE)] for k in range(len(rows))],
