@@ -1,4 +1,4 @@
-"""The command line: ``python -m cmkd_lab demo | run | bench | sweep | report | methods | tasks``.
+"""The command line: ``python -m cmkd_lab demo | run | bench | sweep | report | gap | methods | tasks``.
 
 Bad arguments exit with status 2 and one line naming the argument.
 """
@@ -248,6 +248,17 @@ def cmd_report(args):
     return 0
 
 
+def cmd_gap(args):
+    from .gap_report import gap_command
+    if args.out is None:
+        raise ValueError("--out DIR is required: where gap.json and gap.html go")
+    gap_command(args.sets, out=args.out, run=args.run, pairs=args.pairs, names=args.names,
+                max_points=args.max_points, seed=args.seed, permutations=args.permutations, normalize=args.normalize,
+                projection=args.projection, device=args.device, png=args.png,
+                log=(lambda m: None) if args.quiet else print)
+    return 0
+
+
 def make_parser():
     p = _Parser(prog="python -m cmkd_lab",
                                 description="cmkd_lab: cross-modal knowledge distillation without paired data (UCMKD)")
@@ -292,6 +303,24 @@ def make_parser():
     s.add_argument("run_dir")
     s.add_argument("--png", action="store_true", help="also write RUN_DIR/figures/*.png (needs kaleido and a Chrome)")
     s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("gap", help="explore the gap between two embedding sets (or a run's teacher and student) "
+                                   "without training → DIR/gap.json + gap.html")
+    s.add_argument("sets", nargs="*", metavar="A B", help="two .npz files (features [+ labels]) or .npy (features)")
+    s.add_argument("--run", default=None, metavar="RUN_DIR", help="a finished run: its teacher vs its student "
+                                                                  "features, first and last snapshot")
+    s.add_argument("--out", default=None, help="output directory (required)")
+    s.add_argument("--pairs", default=None, help="'rows' (row i of A is row i of B) or a .npy/.csv of (P, 2) indices")
+    s.add_argument("--names", default=None, help="names of the two sets, e.g. image,text (default: the file names)")
+    s.add_argument("--max-points", dest="max_points", type=int, default=2000,
+                   help="per set, for MMD, OT, purity, retrieval (stratified subsample)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--permutations", type=int, default=200, help="MMD permutation test")
+    s.add_argument("--normalize", action="store_true", help="scale each row to unit length first (CLIP-like)")
+    s.add_argument("--projection", default="umap,pca", help="overlays: umap,pca | pca | umap | none")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument("--png", action="store_true", help="also write DIR/figures/*.png (needs kaleido and a Chrome)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_gap)
     s = sub.add_parser("methods", help="list the methods")
     s.set_defaults(fn=cmd_methods)
     s = sub.add_parser("tasks", help="list the built-in tasks")

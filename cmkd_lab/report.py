@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-__all__ = ["write_report", "render_report", "export_pngs", "diagnostics_summary", "read_result", "check_result"]
+__all__ = ["write_report", "render_report", "export_pngs", "write_pngs", "diagnostics_summary", "read_result",
+           "check_result"]
 
 REQUIRED_KEYS = ("history", "method", "task")  # what a report cannot be written without
 
@@ -248,12 +249,31 @@ def export_pngs(result: dict, out_dir, *, projection: Optional[str] = None, widt
     try:
         import kaleido  # noqa: F401
     except ImportError:
-        return [], ("PNG export skipped: kaleido is not installed (pip install kaleido; it also needs a Chrome or "
-                    "Chromium, e.g. apt-get install chromium)")
+        return [], _NO_KALEIDO
+    return write_pngs(_figures(result, projection), out_dir, width=width, height=height)
+
+
+_NO_KALEIDO = ("PNG export skipped: kaleido is not installed (pip install kaleido; it also needs a Chrome or "
+               "Chromium, e.g. apt-get install chromium)")
+
+
+def write_pngs(figs, out_dir, *, prefix: str = "", width: int = 1100,
+               height: int = 600) -> Tuple[List[Path], Optional[str]]:
+    """Write ``[(title, figure), ...]`` as ``out_dir/[prefix_]NN_title.png`` with kaleido (one browser session).
+
+    Returns
+    -------
+    paths : list of Path written
+    message : str or None
+        Why nothing (or not everything) was written, else None.
+    """
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return [], _NO_KALEIDO
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figs = _figures(result, projection)
-    paths = [out_dir / f"{i:02d}_{_slug(title)}.png" for i, (title, _) in enumerate(figs)]
+    paths = [out_dir / f"{prefix + '_' if prefix else ''}{i:02d}_{_slug(title)}.png" for i, (title, _) in enumerate(figs)]
     heights = [int(fig.layout.height or height) for _, fig in figs]
     try:
         import plotly.io as pio

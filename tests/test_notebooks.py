@@ -22,7 +22,7 @@ nbclient = pytest.importorskip("nbclient", reason="install the dev extra: pip in
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 OURS = ["00_quickstart", "01_theory_bound", "02_unpaired_vs_paired", "03_alignment_debugger",
-        "04_bring_your_own_data"]
+        "04_bring_your_own_data", "06_explore_gap"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -11,3 +11,7 @@ __all__ = ["loss_curves", "accuracy_curves", "run_figures", "default_projection"
            "transport_plan_figure", "PROJECTIONS", "feature_overlay", "project_features", "run_feature_overlay"]
 from .regime import diagnostic_scatter, phase_diagram, predictor_bars  # noqa: E402  (regime map of a sweep)
 __all__ += ["phase_diagram", "diagnostic_scatter", "predictor_bars"]
+from .gap import (GAP_FIGURES, gap_class_figure, gap_distance_figure, gap_figures, gap_overlay,  # noqa: E402
+                  gap_plan_figure, gap_retrieval_figure, gap_transfer_figure)
+__all__ += ["GAP_FIGURES", "gap_figures", "gap_overlay", "gap_distance_figure", "gap_plan_figure", "gap_class_figure",
+            "gap_transfer_figure", "gap_retrieval_figure"]

@@ -101,10 +101,14 @@ def label_heatmaps(result_or_diag, *, epoch: Optional[int] = None, title: Option
     return fig
 
 
-def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title: Optional[str] = None):
+def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title: Optional[str] = None,
+                          row_name: str = "student", col_name: str = "teacher", subtitle: Optional[str] = None):
     """The entropic transport plan between student (rows) and teacher (columns)
     reference features, sorted by class and pooled within classes, next to the
-    class-to-class transported mass of the exact plan (its diagonal = purity)."""
+    class-to-class transported mass of the exact plan (its diagonal = purity).
+
+    ``row_name`` and ``col_name`` name the two sides on the axes; ``subtitle``
+    replaces the default one (the epoch and the chance level)."""
     go = _go()
     from plotly.subplots import make_subplots
 
@@ -131,7 +135,8 @@ def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title:
                         subplot_titles=("entropic plan (pooled; 1 = independent coupling)",
                                         f"class-to-class mass ({which} plan); purity = {np.trace(mass):.3f}"))
     fig.add_trace(go.Heatmap(z=P, colorscale="Viridis", showscale=False,
-                             hovertemplate="student group %{y}<br>teacher group %{x}<br>%{z:.3g}<extra></extra>"),
+                             hovertemplate=f"{row_name} group %{{y}}<br>{col_name} group %{{x}}<br>%{{z:.3g}}"
+                                           "<extra></extra>"),
                   row=1, col=1)
     for axis, cls in (("x", p["col_classes"]), ("y", p["row_classes"])):
         cls = np.asarray(cls)
@@ -146,9 +151,9 @@ def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title:
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.add_trace(go.Heatmap(z=mass, x=names, y=names, colorscale="Blues", zmin=0, texttemplate="%{z:.3f}",
                              showscale=False), row=1, col=2)
-    fig.update_yaxes(autorange="reversed", title_text="student class", row=1, col=2)
-    fig.update_xaxes(title_text="teacher class", row=1, col=2)
+    fig.update_yaxes(autorange="reversed", title_text=f"{row_name} class", row=1, col=2)
+    fig.update_xaxes(title_text=f"{col_name} class", row=1, col=2)
     chance = float(mass.sum(1) @ mass.sum(0))  # Σ_k p_S(k) p_T(k)
-    sub = f"epoch {p['epoch']} · chance level Σ_k p_S(k)·p_T(k) = {chance:.3f}"
+    sub = subtitle or f"epoch {p['epoch']} · chance level Σ_k p_S(k)·p_T(k) = {chance:.3f}"
     fig.update_layout(title=dict(text=f"{title}<br><sup>{sub}</sup>"), template="plotly_white", height=520)
     return fig

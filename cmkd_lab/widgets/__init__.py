@@ -16,6 +16,9 @@ notebook                   plain functions                       panel
 04_bring_your_own_data     :func:`demo_arrays`, :func:`run_byod` (progress bars)
 05_regime_map              :func:`run_regime_map`,               (tables, figures)
                            :func:`shipped_result`
+06_explore_gap             :mod:`cmkd_lab.widgets.gap`:          (figures, tables)
+                           ``task_features``, ``explore``,
+                           ``synthetic_gap_sweep``
 =========================  ====================================  ==========================
 
 Run sizes come from :func:`settings` (``CMKD_LAB_FAST=1``: the fast mode);
@@ -38,6 +41,7 @@ from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugge
 from .teacher_grad import compare_teacher_grad, teacher_grad_figures
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
 from .regime import REGIME_METHODS, regime_grid, regime_table, run_regime_map, shipped_result
+from . import gap
 
 __all__ = [
     "FAST_ENV", "LabSettings", "fast_mode", "settings", "STATIC_RENDERER", "curve_figure", "figure_output",
@@ -49,5 +53,5 @@ __all__ = [
     "load_or_run_bench", "BenchPanel", "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
     "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "compare_teacher_grad",
     "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview", "REGIME_METHODS",
-    "regime_grid", "regime_table", "run_regime_map", "shipped_result",
+    "regime_grid", "regime_table", "run_regime_map", "shipped_result", "gap",
 ]

@@ -1,0 +1,453 @@
+"""Explore the gap between two sets of embeddings, without training anything.
+
+:func:`explore_gap` takes two feature sets that live in one space (image vs
+text embeddings, a teacher's vs a student's features …), optionally their
+labels and pairs, and measures how far apart they are, in what way, and
+whether a classifier trained on one reads the other. Every quantity comes
+with a one-sentence reading. It builds on the diagnostics of this package:
+the MMD permutation test, exact and entropic OT, transport-plan class
+purity, the modality-gap summary and the pooled plan.
+
+The **gap vector** is the difference of the two means — the "modality gap"
+that Liang et al. (NeurIPS 2022) found between image and text embeddings of
+contrastive models. Since W2²(A, B) = ‖mean A − mean B‖² + W2²(A − mean A,
+B − mean B), its squared norm over W2² is the share of the gap that a shift
+explains; the rest is a change of shape.
+
+:func:`~cmkd_lab.diagnostics.run_gap.explore_run_gap` does the same between a
+finished run's teacher features and its student's first and last feature
+snapshots (before and after distillation).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .._validation import check_bool, check_class_names, check_indices, check_int, check_positive
+from . import _gap_text as T
+from ._common import as_features, stratified_indices
+from .core import pool_plan
+from .gap import modality_gap
+from .mmd_test import class_conditional_mmd, mmd_permutation_test, rbf_bandwidths
+from .paired import paired_measures
+from .transfer import linear_transfer
+from .transport import entropic_ot, exact_ot, median_cost, plan_class_purity
+
+__all__ = ["GapResult", "explore_gap"]
+
+KS = (1, 5, 10)
+
+
+class GapResult(dict):
+    """What :func:`explore_gap` returns: a JSON-serialisable dict (``json.dumps(result)``
+    works as is) whose attribute ``arrays`` keeps the features and labels it was
+    computed on (not serialised), so that :func:`cmkd_lab.viz.gap_figures` can
+    project them."""
+
+    arrays: dict
+
+    def __init__(self, *args, arrays: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrays = arrays or {}
+
+
+# ------------------------------------------------------------------ inputs
+def _check_names(names) -> tuple:
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or len(names) != 2:
+        raise ValueError(f"names must be two names, one per set, e.g. ('image', 'text'); got names={names!r}")
+    a, b = (str(n).strip() for n in names)
+    if not a or not b or a == b:
+        raise ValueError(f"names must be two distinct non-empty names; got names={tuple(names)!r}")
+    return a, b
+
+
+def _features(name, z, normalize: bool) -> np.ndarray:
+    arr = as_features(name, z, min_len=4).cpu().double().numpy()  # (N, D)
+    if normalize:
+        nrm = np.linalg.norm(arr, axis=1, keepdims=True)
+        if np.any(nrm <= 1e-12):
+            raise ValueError(f"{name} has {int(np.sum(nrm <= 1e-12))} all-zero rows, which normalize=True cannot "
+                             "scale to unit length: drop them or pass normalize=False")
+        arr = arr / nrm
+    return arr
+
+
+def _labels(y_a, y_b, n_a: int, n_b: int, class_names):
+    if (y_a is None) != (y_b is None):
+        given, missing = ("y_a", "y_b") if y_b is None else ("y_b", "y_a")
+        raise ValueError(f"labels must be given for both sets or neither: got {given} but {missing}=None")
+    if y_a is None:
+        if class_names is not None:
+            raise ValueError("class_names needs labels: pass y_a and y_b too, or drop class_names")
+        return None, None, 0, None
+    raw = []
+    for name, y, n in (("y_a", y_a, n_a), ("y_b", y_b, n_b)):
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array of labels, one per row; got shape {y.shape}")
+        if y.shape[0] != n:
+            z = "z_a" if name == "y_a" else "z_b"
+            raise ValueError(f"{name} must have one label per row of {z} ({n}); got {y.shape[0]}")
+        raw.append(y)
+    if any(y.dtype.kind in "USO" for y in raw):  # names, not indices: encode them jointly
+        if not all(y.dtype.kind in "USO" for y in raw):
+            raise TypeError(f"y_a and y_b must both hold class indices or both hold class names; got dtypes "
+                            f"{raw[0].dtype} and {raw[1].dtype}")
+        names = sorted({str(v) for y in raw for v in y})
+        lookup = {c: k for k, c in enumerate(names)}
+        ys = [np.array([lookup[str(v)] for v in y], dtype=np.int64) for y in raw]
+        if class_names is not None:
+            raise ValueError("class_names is for integer labels; string labels are their own names")
+        return ys[0], ys[1], len(names), names
+    from .._validation import check_labels
+    ys = [check_labels(nm, y, None) for nm, y in zip(("y_a", "y_b"), raw)]
+    K = int(max(ys[0].max(), ys[1].max())) + 1
+    if class_names is not None:
+        class_names = check_class_names(class_names)
+        if len(class_names) < K:
+            raise ValueError(f"class_names must name every class 0..{K - 1}; got {len(class_names)} names")
+        K = len(class_names)
+    return ys[0], ys[1], K, class_names or [str(k) for k in range(K)]
+
+
+def _pairs(pairs, n_a: int, n_b: int):
+    if pairs is None or pairs is False:
+        return None, None
+    if pairs is True:
+        if n_a != n_b:
+            raise ValueError(f"pairs=True needs as many rows in z_b as in z_a (row i of each is one instance); got "
+                             f"{n_a} and {n_b}: pass an array of (row in z_a, row in z_b) pairs instead")
+        return np.arange(n_a), "rows"
+    p = pairs.detach().cpu().numpy() if isinstance(pairs, torch.Tensor) else np.asarray(pairs)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"pairs must be True or an integer array of shape (P, 2) holding (row in z_a, row in z_b); "
+                         f"got shape {p.shape}")
+    ia = check_indices("pairs[:, 0]", p[:, 0], n_a)
+    ib = check_indices("pairs[:, 1]", p[:, 1], n_b)
+    if ia.size < 4:
+        raise ValueError(f"pairs must hold at least 4 pairs; got {ia.size}")
+    return np.stack([ia, ib], 1), "index array"
+
+
+def _sub(n: int, y, k: int, seed: int) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    if y is not None:
+        return stratified_indices(y, k, seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4243]))
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _clean(v, notes: list, path: str = ""):
+    """Python scalars and lists only; a non-finite float becomes None and a note."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x, notes, f"{path}.{k}" if path else str(k)) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x, notes, f"{path}[{i}]") for i, x in enumerate(v)]
+    if isinstance(v, np.ndarray):
+        return _clean(v.tolist(), notes, path)
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(float(v)):
+            notes.append(f"{path} was not finite ({float(v)}) and is reported as null")
+            return None
+        return float(v)
+    return v
+
+
+# ------------------------------------------------------------------ the measures
+def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str] = ("A", "B"),
+                class_names: Optional[Sequence[str]] = None, max_points: int = 2000, n_permutations: int = 200,
+                alpha: float = 0.05, cv: int = 5, normalize: bool = False, eps_relative: float = 0.1,
+                sinkhorn_iter: int = 300, seed: int = 0, device: str = "auto") -> GapResult:
+    """How far apart two embedding sets are, in what way, and whether a linear
+    classifier trained on one reads the other; each quantity with a reading.
+
+    Parameters
+    ----------
+    z_a : array or Tensor (N, D)
+        The first set (numpy or torch, any float or integer dtype).
+    z_b : array or Tensor (M, D)
+        The second set, in the same D-dimensional space.
+    y_a : array (N,), optional
+    y_b : array (M,), optional
+        Labels of each set (both or neither): integer class indices 0..K−1, or
+        class names (strings, encoded jointly in sorted order).
+    pairs : True or array (P, 2), optional
+        ``True``: row i of ``z_a`` and row i of ``z_b`` are the same instance
+        (N == M). An integer array: each row (i, j) pairs ``z_a[i]`` with
+        ``z_b[j]``, one-to-one (no row used twice; with several captions per
+        image, average them or keep one). Enables retrieval, CKA and Procrustes.
+    names : (str, str)
+        Names of the two sets in readings and figures.
+    class_names : sequence of str, optional
+        Names of the integer classes.
+    max_points : int >= 10
+        Cap per set (and on the pairs) for the quadratic parts: MMD tests,
+        exact and entropic OT, transport purity, retrieval, CKA, Procrustes.
+        Larger sets are subsampled, stratified by class when there are
+        labels, seeded; ``result["subsample"]`` says to how many. Exact OT
+        grows as N³ (about 5 s at 2000 on one CPU core). Centroids, the gap
+        vector and the linear classifiers use every row.
+    n_permutations : int >= 0
+        Permutations of the MMD test (p-values >= 1 / (1 + n_permutations)).
+    alpha : float in (0, 1)
+        Level of the tests (family-wise, Holm, for the per-class tests).
+    cv : int >= 2
+        Folds of the cross-fitted linear classifiers.
+    normalize : bool
+        Scale every row to unit length first (as CLIP-like models compare
+        embeddings: Euclidean distances then rank like cosine similarities).
+    eps_relative : float > 0
+        Entropic OT ε as a multiple of the median distance within A ∪ B.
+    sinkhorn_iter : int >= 1
+    seed : int >= 0
+        Subsamples, permutations, folds and the pair halves.
+
+        The test after centring treats the two means as known (they are
+        estimated from the same rows), so its p-value is approximate.
+    device : str
+        ``auto`` (a CUDA GPU when there is one), ``cpu``, ``cuda``: where the
+        torch parts run (MMD, entropic OT, retrieval); exact OT and the
+        classifiers run on the CPU.
+
+    Returns
+    -------
+    GapResult
+        A dict with ``distance`` (MMD², W1, Sinkhorn divergence, centroids),
+        ``gap_vector`` (the shift and what is left once it is removed),
+        ``classes`` and ``transfer`` (with labels), ``paired`` (with pairs),
+        ``plan`` (the class-sorted pooled plan, for the figure), ``readings``
+        (every sentence, in order), ``headline``, ``subsample``, ``settings``,
+        ``timings_s`` and ``notes``. Each measure is a dict of numbers plus a
+        ``reading``.
+    """
+    from ..distill.runtime import resolve_device
+
+    a, b = _check_names(names)
+    check_int("max_points", max_points, minimum=10)
+    check_int("n_permutations", n_permutations, minimum=0)
+    check_positive("alpha", alpha)
+    if not alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got alpha={alpha!r}")
+    check_int("cv", cv, minimum=2)
+    check_bool("normalize", normalize)
+    check_positive("eps_relative", eps_relative, hint="0.05-0.5 is the usual range")
+    check_int("sinkhorn_iter", sinkhorn_iter, minimum=1)
+    check_int("seed", seed, minimum=0)
+    dev = resolve_device(device)
+    t_all = time.perf_counter()
+    times, notes = {}, []
+
+    A = _features("z_a", z_a, normalize)
+    B = _features("z_b", z_b, normalize)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"z_b must have the same feature dimension as z_a ({A.shape[1]}); got {B.shape[1]}: "
+                         "project both into one space first")
+    ya, yb, K, cnames = _labels(y_a, y_b, A.shape[0], B.shape[0], class_names)
+    pr, pair_how = _pairs(pairs, A.shape[0], B.shape[0])
+    if pair_how == "rows":
+        pr = np.stack([pr, pr], 1)
+
+    ia, ib = _sub(A.shape[0], ya, max_points, seed), _sub(B.shape[0], yb, max_points, seed + 1)
+    As, Bs = A[ia], B[ib]  # (n, D), (m, D)
+    ta, tb = (torch.as_tensor(x, device=dev) for x in (As, Bs))
+    if dev.type != "cpu":
+        ta, tb = ta.float(), tb.float()
+    pooled = np.concatenate([As, Bs])  # (n + m, D)
+    scale = median_cost(pooled, cost="l2", max_points=2000, seed=seed)
+    bws = rbf_bandwidths(pooled, seed=seed)
+    eps = eps_relative * scale
+    res = GapResult(arrays={"z_a": A, "z_b": B, "y_a": ya, "y_b": yb, "pairs": pr})
+
+    # ---- distribution distance
+    t = time.perf_counter()
+    mm = mmd_permutation_test(ta, tb, bandwidth=bws, n_permutations=n_permutations, seed=seed)
+    times["mmd"] = time.perf_counter() - t
+    t = time.perf_counter()
+    w1, plan_exact = exact_ot(As, Bs, cost="l2", return_plan=True, max_points=max_points)
+    w2sq = exact_ot(As, Bs, cost="sqeuclidean", max_points=max_points)
+    times["exact_ot"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ent = entropic_ot(ta, tb, eps=eps, cost="l2", max_iter=sinkhorn_iter, return_plan=True)
+    self_a = entropic_ot(ta, ta, eps=eps, cost="l2", max_iter=sinkhorn_iter)["objective"]
+    self_b = entropic_ot(tb, tb, eps=eps, cost="l2", max_iter=sinkhorn_iter)["objective"]
+    sdiv = ent["objective"] - 0.5 * (self_a + self_b)  # S_ε, as sinkhorn_divergence (plan kept for the figure)
+    times["sinkhorn"] = time.perf_counter() - t
+    mg = modality_gap(B, A)  # ratios over A's RMS radius
+    mean_a, mean_b = A.mean(0), B.mean(0)
+    cos = None if min(np.linalg.norm(mean_a), np.linalg.norm(mean_b)) <= 1e-12 else mg["mean_cos"]
+    ratio = mg["gap_ratio"] if math.isfinite(mg["gap_ratio"]) else None
+    res["distance"] = {
+        "mmd": {"mmd2": mm["mmd2"], "p_value": mm["p_value"], "n_permutations": n_permutations,
+                "bandwidths": bws, "reading": T.mmd(mm["mmd2"], mm["p_value"], n_permutations, alpha, a, b)},
+        "w1": {"w1": w1, "w1_relative": w1 / scale, "median_distance": scale, "w2_squared": w2sq,
+               "reading": T.w1(w1, w1 / scale, a, b)},
+        "sinkhorn": {"divergence": sdiv, "transport_cost": ent["cost"], "eps": eps, "eps_relative": eps_relative,
+                     "marginal_error": ent["marginal_error"],
+                     "reading": T.sinkhorn(sdiv, eps_relative, ent["marginal_error"])},
+        "centroid": {"centroid_gap": mg["centroid_gap"], "gap_ratio": ratio, "mean_cos": cos,
+                     "norm_ratio": mg["norm_ratio"], "reading": T.centroid(mg["centroid_gap"], ratio, cos, a, b)},
+    }
+
+    # ---- the gap vector: a shift, or a change of shape?
+    t = time.perf_counter()
+    g = mean_b - mean_a  # (D,)
+    g_sub = Bs.mean(0) - As.mean(0)
+    share = float(np.clip(g_sub @ g_sub / w2sq, 0.0, 1.0)) if w2sq > 1e-12 else None
+    Ac, Bc = As - mean_a, Bs - mean_b
+    mc = mmd_permutation_test(torch.as_tensor(Ac, device=dev, dtype=ta.dtype),
+                              torch.as_tensor(Bc, device=dev, dtype=ta.dtype), bandwidth=bws,
+                              n_permutations=n_permutations, seed=seed + 1)
+    w1c = exact_ot(Ac, Bc, cost="l2", max_points=max_points)
+    times["centred"] = time.perf_counter() - t
+    res["gap_vector"] = {
+        "gap": {"norm": float(np.linalg.norm(g)), "relative": ratio, "shift_share_w2": share,
+                "vector": np.round(g, 5), "reading": T.gap_vector(float(np.linalg.norm(g)), share, a, b)},
+        "centred": {"mmd2": mc["mmd2"], "p_value": mc["p_value"], "w1": w1c, "w1_relative": w1c / scale,
+                    "w1_reduction": (1 - w1c / w1) if w1 > 1e-12 else None,
+                    "reading": T.centred(mc["mmd2"], mc["p_value"], w1c, w1, alpha, a, b)},
+    }
+
+    # ---- labels
+    res["classes"], res["transfer"], res["plan"] = None, None, None
+    if ya is not None:
+        t = time.perf_counter()
+        ya_s, yb_s = ya[ia], yb[ib]
+        n_cls = 0 if not n_permutations else max(n_permutations, int(math.ceil(2 * K / alpha)))
+        cc = class_conditional_mmd(ta, ya_s, tb, yb_s, bandwidth=bws, num_classes=K, n_permutations=n_cls,
+                                   seed=seed, alpha=alpha)
+        rows = []
+        for r in cc["per_class"]:
+            k = r["class"]
+            ma, mb = ya == k, yb == k
+            cg = float(np.linalg.norm(B[mb].mean(0) - A[ma].mean(0))) if ma.any() and mb.any() else None
+            rows.append({**r, "name": cnames[k], "centroid_gap": cg})
+        tested = [r for r in rows if r["mmd2"] is not None]
+        worst = max(tested, key=lambda r: r["mmd2"]) if tested else None
+        pur = plan_class_purity(plan_exact, ya_s, yb_s, K)
+        pa, pb = np.bincount(ya, minlength=K) / len(ya), np.bincount(yb, minlength=K) / len(yb)
+        tv = 0.5 * float(np.abs(pa - pb).sum())
+        pa_s, pb_s = np.bincount(ya_s, minlength=K) / len(ya_s), np.bincount(yb_s, minlength=K) / len(yb_s)
+        best = float(np.minimum(pa_s, pb_s).sum())  # the most any coupling of the subsample can keep in-class
+        res["classes"] = {
+            "per_class_mmd": {"classes": rows, "n_rejected": cc["n_rejected"], "n_tested": len(tested),
+                              "n_permutations": n_cls, "alpha": alpha,
+                              "reading": T.per_class(cc["n_rejected"], len(tested), alpha,
+                                                     worst["name"] if worst else None,
+                                                     worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
+            "purity": {"purity": pur["purity"], "chance": pur["chance"], "purity_matched": pur["purity_matched"],
+                       "max_purity": best, "matching": [cnames[int(j)] for j in pur["matching"]],
+                       "class_mass": np.round(pur["class_mass"], 5), "plan": "exact (ot.emd, l2 cost)",
+                       "reading": T.purity(pur["purity"], pur["chance"], pur["purity_matched"], best, a, b, True)},
+            "prior_tv": {"tv": tv, "prior_a": np.round(pa, 5), "prior_b": np.round(pb, 5),
+                         "reading": T.prior_tv(tv, a, b)},
+        }
+        pooled_plan = pool_plan(ent["plan"], ya_s, yb_s)
+        rs, cs = np.asarray(pooled_plan["row_sizes"], float), np.asarray(pooled_plan["col_sizes"], float)
+        dens = pooled_plan["plan"] / np.outer(rs, cs) * (rs.sum() * cs.sum())  # 1 = independent coupling
+        res["plan"] = {"plan_x_uniform": np.round(dens, 3), "row_classes": pooled_plan["row_classes"],
+                       "col_classes": pooled_plan["col_classes"], "class_mass_exact": np.round(pur["class_mass"], 5)}
+        times["classes"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if np.unique(ya).size >= 2 and np.unique(yb).size >= 2:
+            tr = linear_transfer(A, ya, B, yb, names=(a, b), cv=cv, seed=seed)
+            for src, dst in ((a, b), (b, a)):
+                d = tr["transfer"][f"{src}→{dst}"]
+                d["reading"] = T.transfer(src, dst, d["raw"], d["centred"], tr["own"][src], tr["own"][dst],
+                                          tr["chance"][dst])
+            tr["reading"] = " ".join(tr["transfer"][k]["reading"] for k in tr["transfer"])
+            if tr["n_not_converged"]:
+                notes.append(f"{tr['n_not_converged']} logistic-regression fits stopped at max_iter before converging")
+            res["transfer"] = tr
+        else:
+            notes.append("the transfer test was skipped: each set needs at least 2 classes")
+        times["transfer"] = time.perf_counter() - t
+
+    # ---- pairs
+    res["paired"] = None
+    if pr is not None:
+        t = time.perf_counter()
+        keep = _sub(len(pr), ya[pr[:, 0]] if ya is not None else None, max_points, seed + 2)
+        pk = pr[keep]
+        pm = paired_measures(A[pk[:, 0]], B[pk[:, 1]], ks=KS, seed=seed, device=dev)
+        ret = pm["retrieval"]
+        readings = [T.retrieval(w, ret, pm["retrieval_chance"][1], pm["n_candidates"]) for w in ("x_to_y", "y_to_x")]
+        rename = {"x_to_y": f"{a}→{b}", "y_to_x": f"{b}→{a}"}
+        res["paired"] = {
+            "n_pairs": int(len(pr)), "n_used": int(len(pk)), "how": pair_how,
+            "retrieval": {"recall": {v: {rename[w]: {f"@{k}": r[w][k] for k in KS} for w in r} for v, r in ret.items()},
+                          "chance": {f"@{k}": c for k, c in pm["retrieval_chance"].items()},
+                          "n_candidates": pm["n_candidates"],
+                          "reading": " ".join(readings).replace("x→y", f"{a}→{b}").replace("y→x", f"{b}→{a}")},
+            "cka": {"cka": pm["cka"], "reading": T.cka(pm["cka"])},
+            "procrustes": {"residual": pm["procrustes"], "residual_heldout": pm["procrustes_heldout"],
+                           "reading": T.procrustes(pm["procrustes"], pm["procrustes_heldout"], a, b)},
+        }
+        times["paired"] = time.perf_counter() - t
+
+    sub_note = (f"The quadratic parts (MMD, exact and entropic OT, transport purity) used {len(ia)} of {A.shape[0]} "
+                f"rows of {a} and {len(ib)} of {B.shape[0]} of {b}"
+                + (", stratified by class" if ya is not None else ", drawn at random")
+                + f" (max_points = {max_points}, seed {seed})"
+                + ("" if pr is None else f"; the paired measures {res['paired']['n_used']} of {len(pr)} pairs")
+                + "; centroids, the gap vector and the classifiers used every row.")
+    res["subsample"] = {"a": int(len(ia)), "b": int(len(ib)), "pairs": None if pr is None else res["paired"]["n_used"],
+                        "applied": bool(len(ia) < A.shape[0] or len(ib) < B.shape[0] or
+                                        (pr is not None and res["paired"]["n_used"] < len(pr))),
+                        "stratified": ya is not None, "max_points": max_points, "seed": seed, "reading": sub_note}
+    res.update({
+        "names": [a, b], "n": {a: int(A.shape[0]), b: int(B.shape[0])}, "dim": int(A.shape[1]),
+        "normalized": normalize, "num_classes": int(K) if ya is not None else None, "class_names": cnames,
+        "settings": {"max_points": max_points, "n_permutations": n_permutations, "alpha": alpha, "cv": cv,
+                     "eps_relative": eps_relative, "eps_absolute": eps, "sinkhorn_iter": sinkhorn_iter,
+                     "bandwidths": bws, "bandwidths_from": f"median distance within {a} ∪ {b} × (0.5, 1, 2)",
+                     "seed": seed, "device": str(dev)},
+    })
+    res["readings"] = _readings(res)
+    res["headline"] = _headline(res)
+    times["total"] = time.perf_counter() - t_all
+    res["timings_s"] = {k: round(v, 4) for k, v in times.items()}
+    cleaned = _clean(dict(res), notes)
+    res.clear()
+    res.update(cleaned)
+    res["notes"] = notes
+    return res
+
+
+def _readings(r: dict) -> list:
+    out = [r["subsample"]["reading"]]
+    for sec in ("distance", "gap_vector", "classes", "paired"):
+        for m in (r.get(sec) or {}).values():
+            if isinstance(m, dict) and "reading" in m:
+                out.append(m["reading"])
+    if r.get("transfer"):
+        out += [d["reading"] for d in r["transfer"]["transfer"].values()]
+    return out
+
+
+def _headline(r: dict) -> str:
+    a, b = r["names"]
+    p = r["distance"]["mmd"]["p_value"]
+    alpha = r["settings"]["alpha"]
+    s = (f"{a} and {b} are distinguishable" if p is not None and p < alpha else
+         f"{a} and {b} are not distinguishable at this sample size" if p is not None else f"{a} vs {b}")
+    share = r["gap_vector"]["gap"]["shift_share_w2"]
+    if share is not None:
+        s += f"; a shift explains {T.pct(share)} of W2²"
+    if r.get("transfer"):
+        t = r["transfer"]["transfer"][f"{a}→{b}"]
+        s += (f"; a linear classifier trained on {a} scores {T.f(t['raw'])} on {b} "
+              f"({b}'s own: {T.f(r['transfer']['own'][b])}), {T.f(t['centred'])} after centring")
+    if r.get("paired") and "orthogonal map" in r["paired"]["retrieval"]["recall"]:
+        rec = r["paired"]["retrieval"]["recall"]
+        s += (f"; paired recall@1 {a}→{b} {T.f(rec['as is'][f'{a}→{b}']['@1'])} as is, "
+              f"{T.f(rec['orthogonal map'][f'{a}→{b}']['@1'])} after an orthogonal map")
+    return s + "."

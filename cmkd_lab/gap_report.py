@@ -1,0 +1,326 @@
+"""The gap explorer's files: ``gap.json`` and a self-contained ``gap.html``.
+
+* :func:`load_embeddings` reads one set from ``.npz`` (``features`` and
+  optionally ``labels`` and ``class_names``) or ``.npy`` (features only).
+* :func:`render_gap_report` / :func:`write_gap_report` turn an
+  :func:`~cmkd_lab.explore_gap` result — or an
+  :func:`~cmkd_lab.explore_run_gap` before/after pair — into HTML with
+  plotly.js inlined once (viewable offline, like :mod:`cmkd_lab.report`).
+* :func:`gap_report_from_run` does it for a finished run's directory.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["load_embeddings", "load_pairs", "render_gap_report", "write_gap_report", "gap_report_from_run", "gap_json",
+           "export_gap_pngs", "gap_command"]
+
+_EXPLAIN = {
+    "Overlay (UMAP)": "A 2-D UMAP fitted on both sets together. UMAP keeps local neighbourhoods: two sets that "
+                      "sit apart here may still overlap in shape; distances on the page mean little.",
+    "Overlay (PCA)": "The first two principal components of both sets together: a linear view, so shifts and "
+                     "spreads show as they are, and the arrow joining the two means is the gap vector's projection.",
+    "Distances before and after removing the gap vector": "MMD² and W1 as the sets stand and after centring each "
+        "set on its own mean. W2² splits exactly into ‖mean B − mean A‖² plus W2² of the centred sets: the red "
+        "part is what a shift explains.",
+    "Transport plan sorted by class": "The entropic plan between the two sets (rows: the first set), sorted by "
+        "class and pooled within classes (1 = the independent coupling), and the class-to-class mass of the exact "
+        "plan: its diagonal is the purity.",
+    "Per-class distances": "One MMD permutation test per class (Holm-corrected across classes) and the distance "
+                           "between the two sets' class centroids.",
+    "Cross-modal transfer": "A standardised logistic regression trained on one set (rows) and tested on each "
+        "(columns), cross-fitted so that the diagonal (own accuracy) and the off-diagonal use the same models. "
+        "Right: after centring each set, i.e. with the gap vector removed.",
+    "Paired retrieval": "Each sample's partner searched among the other set's samples by Euclidean nearest "
+        "neighbour, as the spaces stand, after centring, and after an orthogonal map fitted on the other half of "
+        "the pairs.",
+}
+_SECTIONS = (("distance", "Distribution distance"), ("gap_vector", "The gap vector: a shift or a change of shape?"),
+             ("classes", "Classes"), ("transfer", "Cross-modal transfer"), ("paired", "Pairs"))
+
+
+def load_embeddings(path, *, name: str = "the file") -> Tuple[np.ndarray, Optional[np.ndarray], Optional[list]]:
+    """One embedding set from ``.npz`` (``features`` [+ ``labels``, ``class_names``]) or ``.npy``.
+
+    Parameters
+    ----------
+    path : str or Path
+    name : str
+        How errors name the file's role (e.g. ``"A"``).
+
+    Returns
+    -------
+    features : ndarray (N, D);  labels : ndarray (N,) or None;  class_names : list or None
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{name} file {str(p)!r} does not exist")
+    suffix = p.suffix.lower()
+    if suffix not in (".npz", ".npy"):
+        raise ValueError(f"{name} must be a .npz (features, labels) or .npy (features) file; got {str(p)!r}")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as e:  # not a numpy file, a pickled object array, a truncated zip
+        raise ValueError(f"{name} file {str(p)!r} cannot be read as {suffix} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); save it with numpy.savez / numpy.save") \
+            from None
+    if suffix == ".npy":
+        return np.asarray(data), None, None
+    with data:
+        keys = list(data.keys())
+        if "features" not in keys:
+            raise ValueError(f"{name} file {str(p)!r} must hold an array named 'features' (and optionally "
+                             f"'labels', 'class_names'); it holds {keys}: save it with numpy.savez(path, "
+                             "features=z, labels=y)")
+        z = np.asarray(data["features"])
+        y = np.asarray(data["labels"]) if "labels" in keys else None
+        cn = [str(c) for c in np.asarray(data["class_names"]).ravel()] if "class_names" in keys else None
+    return z, y, cn
+
+
+def gap_json(result: dict) -> str:
+    """The JSON text of a result (``explore_gap`` or ``explore_run_gap``)."""
+    return json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False)
+
+
+def _esc(s) -> str:
+    return html.escape(str(s))
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
+    th = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    trs = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def _figures_html(figs, first: List[bool]) -> str:
+    parts = []
+    for title, fig in figs:
+        parts.append(f"<h3>{_esc(title)}</h3>")
+        if title in _EXPLAIN:
+            parts.append(f"<p class='note'>{_esc(_EXPLAIN[title])}</p>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=bool(first[0]), config={"displaylogo": False}))
+        first[0] = False
+    return "".join(parts)
+
+
+def _one(r: dict, projection, first: List[bool], level: str = "h2") -> str:
+    from .diagnostics.run_gap import before_after_table
+    from .viz.gap import gap_figures
+
+    out = [f"<p class='headline'>{_esc(r['headline'])}</p>", f"<p class='note'>{_esc(r['subsample']['reading'])}</p>"]
+    for key, title in _SECTIONS:
+        sec = r.get(key)
+        if not sec:
+            continue
+        if key == "transfer":
+            items = list(sec["transfer"].values())
+        else:
+            items = [m for m in sec.values() if isinstance(m, dict) and "reading" in m]
+        out.append(f"<{level}>{_esc(title)}</{level}><ul>"
+                   + "".join(f"<li>{_esc(m['reading'])}</li>" for m in items) + "</ul>")
+    rows = [(row["quantity"], row["before"]) for row in before_after_table(r, r)]
+    out.append(f"<{level}>Numbers</{level}>" + _table(rows, ["quantity", "value"]))
+    out.append(_figures_html(gap_figures(r, projection=projection), first))
+    if r.get("notes"):
+        out.append("<p class='warn'>" + "<br>".join(_esc(n) for n in r["notes"]) + "</p>")
+    out.append("<details><summary>Settings and timings</summary><pre>"
+               + _esc(json.dumps({"settings": r["settings"], "timings_s": r["timings_s"], "n": r["n"],
+                                  "dim": r["dim"]}, indent=1, ensure_ascii=False)) + "</pre></details>")
+    return "".join(out)
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}"
+          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}"
+          "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}.note{color:#555;font-size:14px}"
+          ".headline{font-size:17px;background:#f3f6fa;padding:.6em 1em;border-left:4px solid #1F77B4}"
+          ".warn{color:#a00}h2{margin-top:1.6em;border-bottom:1px solid #ddd}")
+
+
+def render_gap_report(result: dict, *, projection: Union[str, Sequence[str]] = ("umap", "pca")) -> str:
+    """The HTML text of a gap report (plotly.js inlined once).
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`~cmkd_lab.explore_gap` (one pair of sets) or
+        :func:`~cmkd_lab.explore_run_gap` (``before`` / ``after``).
+    projection : "umap", "pca", "none" or a sequence of them
+        The overlays to draw (they need the features: a result read back
+        from ``gap.json`` has none, and gets every other figure).
+    """
+    if not isinstance(result, dict):
+        raise TypeError(f"result must be what explore_gap or explore_run_gap returns; got {type(result).__name__}")
+    first = [True]
+    if "before" in result and "after" in result:
+        e0, e1 = result["epochs"]
+        run = result.get("run") or {}
+        a, b = result["after"]["names"]
+        title = f"cmkd_lab — the gap between {a} and {b}, epoch {e0} vs {e1}"
+        mods = run.get("modalities") or {}
+        what = " · ".join(f"{k} {_fmt(v)}" for k, v in run.items() if v is not None and k != "modalities")
+        what += "".join(f" · {k}: {v}" for k, v in mods.items() if v)
+        body = (f"<p>{_esc(what)}</p><h2>Before and after distillation</h2>"
+                + _table([(r["quantity"], r["before"], r["after"]) for r in result["table"]],
+                         ["quantity", f"epoch {e0}", f"epoch {e1}"])
+                + f"<h1>After: epoch {e1}</h1>" + _one(result["after"], projection, first)
+                + f"<h1>Before: epoch {e0}</h1>" + _one(result["before"], projection, first))
+    else:
+        a, b = result["names"]
+        title = f"cmkd_lab — the gap between {a} and {b}"
+        body = _one(result, projection, first)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{_STYLE}</style>"
+            f"</head><body><h1>{_esc(title)}</h1>{body}</body></html>")
+
+
+def write_gap_report(result: dict, out_dir, *, projection: Union[str, Sequence[str]] = ("umap", "pca")) -> dict:
+    """Write ``out_dir/gap.json`` and ``out_dir/gap.html`` (atomic writes).
+
+    Returns
+    -------
+    dict with the two paths (``json``, ``html``)
+    """
+    from ._atomic import atomic_write_text
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must be a directory; {str(out)!r} is a file: choose another --out")
+    text = gap_json(result)  # fails before anything is written
+    page = render_gap_report(result, projection=projection)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "gap.json", text)
+    atomic_write_text(out / "gap.html", page)
+    return {"json": out / "gap.json", "html": out / "gap.html"}
+
+
+def export_gap_pngs(result: dict, out_dir, *, prefix: str = "gap",
+                    projection: Union[str, Sequence[str]] = ("umap", "pca")):
+    """Each figure of a gap report as ``out_dir/PREFIX_NN_title.png`` (kaleido and a Chrome or Chromium).
+
+    For an :func:`~cmkd_lab.explore_run_gap` result the figures of ``after``
+    and ``before`` get the prefixes ``PREFIX_after`` and ``PREFIX_before``.
+
+    Returns
+    -------
+    paths : list of Path;  message : str or None (why nothing was written)
+    """
+    from .report import write_pngs
+    from .viz.gap import gap_figures
+
+    if "before" in result and "after" in result:
+        paths, why = [], None
+        for key in ("after", "before"):
+            p, w = write_pngs(gap_figures(result[key], projection=projection), out_dir, prefix=f"{prefix}_{key}")
+            paths, why = paths + p, why or w
+        return paths, why
+    return write_pngs(gap_figures(result, projection=projection), out_dir, prefix=prefix)
+
+
+def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequence[str]] = ("umap", "pca"),
+                        **options) -> dict:
+    """:func:`~cmkd_lab.explore_run_gap` on ``run_dir/result.json``, written to
+    ``out_dir`` (default ``run_dir``); returns the result (``paths`` added)."""
+    from .diagnostics.run_gap import explore_run_gap
+
+    rp = Path(run_dir) / "result.json"
+    if not rp.is_file():
+        raise ValueError(f"--run must be a run directory holding a result.json; {str(rp)!r} does not exist")
+    try:
+        result = json.loads(rp.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(rp)!r} is not valid JSON ({e}); was the run interrupted while writing?") from None
+    res = explore_run_gap(result, **options)
+    paths = write_gap_report(res, Path(run_dir) if out_dir is None else out_dir, projection=projection)
+    res["paths"] = {k: str(v) for k, v in paths.items()}
+    return res
+
+
+def load_pairs(spec: str):
+    """``--pairs``: ``rows`` (row i of A is row i of B) or a ``.npy`` / ``.csv`` file of (P, 2) row indices."""
+    if spec == "rows":
+        return True
+    p = Path(spec)
+    if not p.is_file():
+        raise ValueError(f"--pairs must be 'rows' or a .npy / .csv file of (row in A, row in B) pairs; "
+                         f"{spec!r} is neither")
+    try:
+        arr = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else \
+            np.loadtxt(p, delimiter=",", ndmin=2)
+    except Exception as e:
+        raise ValueError(f"--pairs file {spec!r} cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)  # a CSV reads as floats
+    return arr
+
+
+def _csv(s: str) -> list:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = None, names: Optional[str] = None,
+                max_points: int = 2000, seed: int = 0, permutations: int = 200, normalize: bool = False,
+                projection: str = "umap,pca", device: str = "auto", png: bool = False, log=print) -> dict:
+    """``python -m cmkd_lab gap``: two embedding files, or ``--run RUN_DIR``; writes gap.json + gap.html."""
+    from .diagnostics.explore import explore_gap
+
+    proj = _csv(projection) or ["none"]
+    opts = dict(max_points=max_points, seed=seed, n_permutations=permutations, normalize=normalize, device=device)
+    if run is not None:
+        if sets:
+            raise ValueError(f"give two embedding files or --run RUN_DIR, not both; got --run {run} and {list(sets)}")
+        if pairs is not None or names is not None:
+            raise ValueError("--pairs and --names do not apply to --run (the run names its sets and has no pairs)")
+        res = gap_report_from_run(run, out, projection=proj, **opts)
+        e0, e1 = res["epochs"]
+        for r in res["table"]:
+            log(f"{r['quantity']:32s} epoch {e0}: {_fmt(r['before']):>8s}   epoch {e1}: {_fmt(r['after']):>8s}")
+        log(f"→ {res['paths']['html']}, {res['paths']['json']}")
+        _pngs(res, out, proj, png, log)
+        return res
+    if len(sets) != 2:
+        raise ValueError(f"gap needs two embedding files A B (.npz with 'features' [+ 'labels'] or .npy), or --run "
+                         f"RUN_DIR; got {len(sets)} file(s)")
+    nm = _csv(names) if names is not None else [Path(s).stem for s in sets]
+    if len(nm) != 2:
+        raise ValueError(f"--names must be two names separated by a comma, e.g. --names image,text; got {names!r}")
+    if nm[0] == nm[1]:
+        nm = [f"{nm[0]} (A)", f"{nm[1]} (B)"]
+    za, ya, ca = load_embeddings(sets[0], name="A")
+    zb, yb, cb = load_embeddings(sets[1], name="B")
+    if (ya is None) != (yb is None):
+        raise ValueError(f"labels must be in both files or in neither: {sets[0] if ya is None else sets[1]!r} has "
+                         "no 'labels' array")
+    cn = ca or cb
+    if ca and cb and ca != cb:
+        raise ValueError(f"the two files name their classes differently ({ca} vs {cb}); store one list")
+    if cn is not None and ya is not None and (ya.dtype.kind in "USO"):
+        cn = None  # string labels name themselves
+    res = explore_gap(za, zb, y_a=ya, y_b=yb, pairs=None if pairs is None else load_pairs(pairs), names=nm,
+                      class_names=cn, **opts)
+    paths = write_gap_report(res, out, projection=proj)
+    log(res["headline"])
+    log(f"→ {paths['html']}, {paths['json']} ({res['timings_s']['total']:.1f} s)")
+    _pngs(res, out, proj, png, log)
+    return res
+
+
+def _pngs(res, out, proj, png: bool, log) -> None:
+    if png:
+        pngs, why = export_gap_pngs(res, Path(out) / "figures", projection=proj)
+        log(why if why else f"{len(pngs)} PNG figures → {Path(out) / 'figures'}")
