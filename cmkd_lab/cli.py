@@ -62,7 +62,7 @@ def build_config(args, **fixed):
         k, v = item.split("=", 1)
         d[k.strip()] = _parse_value(v)
     for k in ("epochs", "seed", "pairing", "device", "batch_size", "student_fraction", "student_unlabelled",
-              "teacher_epochs", "lr", "cost", "eps"):
+              "teacher_epochs", "lr", "cost", "eps", "teacher_control", "min_steps"):
         v = getattr(args, k, None)
         if v is not None:
             d[k] = v
@@ -76,6 +76,11 @@ def _add_common(p, *, seed=True):
     if seed:
         p.add_argument("--seed", type=int, default=None)
     p.add_argument("--pairing", default=None, help="unpaired | class-matched | paired")
+    p.add_argument("--teacher-control", dest="teacher_control", default=None,
+                   help="none | random | shuffled-labels | permuted-classes: the real teacher or a control teacher "
+                        "(bench: a comma-separated list, one column each)")
+    p.add_argument("--min-steps", dest="min_steps", type=int, default=None,
+                   help="at least this many optimiser steps (epochs are raised when few labels make them short)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -166,8 +171,9 @@ def cmd_run(args):
 
 def cmd_bench(args):
     from .experiments import run_bench
-    # --pairing lists the bench's pairings (comma-separated); each run's config gets one of them.
-    cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None}))
+    # --pairing and --teacher-control list the bench's pairings and controls (comma-separated); each run's
+    # config gets one of each.
+    cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None, "teacher_control": None}))
     if args.seeds is not None and args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1 (the number of seeds 0..N-1); got --seeds {args.seeds}")
     if not _csv(args.methods):
@@ -175,7 +181,9 @@ def cmd_bench(args):
     seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
     out = out_dir(args.out)
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
-                    out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args))
+                    out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args),
+                    controls=_csv(args.teacher_control or "none"), workers=args.workers,
+                    overwrite=args.overwrite)
     from .results import format_bench_markdown as format_markdown
     print(format_markdown(res))
     print(f"→ {out / 'results.md'}")
@@ -280,6 +288,9 @@ def make_parser():
     _add_common(s, seed=True)
     s.add_argument("--methods", default="ce,fa,la,ucmkd,ucmkd-joint")
     s.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    s.add_argument("--workers", type=int, default=1, help="local processes (default 1: one run at a time)")
+    s.add_argument("--overwrite", action="store_true", help="run again the folders that hold runs made with other "
+                                                             "options (refused otherwise)")
     s.add_argument("--out", required=True)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_bench)

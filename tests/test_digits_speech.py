@@ -32,7 +32,7 @@ def test_shapes_classes_and_encoders(task):
         assert set(np.unique(task.student[s].y)) == set(range(10))
     assert sum(len(task.teacher[s]) for s in SPLITS) == 1797
     assert task.teacher_encoder == {"kind": "cnn2d", "in_channels": 1, "height": 8, "width": 8}
-    assert task.student_encoder == {"kind": "cnn2d", "in_channels": 1, "height": 32, "width": 48}
+    assert task.student_encoder == {"kind": "cnn2d", "in_channels": 1, "height": 32, "width": 48, "pool": "max"}
     # standardised on the train splits
     assert abs(task.teacher["train"].x.mean()) < 1e-4 and abs(task.teacher["train"].x.std() - 1) < 1e-3
     assert np.allclose(task.student["train"].x.mean(axis=(0, 1, 3)), 0, atol=1e-3)
@@ -112,3 +112,16 @@ def test_missing_file_and_unknown_option():
         load_digits_speech(path="/nonexistent/digits_speech.npz")
     with pytest.raises(TypeError, match="noise"):
         load_digits_speech(noise=0.5)
+
+
+def test_the_earlier_preprocessing_is_an_option():
+    """pool="avg" and clip_level=False give back the earlier student network and inputs; the default
+    subtracts each clip's level (per-band standardisation is kept: every band still has mean 0)."""
+    import numpy as np
+    from cmkd_lab.data import load_task
+    new, old = load_task("digits-speech"), load_task("digits-speech", pool="avg", clip_level=False)
+    assert old.student_encoder["pool"] == "avg" and new.student_encoder["pool"] == "max"
+    x_new, x_old = new.student["train"].x, old.student["train"].x
+    np.testing.assert_allclose(x_new, x_old - x_old.mean(axis=(1, 2, 3), keepdims=True), atol=1e-5)
+    assert np.allclose(x_new.mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    assert np.allclose(x_new.mean(axis=(0, 1, 3)), 0, atol=1e-3)

@@ -237,3 +237,22 @@ def test_rebuild_from_raw_matches_shipped_checksum():
     arrays = mod.cut_windows(mod.read_raw(Path(RAW)))
     expected = json.loads((BUILTIN_DIR / "CHECKSUMS.json").read_text())["hapt"]
     assert arrays_sha256(arrays) == expected
+
+
+def test_gyroscope_compression_spreads_the_static_windows():
+    """The signed-log knee keeps the static activities visible: before it, their windows are ~0.03 in
+    amplitude after standardisation; after it, of order 1 (gyro_knee=0 gives the plain standardisation)."""
+    import numpy as np
+    from cmkd_lab.data import load_task
+    new, plain = load_task("hapt"), load_task("hapt", gyro_knee=0)
+    static = np.isin(new.student["train"].y, [3, 4, 5])  # sit, stand, lie
+
+    def spread(t):
+        return float(np.median(t.student["train"].x[static].std(axis=2)))
+    assert spread(plain) < 0.1 < 0.3 < spread(new)
+    for t in (new, plain):  # standardised on their own training split either way
+        np.testing.assert_allclose(t.student["train"].x.mean(axis=(0, 2)), 0, atol=1e-3)
+        np.testing.assert_allclose(t.student["train"].x.std(axis=(0, 2)), 1, atol=1e-3)
+    np.testing.assert_array_equal(new.teacher["train"].x, plain.teacher["train"].x)  # the teacher is unchanged
+    with pytest.raises(ValueError, match="gyro_knee must be >= 0"):
+        load_task("hapt", gyro_knee=-1)

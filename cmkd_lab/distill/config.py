@@ -43,7 +43,7 @@ class DistillConfig:
     lr: float = 1e-3              # paper: 1e-2 with sgd
     momentum: float = 0.9         # sgd only
     weight_decay: float = 0.0
-    schedule: str = "constant"    # "constant" | "cosine" (paper: cosine after warm-up)
+    schedule: str = "cosine"      # "cosine" (decays to 0 at the last epoch: a stable last epoch) | "constant"
     warmup_epochs: int = 0        # paper: 5 (linear warm-up)
     grad_clip: float = 5.0        # max gradient norm, 0 = off (paper: 5)
     feature_dim: int = 64         # D, shared by teacher and student (paper: 512)
@@ -77,6 +77,8 @@ class DistillConfig:
     # --- teacher
     teacher_epochs: int = 30
     teacher_lr: float = 1e-3
+    teacher_schedule: str = "cosine"  # "cosine" | "constant": the teacher's learning-rate schedule
+    teacher_control: str = "none"  # "none" | "random" | "shuffled-labels" | "permuted-classes" (distill/teacher.py)
     # --- run
     seed: int = 0
     replicate: int = 0            # another draw of the training noise (init, batch order) on the same data and teacher
@@ -143,6 +145,8 @@ class DistillConfig:
                              f"match and no recorded pair); got pairing={self.pairing!r}")
         check_int("teacher_epochs", self.teacher_epochs, minimum=1)
         check_positive("teacher_lr", self.teacher_lr)
+        check_choice("teacher_schedule", self.teacher_schedule, ("constant", "cosine"))
+        check_choice("teacher_control", self.teacher_control, ("none", "random", "shuffled-labels", "permuted-classes"))
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         check_int("replicate", self.replicate, minimum=0)
         check_int("diagnostics_every", self.diagnostics_every, minimum=0)
@@ -209,7 +213,8 @@ class DistillConfig:
         unknown = sorted((k for k in d if k not in known), key=repr)
         if unknown:
             import difflib
-            close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.75) for k in unknown if isinstance(k, str)}
+            close = {k: difflib.get_close_matches(k, [*known, *opts], n=1, cutoff=0.75) for k in unknown
+                     if isinstance(k, str)}
             hint = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
             raise ValueError(f"{source} has unknown keys {unknown}{hint}; known keys: {', '.join(sorted(known))}"
                              + (f"; method options: {', '.join(sorted(opts))}" if opts else ""))

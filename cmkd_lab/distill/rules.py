@@ -11,7 +11,7 @@ from typing import Optional, Tuple, Type
 
 from .methods import get_method
 
-__all__ = ["PairingError", "why_not", "check_runnable", "same_as_unpaired"]
+__all__ = ["PairingError", "why_not", "check_runnable", "same_as_unpaired", "same_under_controls"]
 
 
 class PairingError(ValueError):
@@ -60,3 +60,9 @@ def same_as_unpaired(method: str, pairing: str) -> bool:
     """True when ``method`` never reads a teacher sample, so its run under ``pairing`` is its unpaired
     run (a grid over pairings runs it once)."""
     return pairing != "unpaired" and not get_method(method).uses_teacher_samples
+
+
+def same_under_controls(method: str, control: str) -> bool:
+    """True when ``method`` never reads the teacher (``ce``, ``entmin``), so its run under a teacher
+    ``control`` is its run with the real teacher."""
+    return control != "none" and not get_method(method).uses_teacher

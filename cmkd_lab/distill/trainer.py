@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .._seeds import REPLICATE, STUDENT_BATCHES, UNLABELLED_BATCHES
+from .._seeds import STUDENT_BATCHES, UNLABELLED_BATCHES, training_seed as _training_seed
 from ..data.lazy import is_lazy
 from ..data.loader import iterate_batches
 from ..data.sampling import TeacherBatchSampler
@@ -31,7 +31,7 @@ from .distributed import from_env
 from .methods import Batch, get_method
 from .rules import PairingError, check_runnable
 from .runtime import resolve_device, seed_everything, versions
-from .teacher import batched_features, evaluate, get_teacher
+from .teacher import bank_labels, batched_features, evaluate, get_teacher
 
 __all__ = ["Trainer", "Callback", "distill", "PairingError", "StaleCheckpointError"]
 
@@ -78,12 +78,8 @@ def _lr_factor(cfg: DistillConfig, epoch: int, epochs: int) -> float:
 
 
 def training_seed(cfg: DistillConfig) -> int:
-    """The seed of the training noise (student initialisation, batch order, teacher draws): ``cfg.seed``
-    itself for ``replicate=0``, another value per replicate (the data subset and the teacher stay
-    ``cfg.seed``'s)."""
-    if cfg.replicate == 0:
-        return cfg.seed
-    return int(np.random.SeedSequence([cfg.seed, REPLICATE, cfg.replicate]).generate_state(1)[0])
+    """The seed of the training noise (:func:`cmkd_lab._seeds.training_seed` of ``cfg.seed``, ``cfg.replicate``)."""
+    return _training_seed(cfg.seed, cfg.replicate)
 
 
 def _check_arguments(task, method, config, callbacks, teacher) -> None:
@@ -195,6 +191,8 @@ class Trainer:
             self._bank_x, self.bank_y_np = self.task.paired_teacher_x["train"], self.task.student["train"].y
         else:
             self._bank_x, self.bank_y_np = self.task.teacher["train"].x, self.task.teacher["train"].y
+        # A teacher control renames what the teacher says about its own data (distill/teacher.py).
+        self.bank_y_np = bank_labels(self.bank_y_np, self.teacher_info, cfg.seed)
         self.bank = batched_features(self.teacher, self._bank_x, self.device)  # (M, D)
         self.bank_y = torch.as_tensor(self.bank_y_np, device=self.device)
         self.sampler = TeacherBatchSampler(cfg.pairing, self.bank_y_np, self.task.num_classes, seed=training_seed(cfg))
@@ -483,8 +481,9 @@ class Trainer:
             return False
         if self.dist is not None:  # rank 0's BatchNorm buffers everywhere, terms averaged over ranks
             sums = self.dist.end_epoch(self.student, sums)
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         self.scheduler.step()
-        record = {"epoch": self.epoch + 1, "steps": nsteps, "lr": self.optimizer.param_groups[0]["lr"]}
+        record = {"epoch": self.epoch + 1, "steps": nsteps, "lr": lr}
         record.update({k: float(v) / max(1, nsteps) for k, v in sums.items()})
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
         self.epoch += 1

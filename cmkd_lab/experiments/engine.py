@@ -16,7 +16,10 @@ made with other options is refused (another experiment's folder) unless ``overwr
 """
 from __future__ import annotations
 
+import functools
 import json
+import re
+import threading
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -26,7 +29,38 @@ from ..results.summary import aa_name, run_record
 from ..store import code_version, compare_identity, read_json, write_json
 from .executors import executor, sigterm_as_interrupt
 
-__all__ = ["plan", "run_jobs"]
+__all__ = ["plan", "run_jobs", "parse_method", "check_methods"]
+
+
+def parse_method(spec: str):
+    """``"ucmkd-joint[la_teacher_grad=align;lambda_fa=0.1]"`` → (``"ucmkd-joint"``, its option overrides):
+    a method variant, compared like any method (values read as JSON where they parse)."""
+    m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\s*(?:\[(.*)\])?\s*", str(spec))
+    if not m:
+        raise ValueError(f"a method is a name, or name[option=value;...] for a variant; got {spec!r}")
+    over = {}
+    for item in filter(None, (x.strip() for x in (m.group(2) or "").split(";"))):
+        if "=" not in item:
+            raise ValueError(f"method variant {spec!r}: each option is key=value (separated by ';'); got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            over[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            over[k.strip()] = v.strip()
+    return m.group(1), over
+
+
+def check_methods(specs, config) -> None:
+    """Every method (variant) names a registered method and valid option overrides."""
+    from ..distill import get_method
+    for spec in specs:
+        name, over = parse_method(spec)
+        get_method(name)
+        if over:
+            try:
+                config.replace(**over)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"method variant {spec!r}: {e}") from None
 
 _FINAL = ("completed", "diverged")  # a rerun would give the same answer
 
@@ -48,10 +82,12 @@ def _task_facts(task_name, seed, fast, task_kwargs, cache: dict):
 def _canonical(method: str, cfg) -> dict:
     """The config of the run ``method`` would really do: options it provably ignores set to their
     default (a method that never reads a teacher sample runs the same under every pairing)."""
-    from ..distill.rules import same_as_unpaired
+    from ..distill.rules import same_as_unpaired, same_under_controls
     d = cfg.to_dict()
     if same_as_unpaired(method, cfg.pairing):
         d["pairing"] = "unpaired"
+    if same_under_controls(method, cfg.teacher_control):
+        d["teacher_control"] = "none"
     return d
 
 
@@ -64,11 +100,11 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
     ``config.diagnostics_every`` epochs), a dict of its options, or None (none). ``dir_of(cell)``: the
     cell's folder under ``out/runs`` (default: the cell's name made safe).
     """
-    from ..distill.rules import same_as_unpaired, why_not
+    from ..distill.rules import same_as_unpaired, same_under_controls, why_not
     from ..distill.teacher import teacher_key
 
     dir_of = dir_of or (lambda c: cell_dir(c["cell"]))
-    variants = [(m, m, 0) for m in methods] + ([(aa_name(baseline), baseline, 1)] if aa else [])
+    variants = [(m, *parse_method(m), 0) for m in methods] + ([(aa_name(baseline), baseline, {}, 1)] if aa else [])
     facts: dict = {}
     jobs, skipped, aliases, first = [], [], [], {}
     for seed in seeds:
@@ -76,8 +112,9 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
             t, fp, has_pairs = _task_facts(task, seed, fast, c["task_kwargs"], facts)
             base_cfg = c["config"].replace(seed=seed)
             tkey = teacher_key(t, base_cfg)
-            for label, method, replicate in variants:
-                cfg = base_cfg.replace(replicate=replicate) if replicate else base_cfg
+            for label, method, over, replicate in variants:
+                cfg = base_cfg.replace(**over, **({"replicate": replicate} if replicate else {})) \
+                    if (over or replicate) else base_cfg
                 why = why_not(method, pairing=cfg.pairing, task_name=task, task_has_pairs=has_pairs,
                               student_unlabelled=cfg.student_unlabelled)
                 if why is not None:
@@ -91,12 +128,14 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
                        "config": cfg.to_dict(), "cell": c["cell"], "values": c["values"], "seed": seed,
                        "identity": identity, "teacher_key": tkey, "diagnostics": diagnostics,
                        "early_epochs": early_epochs, "threads": threads, "report": report,
-                       "dir": str(out / "runs" / dir_of(c) / (label if not replicate else f"{method}-aa")
+                       "dir": str(out / "runs" / dir_of(c) / (cell_dir(label) if not replicate else f"{method}-aa")
                                   / f"seed{seed}")}
                 if key in first:
                     src = first[key]
                     why_same = (f"{method} never reads a teacher sample, so its run is identical to the unpaired one"
-                                if same_as_unpaired(method, cfg.pairing) else "the same run")
+                                if same_as_unpaired(method, cfg.pairing) else
+                                f"{method} never reads the teacher, so its run is the one with the real teacher"
+                                if same_under_controls(method, cfg.teacher_control) else "the same run")
                     aliases.append({"cell": c["cell"], "values": c["values"], "method": label, "seed": seed,
                                     "same_as": src["cell"], "dir": src["dir"], "reason": why_same})
                     continue
@@ -106,6 +145,20 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
 
 
 # ------------------------------------------------------------------ the jobs
+# One job at a time per process: the trainer seeds torch's global RNG and torch's thread count is per
+# process, so two runs in threads of one process (a Dask worker with --nthreads > 1) would not reproduce.
+# Threads of one worker therefore take turns; give workers one thread and use more workers.
+_PROCESS_LOCK = threading.Lock()
+
+
+def _one_at_a_time(fn):
+    @functools.wraps(fn)
+    def wrapper(job):
+        with _PROCESS_LOCK:
+            return fn(job)
+    return wrapper
+
+
 def _set_threads(n):
     import torch
     prev = torch.get_num_threads()
@@ -119,6 +172,7 @@ def _load(job):
     return load_task(job["task"], seed=job["seed"], fast=job["fast"], **job["task_kwargs"])
 
 
+@_one_at_a_time
 def teacher_job(job: dict) -> dict:
     """Train (or find in the cache) the teacher of ``job``; returns its info or ``{"error": ...}``."""
     import torch
@@ -134,6 +188,7 @@ def teacher_job(job: dict) -> dict:
         torch.set_num_threads(prev)
 
 
+@_one_at_a_time
 def run_job(job: dict) -> dict:
     """One (cell, method, seed) through :func:`~cmkd_lab.experiments.job.run_one`; its record, or
     ``{"error": ...}`` (one failing run does not stop the others; it is retried next time)."""

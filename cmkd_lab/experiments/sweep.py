@@ -26,7 +26,7 @@ from ..results.grid import cell_id, grid_axes
 from ..results.summary import paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
 from ..store import claim, write_json, write_text
-from .engine import dedupe, plan, run_jobs
+from .engine import check_methods, dedupe, plan, run_jobs
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
 
@@ -111,14 +111,14 @@ def grid_cells(task: str, grid: Dict[str, list], config, task_kwargs: dict, *, f
 
 
 # ------------------------------------------------------------------- the sweep
-def _validate(methods, baseline, seeds, diag_epoch, metric, workers):
+def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config):
     from .._validation import check_choice, check_int
     from ..distill import get_method
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ValueError("methods must name at least one method besides the baseline; got an empty list")
-    for m in methods + [baseline]:
-        get_method(m)
+    get_method(baseline)
+    check_methods(methods, config)
     if baseline not in methods:
         methods = [baseline] + methods
     seeds = list(seeds)
@@ -188,7 +188,7 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
     config = config or DistillConfig()
     if not isinstance(config, DistillConfig):
         raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}")
-    methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers)
+    methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config)
     base_kwargs = dict(task_kwargs or {})
     out = Path(out)
     cells = grid_cells(task, grid, config, base_kwargs, fast=fast)

@@ -35,11 +35,20 @@ class MLPEncoder(nn.Module):
         return self.net(x.flatten(1))  # (B, D)
 
 
-class CNN1dEncoder(nn.Module):
-    """(B, C, L) -> (B, D): three conv blocks, global average pooling."""
+def _global_pool(h: torch.Tensor, pool: str, dims) -> torch.Tensor:
+    """Global average or max pooling over ``dims``."""
+    return h.amax(dims) if pool == "max" else h.mean(dims)
 
-    def __init__(self, in_channels: int, length: int = 0, feature_dim: int = 64, width: int = 32):
+
+_POOLS = ("avg", "max")
+
+
+class CNN1dEncoder(nn.Module):
+    """(B, C, L) -> (B, D): three conv blocks, global pooling (``pool``: "avg" or "max")."""
+
+    def __init__(self, in_channels: int, length: int = 0, feature_dim: int = 64, width: int = 32, pool: str = "avg"):
         super().__init__()
+        self.pool = check_choice("pool", pool, _POOLS)
 
         def block(i, o, k):
             return nn.Sequential(nn.Conv1d(i, o, k, padding=k // 2), nn.BatchNorm1d(o), nn.ReLU(), nn.MaxPool1d(2))
@@ -50,17 +59,20 @@ class CNN1dEncoder(nn.Module):
 
     def forward(self, x):
         h = self.net(x)  # (B, 2w, L/8)
-        return self.proj(h.mean(-1))  # (B, D)
+        return self.proj(_global_pool(h, self.pool, -1))  # (B, D)
 
 
 class CNN2dEncoder(nn.Module):
-    """(B, C, H, W) -> (B, D): conv blocks sized to the input, global pooling.
+    """(B, C, H, W) -> (B, D): conv blocks sized to the input, global pooling (``pool``: "avg" or "max").
 
-    Small inputs (8×8 digits) get two blocks, larger ones (log-mel) three.
+    Small inputs (8×8 digits) get two blocks, larger ones (log-mel) three. Max pooling suits inputs where
+    the pattern sits anywhere in a longer window (a spoken word in a clip): averaging dilutes it.
     """
 
-    def __init__(self, in_channels: int, height: int = 32, width: int = 32, feature_dim: int = 64, channels: int = 32):
+    def __init__(self, in_channels: int, height: int = 32, width: int = 32, feature_dim: int = 64, channels: int = 32,
+                 pool: str = "avg"):
         super().__init__()
+        self.pool = check_choice("pool", pool, _POOLS)
         n_blocks = 2 if min(height, width) < 16 else 3
         layers, c = [], in_channels
         for i in range(n_blocks):
@@ -74,7 +86,7 @@ class CNN2dEncoder(nn.Module):
         if x.ndim == 3:
             x = x[:, None]  # (B, 1, H, W)
         h = self.net(x)  # (B, c, h, w)
-        return self.proj(h.mean((2, 3)))  # (B, D)
+        return self.proj(_global_pool(h, self.pool, (2, 3)))  # (B, D)
 
 
 class Classifier(nn.Module):

@@ -7,11 +7,12 @@ orchestrators (:mod:`cmkd_lab.experiments`) that made them.
 from .grid import cell_dir, cell_id, grid_axes
 from .readers import compact_sweep, load_bench, load_sweep
 from .stats import minimum_detectable_effect, paired_difference, seeds_needed, spearman
-from .summary import (aa_name, early_diagnostics, is_aa, noise_floor, paired_summary, predictor_table,
-                      run_record)
-from .tables import csv_text, format_bench_markdown, format_sweep_markdown
+from .summary import (CONTROLS, aa_name, control_table, early_diagnostics, is_aa, noise_floor, paired_summary,
+                      predictor_table, run_record)
+from .tables import csv_text, format_bench_markdown, format_control_markdown, format_sweep_markdown
 
 __all__ = ["cell_dir", "cell_id", "grid_axes", "compact_sweep", "load_bench", "load_sweep",
            "minimum_detectable_effect", "paired_difference", "seeds_needed", "spearman", "aa_name",
            "early_diagnostics", "is_aa", "noise_floor", "paired_summary", "predictor_table", "run_record",
-           "csv_text", "format_bench_markdown", "format_sweep_markdown"]
+           "csv_text", "format_bench_markdown", "format_sweep_markdown", "CONTROLS", "control_table",
+           "format_control_markdown"]

@@ -19,7 +19,7 @@ from .keys import describe
 from .stats import paired_difference, spearman
 
 __all__ = ["AA_SUFFIX", "aa_name", "is_aa", "run_record", "paired_summary", "noise_floor", "early_diagnostics",
-           "predictor_table", "RECORD_FIELDS"]
+           "predictor_table", "control_table", "CONTROLS", "RECORD_FIELDS"]
 
 AA_SUFFIX = " (A/A)"
 RECORD_FIELDS = ("task", "method", "seed", "pairing", "status", "student_test_acc", "student_val_acc",
@@ -198,3 +198,64 @@ def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "st
     order = {m: i for i, m in enumerate(groups)}
     rows.sort(key=lambda r: (order[r["method"]], -(abs(r["rho"]) if r["rho"] is not None else -1)))
     return points, rows
+
+
+CONTROLS = ("none", "random", "shuffled-labels", "permuted-classes")
+
+
+def control_table(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",
+                  target: float = 0.01) -> List[dict]:
+    """Whose knowledge is a gain? One row per (cell without its ``teacher_control``, method): the method's
+    paired difference with ``baseline`` under each teacher control (``delta[control]``, as
+    :func:`paired_summary`), and the **teacher's share**: the method with the real teacher against the same
+    method under each control, seed by seed (``contrast[control]``). ``verdict``:
+
+    * ``"gain, the teacher's"`` — the method beats the baseline with the real teacher and beats itself
+      under ``random`` and under ``shuffled-labels`` (both intervals above zero);
+    * ``"gain, not shown to be the teacher's"`` — it beats the baseline, but not itself under a control;
+    * ``"no gain over <baseline>"`` — it does not beat the baseline with the real teacher.
+
+    ``names_matter`` tells whether it also beats itself under ``permuted-classes`` (it uses the class names).
+    """
+    idx = _index(runs)
+    rows, order = [], []
+    groups: Dict[tuple, dict] = {}
+    for r in runs:
+        vals = dict(r.get("values", {}))
+        control = vals.pop("teacher_control", "none")
+        if r["method"] == baseline or is_aa(r["method"]):
+            continue
+        key = (tuple(sorted(vals.items(), key=lambda kv: kv[0])), r["method"])
+        g = groups.setdefault(key, {"values": vals, "method": r["method"], "cells": {}})
+        g["cells"][control] = r["cell"]
+        if key not in order:
+            order.append(key)
+    for key in order:
+        g = groups[key]
+        m, cells = g["method"], g["cells"]
+        row = {"values": g["values"], **{f"grid.{k}": v for k, v in g["values"].items()}, "method": m,
+               "delta": {}, "contrast": {}}
+        seeds = {c: {s for (cc, mm, s) in idx if cc == cell and mm == m} for c, cell in cells.items()}
+        for c, cell in cells.items():
+            diffs = [idx[(cell, m, s)][metric] - idx[(cell, baseline, s)][metric] for s in sorted(seeds[c])
+                     if (cell, baseline, s) in idx and idx[(cell, m, s)].get(metric) is not None
+                     and idx[(cell, baseline, s)].get(metric) is not None]
+            row["delta"][c] = paired_difference(diffs, target=target) if diffs else None
+        if "none" in cells:
+            for c, cell in cells.items():
+                if c == "none":
+                    continue
+                both = sorted(seeds[c] & seeds["none"])
+                diffs = [idx[(cells["none"], m, s)][metric] - idx[(cell, m, s)][metric] for s in both
+                         if idx[(cells["none"], m, s)].get(metric) is not None and idx[(cell, m, s)].get(metric) is not None]
+                row["contrast"][c] = paired_difference(diffs, target=target) if diffs else None
+
+        def above(pd):
+            return bool(pd and pd.get("significant") and pd["mean"] > 0)
+        gain = above(row["delta"].get("none"))
+        teacher = gain and all(above(row["contrast"].get(c)) for c in ("random", "shuffled-labels"))
+        row["verdict"] = ("gain, the teacher's" if teacher else
+                          "gain, not shown to be the teacher's" if gain else f"no gain over {baseline}")
+        row["names_matter"] = above(row["contrast"].get("permuted-classes"))
+        rows.append(row)
+    return rows

@@ -10,9 +10,9 @@ import csv
 import io
 from typing import Iterable, List
 
-from .summary import aa_name, is_aa
+from .summary import CONTROLS, aa_name, control_table, is_aa
 
-__all__ = ["csv_text", "format_sweep_markdown", "format_bench_markdown", "fmt_delta"]
+__all__ = ["csv_text", "format_sweep_markdown", "format_bench_markdown", "format_control_markdown", "fmt_delta"]
 
 
 def csv_text(rows: List[dict], *, drop: Iterable[str] = ()) -> str:
@@ -127,8 +127,11 @@ def _notes(res: dict) -> List[str]:
     out = []
     for s in res.get("skipped", []):
         out.append(f"\nSkipped {s['method']} in cell {s['cell']}: {s['reason']}.")
+    shared: dict = {}  # one line per (method, source cell, reason)
     for a in res.get("aliases", []):
-        out.append(f"\n{a['method']} in cell {a['cell']} is the same run as in cell {a['same_as']}: {a['reason']}.")
+        shared.setdefault((a["method"], a["same_as"], a["reason"]), []).append(a["cell"])
+    for (m, src, why), cells in shared.items():
+        out.append(f"\n{m}: one run serves cell {src} and {', '.join(cells)} ({why}).")
     for f in res.get("failed", []):
         out.append(f"\nFailed: {f['method']} in cell {f['cell']}, seed {f['seed']}: {f['error']} "
                    "(rerun to retry).")
@@ -160,7 +163,7 @@ def format_bench_markdown(res: dict) -> str:
                                                pm(r["test_acc_last_mean"], r["test_acc_last_std"]), teacher,
                                                f"{r['wall_s_mean']:.1f}"]) + " |")
     comp = [r for r in res.get("comparisons", []) if r["method"] != res.get("baseline", "ce")
-            and r.get("delta_mean") is not None]
+            and r.get("delta_mean") is not None and not (is_aa(r["method"]) and r.get("aliased"))]
     if comp and not one:
         base = res.get("baseline", "ce")
         lines += ["", "Paired differences against `" + base + "` (same seed, same student data, same teacher). "
@@ -169,14 +172,54 @@ def format_bench_markdown(res: dict) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in comp:
             vals = [str(r.get("values", {}).get(k, "")) for k in keys]
-            lines.append("| " + " | ".join(vals + [f"`{r['method']}`" if not is_aa(r["method"]) else
-                                                   f"*{r['method']}* (noise floor)", fmt_delta(r), r["verdict"]]) + " |")
-        floors = {r["cell"]: r for r in res.get("comparisons", []) if r["method"] == base}
+            aa = is_aa(r["method"])
+            lines.append("| " + " | ".join(vals + [f"*{r['method']}* (noise floor)" if aa else f"`{r['method']}`",
+                                                   fmt_delta(r, bold=not aa),
+                                                   "what a null method shows" if aa else r["verdict"]]) + " |")
+        floors = {r["cell"]: r for r in res.get("comparisons", []) if r["method"] == base and not r.get("aliased")}
         for cell, r in floors.items():
             if r.get("noise_baseline_std") is not None:
                 lines.append(f"\nNoise floor ({cell}): `{base}` spreads ±{100 * r['noise_baseline_std']:.2f} points "
                              "over seeds" + (f"; the A/A row reads {_aa(r)}" if r.get("noise_aa_mean") is not None
                                              else "") + ".")
         lines += _seeds_table([r for r in comp if not is_aa(r["method"])], keys, base)
+    if res.get("control_table"):
+        lines += ["", format_control_markdown(res, rows=res["control_table"])]
     lines += [s.replace(" in cell ", " under ") for s in _notes(res)]
+    return "\n".join(lines) + "\n"
+
+
+def _pd(pd, *, bold: bool = True) -> str:
+    if not pd:
+        return "—"
+    r = {"delta_mean": pd["mean"], "ci_low": pd["ci_low"], "ci_high": pd["ci_high"], "wins": pd["wins"],
+         "losses": pd["losses"], "mde": pd["mde"], "significant": pd["significant"]}
+    return fmt_delta(r, mde=False, bold=bold)
+
+
+def format_control_markdown(res: dict, *, rows=None) -> str:
+    """The teacher-control table of a bench or sweep whose cells vary ``teacher_control``: per method, Δ vs
+    the baseline with the real teacher and under each control, and the real teacher against each control."""
+    base = res.get("baseline", "ce")
+    rows = rows if rows is not None else control_table(res["runs"], baseline=base)
+    if not rows:
+        return ""
+    present = [c for c in CONTROLS if any(c in r["delta"] for r in rows)]
+    others = [c for c in present if c != "none"]
+    keys = [k for k in rows[0]["values"] if k != "pairing" or len({r["values"].get("pairing") for r in rows}) > 1]
+    head = keys + ["method"] + [f"Δ vs `{base}`, {'real teacher' if c == 'none' else c}" for c in present] + \
+        [f"real − {c}" for c in others] + ["verdict"]
+    lines = ["Whose knowledge is it? Δ = method − `" + base + "` (points, paired by seed, [95 % interval] "
+             "wins/losses; **bold**: beyond the noise) with the real teacher and under each teacher control; "
+             "real − control = the same method with the real teacher against the control teacher, seed by seed "
+             "(above zero: the teacher's knowledge, not any trained network or the regularisation, makes the "
+             "difference). `random`: an untrained teacher; `shuffled-labels`: a teacher trained on shuffled "
+             "labels; `permuted-classes`: the real teacher under the wrong class names.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [str(r["values"].get(k, "")) for k in keys]
+        lines.append("| " + " | ".join(vals + [f"`{r['method']}`"] + [_pd(r["delta"].get(c)) for c in present]
+                                       + [_pd(r["contrast"].get(c)) for c in others]
+                                       + [r["verdict"] + ("; uses the class names" if r.get("names_matter") else "")])
+                     + " |")
     return "\n".join(lines) + "\n"

@@ -48,6 +48,7 @@ class DebuggerPanel:
     """
 
     def __init__(self, *, lab: Optional[LabSettings] = None, tasks=None, **initial):
+        from ..distill.teacher import TEACHER_CONTROLS
         from .debugger import DEBUGGER_DEFAULTS, LIVE_FIGURES, live_figures
 
         w = require_ipywidgets()
@@ -92,6 +93,9 @@ class DebuggerPanel:
             "la_teacher_grad": ctl("la_teacher_grad", w.ToggleButtons(
                 options=list(TEACHER_GRAD_MODES), value=v["la_teacher_grad"], description="LA teacher grad",
                 style=dict(style, button_width="100px"), layout=w.Layout(width="340px"))),
+            "teacher_control": ctl("teacher_control", w.Dropdown(
+                options=list(TEACHER_CONTROLS), value=v["teacher_control"], description="teacher control",
+                style=style, layout=lay)),
             "student_fraction": ctl("student_fraction", w.FloatLogSlider(
                 value=v["student_fraction"], base=10, min=-3, max=0, step=0.1, readout_format=".3f",
                 description="labelled share", style=style, layout=lay)),

@@ -90,6 +90,9 @@ class Method:
     uses_teacher_samples : bool
         Reads the teacher batch (``z_t``); methods that don't (``ce``,
         ``la``) behave the same under every pairing.
+    uses_teacher : bool
+        Reads the teacher at all (its features, its head or its labels); methods that don't (``ce``,
+        ``entmin``) behave the same under every teacher control.
     uses_unlabelled : bool
         Its OT term also sees unlabelled student samples when the run has
         them (``config.student_unlabelled``, through :meth:`align_ot`); the
@@ -113,6 +116,7 @@ class Method:
     options = None
     needs_pairs = False
     uses_teacher_samples = True
+    uses_teacher = True
     uses_unlabelled = False
     needs_unlabelled = False
     description = ""

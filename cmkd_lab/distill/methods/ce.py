@@ -5,6 +5,7 @@ from .base import Method, register_method
 @register_method("ce")
 class CE(Method):
     uses_teacher_samples = False
+    uses_teacher = False
     description = "student cross-entropy only (no teacher)"
 
     def loss_terms(self, b):

@@ -15,6 +15,7 @@ from .base import Method, register_method
 @register_method("entmin")
 class EntMin(Method):
     uses_teacher_samples = False
+    uses_teacher = False
     uses_unlabelled = True
     needs_unlabelled = True
     description = "CE + lambda_ent * entropy of the student's predictions on unlabelled data (teacher-free control)"

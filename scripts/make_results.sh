@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Re-make every result the README publishes, with the commands that made them, then copy the tables and
+# the (compact) JSON into docs/results/. Runs are kept in runs/results/ (the store: a rerun reads finished
+# runs back, resumes interrupted ones and re-makes stale ones).
+#
+#   bash scripts/make_results.sh            # everything (hours on 2 CPU cores)
+#   bash scripts/make_results.sh bench_hapt # one part: bench_hapt bench_digits controls regime_hapt
+#                                           #   regime_hapt_unlabelled regime_synthetic regime_synthetic_unlabelled
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+W=${WORKERS:-2}
+R=runs/results
+D=docs/results
+mkdir -p "$R" "$D"
+export PYTHONUNBUFFERED=1
+
+publish() {  # publish NAME KIND(bench|sweep) DIR
+  local name=$1 kind=$2 dir=$3
+  if [ "$kind" = bench ]; then
+    cp "$dir/results.md" "$D/$name.md"; cp "$dir/results.csv" "$D/$name.csv"; cp "$dir/results.json" "$D/$name.json"
+  else
+    cp "$dir/sweep.md" "$D/$name.md"; cp "$dir/cells.csv" "$D/${name}_cells.csv"
+    cp "$dir/predictors.csv" "$D/${name}_predictors.csv"
+    "$PY" -c "import json,sys; from cmkd_lab.results import compact_sweep, load_sweep; \
+json.dump(compact_sweep(load_sweep(sys.argv[1])), open(sys.argv[2], 'w'))" "$dir" "$D/$name.json"
+  fi
+}
+
+run_part() {
+  case "$1" in
+  bench_hapt)
+    "$PY" -m cmkd_lab bench --task hapt --methods ce,fa,la,ucmkd,ucmkd-joint,kd,fitnet,c2kd \
+      --pairing unpaired,paired --seeds 5 --epochs 15 --set diagnostics_every=0 --workers "$W" --quiet \
+      --out "$R/bench_hapt"
+    publish bench_hapt bench "$R/bench_hapt" ;;
+  bench_digits)
+    "$PY" -m cmkd_lab bench --task digits-speech --methods ce,fa,la,ucmkd,ucmkd-joint,kd,fitnet,c2kd \
+      --pairing unpaired,paired --seeds 5 --epochs 10 --set diagnostics_every=0 --workers "$W" --quiet \
+      --out "$R/bench_digits_speech"
+    publish bench_digits_speech bench "$R/bench_digits_speech" ;;
+  controls)
+    # Whose knowledge is it? Every method with the real teacher and under the three controls, at full labels
+    # and at scarce labels with the rest of the student's training data unlabelled.
+    local M="fa,ucmkd-joint[la_teacher_grad=align],ucmkd,cc-fa,class-kd,proto"
+    local C="none,random,shuffled-labels,permuted-classes"
+    for spec in "hapt 15 0.05" "digits-speech 10 0.05" "synthetic 30 0.01"; do
+      set -- $spec
+      local t=$1 e=$2 f=$3 n=${1//-/_}
+      "$PY" -m cmkd_lab bench --task "$t" --methods "ce,$M" --teacher-control "$C" --seeds 5 --epochs "$e" \
+        --set diagnostics_every=0 --workers "$W" --quiet --out "$R/controls_${n}_full"
+      publish "controls_${n}_full" bench "$R/controls_${n}_full"
+      "$PY" -m cmkd_lab bench --task "$t" --methods "ce,entmin,$M" --teacher-control "$C" --seeds 5 --epochs "$e" \
+        --student-fraction "$f" --student-unlabelled --min-steps 300 --set diagnostics_every=0 --workers "$W" \
+        --quiet --out "$R/controls_${n}_scarce"
+      publish "controls_${n}_scarce" bench "$R/controls_${n}_scarce"
+    done ;;
+  regime_hapt)
+    "$PY" -m cmkd_lab sweep --task hapt --methods ce,fa,ucmkd --grid student_fraction=0.02,0.05,0.2,1 \
+      --epochs 15 --min-steps 300 --seeds 5 --workers "$W" --diag-epoch 2 --quiet --out "$R/regime_hapt"
+    publish regime_hapt sweep "$R/regime_hapt" ;;
+  regime_hapt_unlabelled)
+    "$PY" -m cmkd_lab sweep --task hapt --methods ce,fa,ucmkd-joint,entmin --grid student_unlabelled=false,true \
+      --student-fraction 0.02 --student-unlabelled --set la_teacher_grad=align --epochs 15 --min-steps 300 \
+      --seeds 5 --workers "$W" --diag-epoch 10 --quiet --out "$R/regime_hapt_unlabelled"
+    publish regime_hapt_unlabelled sweep "$R/regime_hapt_unlabelled" ;;
+  regime_synthetic)
+    "$PY" -m cmkd_lab sweep --task synthetic --methods ce,fa,ucmkd --student-fraction 0.05 \
+      --grid lambda_fa=1,10 --grid label_shift=0,1 --epochs 30 --min-steps 300 --seeds 5 --workers "$W" \
+      --diag-epoch 10 --quiet --out "$R/regime_synthetic"
+    publish regime_synthetic sweep "$R/regime_synthetic" ;;
+  regime_synthetic_unlabelled)
+    "$PY" -m cmkd_lab sweep --task synthetic --methods ce,fa,ucmkd-joint,ucmkd,entmin \
+      --grid overlap=0.6,1.0 --grid student_unlabelled=false,true --grid student_fraction=0.002,0.01,0.05 \
+      --grid label_shift=0,0.7 --student-fraction 0.01 --student-unlabelled --set la_teacher_grad=align \
+      --epochs 30 --min-steps 300 --seeds 5 --workers "$W" --diag-epoch 10 --quiet \
+      --out "$R/regime_synthetic_unlabelled"
+    publish regime_synthetic_unlabelled sweep "$R/regime_synthetic_unlabelled" ;;
+  *) echo "unknown part $1" >&2; exit 2 ;;
+  esac
+}
+
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(bench_hapt bench_digits controls regime_hapt regime_hapt_unlabelled regime_synthetic
+                                 regime_synthetic_unlabelled)
+for p in "${parts[@]}"; do
+  t0=$(date +%s)
+  echo "== $p ($(date -Is))"
+  run_part "$p"
+  echo "== $p done in $(( $(date +%s) - t0 )) s"
+done
