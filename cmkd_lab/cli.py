@@ -345,9 +345,10 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: bad flags (one line, status 2) or --help (status 0)
         return e.code if isinstance(e.code, int) else 2
+    from .store import DirectoryInUse
     try:
         return args.fn(args) or 0
-    except (ValueError, TypeError) + _PATH_ERRORS as e:
+    except (ValueError, TypeError, DirectoryInUse) + _PATH_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"python -m cmkd_lab {args.cmd}: error: {msg}", file=sys.stderr)
         return 2

@@ -431,6 +431,47 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         Lazy inputs: frames (N, T, 3, S, S), spectrograms (N, 1, F, L).
     """
     layout = AV_LAYOUTS[check_choice("dataset", dataset, AV_TASKS)]
+    frames, d, allow_outside_root = _check_av_options(layout, seed, image_size, width, frames, audio_length,
+                                                      teacher_student_split, missing, allow_outside_root,
+                                                      val_fraction, data_root, visual_dir, audio_dir, direction)
+    root = resolve_root(layout, data_root)
+    vdir = _visual_dir(root, visual_dir)
+    adir = _find_dir(root, audio_dir, ("audio", "audio_spec", "spectrogram"), "spectrogram")
+    names, lists, origin = _read_lists(layout, root)
+    clips, n_lost, n_outside = _clip_files(layout, root, vdir, adir, lists, origin, allow_outside_root, missing)
+    rng = numpy_rng(seed, AV_SPLITS)  # one stream, drawn in this order: validation, fast subset, halves
+    val_source = _carve_validation(clips, val_fraction, rng, seed)
+    if fast:
+        _fast_subset(clips, rng)
+    t_pos, s_pos = _teacher_student_positions(clips["train"][2], teacher_student_split, rng)
+    first = load_spectrogram(clips["train"][1][0])  # (F, time): the spectrogram shape of every clip
+    F_bins, L = first.shape[0], audio_length or first.shape[1]
+    teacher, student, paired = _sides(clips, t_pos, s_pos, d, frames, image_size, F_bins, L,
+                                      None if allow_outside_root else [str(root), str(vdir)])
+    vis_spec = {"kind": "resnet18", "in_channels": 3, "frames": frames, "width": width, "backend": backend}
+    aud_spec = {"kind": "resnet18", "in_channels": 1, "width": width, "backend": backend}
+    t_spec, s_spec = (aud_spec, vis_spec) if d == "a2v" else (vis_spec, aud_spec)
+    info = {
+        "source": layout.notes, "data_root": str(root), "direction": _PRETTY[d],
+        "teacher_student_split": teacher_student_split, "validation": val_source,
+        "frames": frames, "image_size": image_size, "spectrogram_shape": [F_bins, L],
+        "clips": {s: int(clips[s][2].size) for s in SPLITS}, "clips_skipped": n_lost,
+        "clips_outside_root": n_outside,
+        "protocol": ("teacher and student train on the same clips; the pairing modes decide what ties them"
+                     if teacher_student_split == "shared" else
+                     "teacher and student train on disjoint halves of the training clips (stratified, seeded)"),
+    }
+    return CrossModalTask(
+        name=layout.name, class_names=names, teacher=teacher, student=student, paired_teacher_x=paired,
+        teacher_modality="audio" if d == "a2v" else "visual", student_modality="visual" if d == "a2v" else "audio",
+        teacher_encoder=t_spec, student_encoder=s_spec, info=info)
+
+
+# ------------------------------------------------------------- the steps of load_av
+def _check_av_options(layout, seed, image_size, width, frames, audio_length, teacher_student_split, missing,
+                      allow_outside_root, val_fraction, data_root, visual_dir, audio_dir, direction):
+    """Every option checked, named in its error; returns (frames, direction code, allow_outside_root)."""
+    from .._validation import check_bool, check_number, check_path
     check_int("seed", seed)
     check_int("image_size", image_size, minimum=8)
     check_int("width", width, minimum=1)
@@ -439,9 +480,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         check_int("audio_length", audio_length, minimum=1)
     check_choice("teacher_student_split", teacher_student_split, ("shared", "disjoint"))
     check_choice("missing", missing, ("skip", "error"))
-    from .._validation import check_bool
     allow_outside_root = check_bool("allow_outside_root", allow_outside_root)
-    from .._validation import check_number, check_path
     check_number("val_fraction", val_fraction)
     for n, v in (("data_root", data_root), ("visual_dir", visual_dir), ("audio_dir", audio_dir)):
         check_path(n, v)
@@ -451,10 +490,12 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     if d is None:
         raise ValueError(f"direction must be 'A→V' (audio teacher, visual student) or 'V→A' (also 'a2v', 'v2a', "
                          f"'A->V', 'V->A'); got direction={direction!r}")
+    return frames, d, allow_outside_root
 
-    root = resolve_root(layout, data_root)
-    vdir = _visual_dir(root, visual_dir)
-    adir = _find_dir(root, audio_dir, ("audio", "audio_spec", "spectrogram"), "spectrogram")
+
+def _read_lists(layout, root):
+    """(class names, split -> [(clip, label)], clip -> where it is first listed): the split lists read,
+    de-duplicated, and refused when a clip appears in two splits."""
     class_list = None
     if (root / "stat.txt").is_file():  # OGM-GE's class list (sorted there too)
         class_list = sorted({ln.strip() for ln in (root / "stat.txt").read_text().splitlines() if ln.strip()})
@@ -464,7 +505,7 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     K = len(names)
     if layout.expected_classes and K != layout.expected_classes:
         warnings.warn(f"{layout.title} has {layout.expected_classes} classes; this copy has {K}", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     lists = {s: _dedupe(p, s) for s, p in lists.items()}
     seen: Dict[str, str] = {}
     for s, pairs in lists.items():  # a clip in two splits would leak test into training
@@ -472,9 +513,14 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
             if seen.setdefault(clip, s) != s:
                 raise DataLayoutError(f"clip {clip!r} is listed in both the {seen[clip]} and the {s} split; "
                                       "each clip may belong to one split only")
+    return names, lists, origin
 
-    # Files of each clip; missing ones skipped (with a warning) or refused.
-    # Every path a list leads to must resolve inside the root (or the frame / audio folder in use).
+
+def _clip_files(layout, root, vdir, adir, lists, origin, allow_outside_root, missing):
+    """split -> (frame folders, spectrogram files, labels) of the clips that have both, with the count of
+    those skipped and of those outside the root. Every path a list leads to must resolve inside the root
+    (or the frame / audio folder in use) unless ``allow_outside_root``; missing files are skipped with a
+    warning or refused (``missing``)."""
     v_inside, a_inside = [str(root), str(vdir)], [str(root), str(adir)]
     clips: Dict[str, Tuple[List[str], List[str], np.ndarray]] = {}
     lost: List[str] = []
@@ -505,34 +551,41 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
                f"{_layout_hint(layout, root)}")
         if missing == "error":
             raise DataLayoutError(msg)
-        warnings.warn(msg + "; they are skipped (missing='error' refuses instead)", RuntimeWarning, stacklevel=2)
+        warnings.warn(msg + "; they are skipped (missing='error' refuses instead)", RuntimeWarning, stacklevel=3)
     for s in ("train", "test"):
         if clips[s][2].size == 0:
             raise DataLayoutError(f"no clip of the {s} split has both its frames and its audio; "
                                   f"{_layout_hint(layout, root)}")
+    return clips, len(lost), n_outside
 
-    rng = numpy_rng(seed, AV_SPLITS)
 
-    def part(s, pos):
-        f, a, y = clips[s]
-        return [f[i] for i in pos], [a[i] for i in pos], y[pos]
+def _part(clips, s, pos):
+    f, a, y = clips[s]
+    return [f[i] for i in pos], [a[i] for i in pos], y[pos]
 
-    if "val" not in clips or clips["val"][2].size == 0:  # carve validation from train, stratified, seeded
-        y = clips["train"][2]
-        val = _stratified_part(y, val_fraction, rng)
-        rest = np.setdiff1d(np.arange(y.size), val)
-        clips["val"], clips["train"] = part("train", val), part("train", rest)
-        val_source = f"carved from train (stratified {val_fraction:.0%}, seed {seed})"
-    else:
-        val_source = "the dataset's validation list"
-    if fast:
-        for s, cap in (("train", 8), ("val", 4), ("test", 4)):
-            y = clips[s][2]
-            keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == k))[:cap] for k in np.unique(y)]))
-            clips[s] = part(s, keep)
 
-    # Teacher and student training clips.
-    y_tr = clips["train"][2]
+def _carve_validation(clips, val_fraction, rng, seed) -> str:
+    """A stratified, seeded validation split carved from train when the dataset has none; says which."""
+    if "val" in clips and clips["val"][2].size > 0:
+        return "the dataset's validation list"
+    y = clips["train"][2]
+    val = _stratified_part(y, val_fraction, rng)
+    rest = np.setdiff1d(np.arange(y.size), val)
+    clips["val"], clips["train"] = _part(clips, "train", val), _part(clips, "train", rest)
+    return f"carved from train (stratified {val_fraction:.0%}, seed {seed})"
+
+
+def _fast_subset(clips, rng) -> None:
+    """At most 8 training and 4 validation / test clips per class, in place."""
+    for s, cap in (("train", 8), ("val", 4), ("test", 4)):
+        y = clips[s][2]
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == k))[:cap] for k in np.unique(y)]))
+        clips[s] = _part(clips, s, keep)
+
+
+def _teacher_student_positions(y_tr, teacher_student_split, rng):
+    """Positions of the teacher's and the student's training clips: all of them for both (``shared``) or
+    a stratified half each (``disjoint``)."""
     if teacher_student_split == "disjoint":
         t_pos = _stratified_part(y_tr, 0.5, rng)
         s_pos = np.setdiff1d(np.arange(y_tr.size), t_pos)
@@ -540,13 +593,14 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
         t_pos = s_pos = np.arange(y_tr.size)
     if t_pos.size < 2 or s_pos.size < 2:
         raise DataLayoutError(f"too few training clips ({y_tr.size}) for teacher_student_split={teacher_student_split!r}")
+    return t_pos, s_pos
 
-    # Spectrogram shape from the first training clip.
-    first = load_spectrogram(clips["train"][1][0])  # (F, time)
-    F_bins, L = first.shape[0], audio_length or first.shape[1]
 
+def _sides(clips, t_pos, s_pos, d, frames, image_size, F_bins, L, v_inside):
+    """(teacher, student, paired teacher view) splits of lazy arrays; one sample of each training side is
+    decoded now, so that layout errors surface at load time."""
     def visual(f):
-        return FrameFolderArray(f, frames=frames, size=image_size, inside=None if allow_outside_root else v_inside)
+        return FrameFolderArray(f, frames=frames, size=image_size, inside=v_inside)
 
     def audio(a):
         return SpectrogramArray(a, freq=F_bins, length=L)
@@ -555,32 +609,16 @@ def load_av(dataset: str, *, seed: int = 0, fast: bool = False, data_root=None, 
     for s in SPLITS:
         f, a, y = clips[s]
         if s == "train":
-            tf, ta, ty = part("train", t_pos)
-            sf, sa, sy = part("train", s_pos)
+            tf, ta, ty = _part(clips, "train", t_pos)
+            sf, sa, sy = _part(clips, "train", s_pos)
         else:
             tf, ta, ty = sf, sa, sy = f, a, y
         teacher[s] = Split(visual(tf) if d == "v2a" else audio(ta), ty)
         student[s] = Split(visual(sf) if d == "a2v" else audio(sa), sy)
         paired[s] = audio(sa) if d == "a2v" else visual(sf)  # teacher modality of the student's clips
-    for side in (teacher["train"].x, student["train"].x):  # decode one sample now: layout errors surface early
+    for side in (teacher["train"].x, student["train"].x):
         side[0]
-    vis_spec = {"kind": "resnet18", "in_channels": 3, "frames": frames, "width": width, "backend": backend}
-    aud_spec = {"kind": "resnet18", "in_channels": 1, "width": width, "backend": backend}
-    t_spec, s_spec = (aud_spec, vis_spec) if d == "a2v" else (vis_spec, aud_spec)
-    info = {
-        "source": layout.notes, "data_root": str(root), "direction": _PRETTY[d],
-        "teacher_student_split": teacher_student_split, "validation": val_source,
-        "frames": frames, "image_size": image_size, "spectrogram_shape": [F_bins, L],
-        "clips": {s: int(clips[s][2].size) for s in SPLITS}, "clips_skipped": len(lost),
-        "clips_outside_root": n_outside,
-        "protocol": ("teacher and student train on the same clips; the pairing modes decide what ties them"
-                     if teacher_student_split == "shared" else
-                     "teacher and student train on disjoint halves of the training clips (stratified, seeded)"),
-    }
-    return CrossModalTask(
-        name=layout.name, class_names=names, teacher=teacher, student=student, paired_teacher_x=paired,
-        teacher_modality="audio" if d == "a2v" else "visual", student_modality="visual" if d == "a2v" else "audio",
-        teacher_encoder=t_spec, student_encoder=s_spec, info=info)
+    return teacher, student, paired
 
 
 def _register(name: str):

@@ -84,53 +84,23 @@ def make_synthetic_task(
     check_int("seed", seed)
     check_number("rotation", rotation)
 
-    # The layout (class means, view maps) depends only on the structure seed so
-    # that tasks differing by a knob share their geometry.
-    geo = numpy_rng(SYNTHETIC_LAYOUT, num_classes, latent_dim, teacher_dim, student_dim)
-    means = geo.normal(size=(num_classes, latent_dim))
-    means *= 2.5 / np.linalg.norm(means, axis=1, keepdims=True)  # (K, L)
-    W_T = geo.normal(size=(latent_dim, teacher_dim)) / np.sqrt(latent_dim)  # (L, Dt)
-    W_S = geo.normal(size=(latent_dim, student_dim)) / np.sqrt(latent_dim)  # (L, Ds)
-    u = geo.normal(size=latent_dim)
-    u /= np.linalg.norm(u)
-    R = np.eye(latent_dim)
-    c, s = np.cos(rotation), np.sin(rotation)
-    R[:2, :2] = [[c, -s], [s, c]]
-
+    lay = _Layout(num_classes, latent_dim, teacher_dim, student_dim, rotation)
     rng = np.random.default_rng(seed)
     prior_s = np.exp(-label_shift * np.arange(num_classes))
     prior_s /= prior_s.sum()
-
-    def latents(n, prior):
-        y = rng.choice(num_classes, size=n, p=prior)
-        h = means[y] + overlap * rng.normal(size=(n, latent_dim))  # (n, L)
-        return h, y
-
-    def teacher_view(h):
-        return np.tanh(h @ W_T) + teacher_noise * rng.normal(size=(h.shape[0], teacher_dim))
-
-    def student_view(h):
-        g = h @ R.T + gap * u
-        return _softplus(g @ W_S) + noise * rng.normal(size=(h.shape[0], student_dim))
-
-    h_t, y_t = latents(n_teacher, np.full(num_classes, 1.0 / num_classes))
-    x_t = teacher_view(h_t)
-    h_s, y_s = latents(n_student, prior_s)
-    x_s = student_view(h_s)
-    x_sp = teacher_view(h_s)  # the teacher view of the student's own instances
-
-    def cut(n):
-        a, b = int(0.7 * n), int(0.85 * n)
-        return {"train": slice(0, a), "val": slice(a, b), "test": slice(b, n)}
-
-    ct, cs = cut(n_teacher), cut(n_student)
-    f32 = lambda a: a.astype(np.float32)
+    # Draw order (one stream): teacher latents, teacher view, student latents, student view, paired view.
+    h_t, y_t = lay.latents(rng, n_teacher, np.full(num_classes, 1.0 / num_classes), overlap)
+    x_t = lay.teacher_view(rng, h_t, teacher_noise)
+    h_s, y_s = lay.latents(rng, n_student, prior_s, overlap)
+    x_s = lay.student_view(rng, h_s, gap, noise)
+    x_sp = lay.teacher_view(rng, h_s, teacher_noise)  # the teacher view of the student's own instances
+    ct, cs = _cut(n_teacher), _cut(n_student)
     return CrossModalTask(
         name="synthetic",
         class_names=[f"class {k}" for k in range(num_classes)],
-        teacher={k: Split(f32(x_t[v]), y_t[v]) for k, v in ct.items()},
-        student={k: Split(f32(x_s[v]), y_s[v]) for k, v in cs.items()},
-        paired_teacher_x={k: f32(x_sp[v]) for k, v in cs.items()},
+        teacher={k: Split(_f32(x_t[v]), y_t[v]) for k, v in ct.items()},
+        student={k: Split(_f32(x_s[v]), y_s[v]) for k, v in cs.items()},
+        paired_teacher_x={k: _f32(x_sp[v]) for k, v in cs.items()},
         teacher_modality="view A (tanh)",
         student_modality="view B (softplus, shifted, rotated)",
         teacher_encoder={"kind": "mlp", "in_features": teacher_dim},
@@ -142,6 +112,48 @@ def make_synthetic_task(
                           latent_dim=latent_dim, seed=seed),
         },
     )
+
+
+class _Layout:
+    """The generator's geometry: class means (K, L) on a sphere of radius 2.5, the two view maps, the gap
+    direction u and the rotation R of the student's latent. It depends only on the structure (K and the
+    dimensions), never on ``seed``, so tasks that differ by a knob share their geometry."""
+
+    def __init__(self, num_classes, latent_dim, teacher_dim, student_dim, rotation):
+        geo = numpy_rng(SYNTHETIC_LAYOUT, num_classes, latent_dim, teacher_dim, student_dim)
+        self.means = geo.normal(size=(num_classes, latent_dim))
+        self.means *= 2.5 / np.linalg.norm(self.means, axis=1, keepdims=True)  # (K, L)
+        self.W_T = geo.normal(size=(latent_dim, teacher_dim)) / np.sqrt(latent_dim)  # (L, Dt)
+        self.W_S = geo.normal(size=(latent_dim, student_dim)) / np.sqrt(latent_dim)  # (L, Ds)
+        u = geo.normal(size=latent_dim)
+        self.u = u / np.linalg.norm(u)
+        self.R = np.eye(latent_dim)
+        c, s = np.cos(rotation), np.sin(rotation)
+        self.R[:2, :2] = [[c, -s], [s, c]]
+        self.K, self.L = num_classes, latent_dim
+
+    def latents(self, rng, n, prior, overlap):
+        """(h (n, L), y (n,)): labels from ``prior``, latents around their class mean."""
+        y = rng.choice(self.K, size=n, p=prior)
+        h = self.means[y] + overlap * rng.normal(size=(n, self.L))  # (n, L)
+        return h, y
+
+    def teacher_view(self, rng, h, teacher_noise):
+        return np.tanh(h @ self.W_T) + teacher_noise * rng.normal(size=(h.shape[0], self.W_T.shape[1]))
+
+    def student_view(self, rng, h, gap, noise):
+        g = h @ self.R.T + gap * self.u
+        return _softplus(g @ self.W_S) + noise * rng.normal(size=(h.shape[0], self.W_S.shape[1]))
+
+
+def _cut(n):
+    """Train / val / test: the first 70 %, the next 15 %, the last 15 % (the draws are already shuffled)."""
+    a, b = int(0.7 * n), int(0.85 * n)
+    return {"train": slice(0, a), "val": slice(a, b), "test": slice(b, n)}
+
+
+def _f32(a):
+    return a.astype(np.float32)
 
 
 @register_task("synthetic")

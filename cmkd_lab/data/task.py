@@ -99,75 +99,83 @@ class CrossModalTask:
             if not isinstance(getattr(self, attr), str):
                 raise TypeError(f"{attr} must be a string; got {getattr(self, attr)!r}")
         self.class_names = check_class_names(self.class_names)  # >= 2 distinct names
-        K = len(self.class_names)
-        for side_name, side in (("teacher", self.teacher), ("student", self.student)):
-            if not isinstance(side, Mapping):
-                raise TypeError(f"{side_name} must be a dict split -> Split(x, y) with keys {SPLITS}; got "
-                                f"{type(side).__name__}")
-            missing = [s for s in SPLITS if s not in side]
-            if missing:
-                raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
-            for s in SPLITS:
-                sp = side[s]
-                if not isinstance(sp, Split):
-                    if not isinstance(sp, (tuple, list)) or len(sp) != 2:
-                        raise TypeError(f"{side_name}[{s!r}] must be a Split(x, y) or an (x, y) pair; got "
-                                        f"{type(sp).__name__}" + (f" of length {len(sp)}" if isinstance(sp, (tuple, list))
-                                                                  else ""))
-                    sp = Split(*sp)
-                    side[s] = sp
-                if isinstance(sp.x, (list, tuple)):  # nested lists: an array (ragged rows are named)
-                    try:
-                        sp.x = np.asarray(sp.x)
-                    except ValueError:
-                        check_rectangular(f"{side_name}[{s!r}].x", sp.x)
-                        raise
-                if is_lazy(sp.x):  # decoded on demand: check the shape only, never load it all
-                    if sp.x.ndim < 2 or len(sp.x) < 1:
-                        raise ValueError(f"{side_name}[{s!r}].x must have at least 2 dimensions and 1 sample; "
-                                         f"got shape {sp.x.shape}")
-                else:
-                    check_finite_array(f"{side_name}[{s!r}].x", sp.x, min_ndim=2, min_len=1)
-                sp.y = check_labels(f"{side_name}[{s!r}].y", sp.y, K)
-                if sp.x.shape[0] != sp.y.shape[0]:
-                    raise ValueError(
-                        f"{side_name}[{s!r}]: x has {sp.x.shape[0]} samples but y has {sp.y.shape[0]}"
-                    )
-            shapes = {tuple(side[s].x.shape[1:]) for s in SPLITS}
-            if len(shapes) != 1:
-                raise ValueError(f"{side_name} splits must share one per-sample shape; got {sorted(shapes)}")
+        for side_name in ("teacher", "student"):
+            self._check_side(side_name, getattr(self, side_name))
         for side_name, side in (("teacher", self.teacher), ("student", self.student)):
             if len(side["train"]) < 2:
                 raise ValueError(f"{side_name}['train'] must have at least 2 samples; got {len(side['train'])}")
         self._check_classes()
-        if self.paired_teacher_x is not None:
-            if not isinstance(self.paired_teacher_x, Mapping):
-                raise TypeError(f"paired_teacher_x must be a dict split -> array (N_split, ...) or None; got "
-                                f"{type(self.paired_teacher_x).__name__} (CrossModalTask.from_arrays takes one array "
-                                "and splits it)")
-            unknown = sorted(map(str, set(self.paired_teacher_x) - set(SPLITS)))
-            if unknown:
-                raise ValueError(f"paired_teacher_x has unknown keys {unknown}; the keys are {SPLITS}")
-            for s in SPLITS:
-                if s not in self.paired_teacher_x:
-                    continue
-                px = self.paired_teacher_x[s]
-                if is_lazy(px):
-                    pass
-                elif not hasattr(px, "shape") or not hasattr(px, "dtype"):
-                    raise TypeError(f"paired_teacher_x[{s!r}] must be an array (N_split, ...); got {type(px).__name__}")
-                else:
-                    check_finite_array(f"paired_teacher_x[{s!r}]", px, min_ndim=2, min_len=0)
-                if px.shape[0] != len(self.student[s]):
-                    raise ValueError(
-                        f"paired_teacher_x[{s!r}] must have one row per student sample "
-                        f"({len(self.student[s])}); got {px.shape[0]}"
-                    )
-                if tuple(px.shape[1:]) != tuple(self.teacher["train"].x.shape[1:]):
-                    raise ValueError(
-                        f"paired_teacher_x[{s!r}] must have the teacher's per-sample shape "
-                        f"{tuple(self.teacher['train'].x.shape[1:])}; got {tuple(px.shape[1:])}"
-                    )
+        self._check_pairs()
+        self._check_encoders()
+
+    def _check_side(self, side_name: str, side) -> None:
+        """One modality's splits: train/val/test, each a Split (an (x, y) pair is accepted), x finite with
+        one sample per label (a lazy x: its shape only), y in 0..K-1, one per-sample shape."""
+        K = len(self.class_names)
+        if not isinstance(side, Mapping):
+            raise TypeError(f"{side_name} must be a dict split -> Split(x, y) with keys {SPLITS}; got "
+                            f"{type(side).__name__}")
+        missing = [s for s in SPLITS if s not in side]
+        if missing:
+            raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
+        for s in SPLITS:
+            sp = side[s]
+            if not isinstance(sp, Split):
+                if not isinstance(sp, (tuple, list)) or len(sp) != 2:
+                    raise TypeError(f"{side_name}[{s!r}] must be a Split(x, y) or an (x, y) pair; got "
+                                    f"{type(sp).__name__}" + (f" of length {len(sp)}" if isinstance(sp, (tuple, list))
+                                                              else ""))
+                sp = Split(*sp)
+                side[s] = sp
+            if isinstance(sp.x, (list, tuple)):  # nested lists: an array (ragged rows are named)
+                try:
+                    sp.x = np.asarray(sp.x)
+                except ValueError:
+                    check_rectangular(f"{side_name}[{s!r}].x", sp.x)
+                    raise
+            if is_lazy(sp.x):  # decoded on demand: check the shape only, never load it all
+                if sp.x.ndim < 2 or len(sp.x) < 1:
+                    raise ValueError(f"{side_name}[{s!r}].x must have at least 2 dimensions and 1 sample; "
+                                     f"got shape {sp.x.shape}")
+            else:
+                check_finite_array(f"{side_name}[{s!r}].x", sp.x, min_ndim=2, min_len=1)
+            sp.y = check_labels(f"{side_name}[{s!r}].y", sp.y, K)
+            if sp.x.shape[0] != sp.y.shape[0]:
+                raise ValueError(f"{side_name}[{s!r}]: x has {sp.x.shape[0]} samples but y has {sp.y.shape[0]}")
+        shapes = {tuple(side[s].x.shape[1:]) for s in SPLITS}
+        if len(shapes) != 1:
+            raise ValueError(f"{side_name} splits must share one per-sample shape; got {sorted(shapes)}")
+
+    def _check_pairs(self) -> None:
+        """``paired_teacher_x``: a dict split -> array with one teacher-shaped row per student sample."""
+        if self.paired_teacher_x is None:
+            return
+        if not isinstance(self.paired_teacher_x, Mapping):
+            raise TypeError(f"paired_teacher_x must be a dict split -> array (N_split, ...) or None; got "
+                            f"{type(self.paired_teacher_x).__name__} (CrossModalTask.from_arrays takes one array "
+                            "and splits it)")
+        unknown = sorted(map(str, set(self.paired_teacher_x) - set(SPLITS)))
+        if unknown:
+            raise ValueError(f"paired_teacher_x has unknown keys {unknown}; the keys are {SPLITS}")
+        for s in SPLITS:
+            if s not in self.paired_teacher_x:
+                continue
+            px = self.paired_teacher_x[s]
+            if is_lazy(px):
+                pass
+            elif not hasattr(px, "shape") or not hasattr(px, "dtype"):
+                raise TypeError(f"paired_teacher_x[{s!r}] must be an array (N_split, ...); got {type(px).__name__}")
+            else:
+                check_finite_array(f"paired_teacher_x[{s!r}]", px, min_ndim=2, min_len=0)
+            if px.shape[0] != len(self.student[s]):
+                raise ValueError(f"paired_teacher_x[{s!r}] must have one row per student sample "
+                                 f"({len(self.student[s])}); got {px.shape[0]}")
+            if tuple(px.shape[1:]) != tuple(self.teacher["train"].x.shape[1:]):
+                raise ValueError(f"paired_teacher_x[{s!r}] must have the teacher's per-sample shape "
+                                 f"{tuple(self.teacher['train'].x.shape[1:])}; got {tuple(px.shape[1:])}")
+
+    def _check_encoders(self) -> None:
+        """Encoder specs: a dict with a 'kind' or a factory; inferred from the input shape when omitted."""
         for attr, side in (("teacher_encoder", self.teacher), ("student_encoder", self.student)):
             spec = getattr(self, attr)
             if spec is not None and not (isinstance(spec, dict) and "kind" in spec) and \
@@ -335,84 +343,12 @@ class CrossModalTask:
             Encoder specs (see :func:`cmkd_lab.models.build_encoder`); inferred
             from the input shape when omitted.
         """
-        def arr(name, v):
-            try:
-                a = np.asarray(v)
-            except Exception as e:
-                check_rectangular(name, v)  # a ragged list: name the rows that differ
-                raise TypeError(f"{name} must be array-like; got {type(v).__name__} ({e})") from e
-            if a.dtype.kind not in "fiub":
-                raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}")
-            return a
-
-        tx, ty = arr("teacher_x", teacher_x), arr("teacher_y", teacher_y)
-        sx, sy = arr("student_x", student_x), arr("student_y", student_y)
-        for n, x in (("teacher_x", tx), ("student_x", sx)):
-            check_finite_array(n, x, min_ndim=2, min_len=3)
-            _fits_float32(n, x)
-        if ty.ndim != 1 or sy.ndim != 1:
-            raise ValueError(
-                f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}"
-            )
-        if tx.shape[0] != ty.shape[0]:
-            raise ValueError(f"teacher_x has {tx.shape[0]} samples but teacher_y has {ty.shape[0]}")
-        if sx.shape[0] != sy.shape[0]:
-            raise ValueError(f"student_x has {sx.shape[0]} samples but student_y has {sy.shape[0]}")
-        if class_names is None:
-            ty, sy = check_labels("teacher_y", ty, None), check_labels("student_y", sy, None)
-            K = int(max(ty.max(), sy.max())) + 1
-            n = ty.size + sy.size
-            if K > n:  # before any allocation: labels [0, 10**9] would make 10**9 + 1 class names
-                distinct = np.union1d(ty, sy).size
-                raise ValueError(
-                    f"teacher_y and student_y hold {distinct} distinct labels up to {K - 1}: that makes K={K} classes "
-                    f"for {n} samples, nearly all empty; re-encode the labels as 0..K-1 (np.unique(y, "
-                    "return_inverse=True)) or pass class_names")
-            class_names = [str(k) for k in range(K)]  # gaps in 0..K-1 are kept, and named by the task's warning
-        class_names = check_class_names(class_names)
-        K = len(class_names)
-        ty = check_labels("teacher_y", ty, K)
-        sy = check_labels("student_y", sy, K)
+        tx, ty, sx, sy = _input_arrays(teacher_x, teacher_y, student_x, student_y)
+        class_names, ty, sy = _label_set(ty, sy, class_names)
         check_int("seed", seed)
-
-        def split(side, y, given):
-            if given is not None:
-                if not isinstance(given, Mapping):
-                    raise TypeError(f"{side}_splits must be a dict {{'train', 'val', 'test'}} -> indices; "
-                                    f"got {type(given).__name__}")
-                missing = [s for s in SPLITS if s not in given]
-                if missing:
-                    raise ValueError(f"{side}_splits must have keys {SPLITS}; missing {missing}")
-                unknown = sorted(map(str, set(given) - set(SPLITS)))
-                if unknown:
-                    raise ValueError(f"{side}_splits has unknown keys {unknown}; the keys are {SPLITS}")
-                out = {s: check_indices(f"{side}_splits[{s!r}]", given[s], y.shape[0]) for s in SPLITS}
-                for s in SPLITS:
-                    if out[s].size == 0:
-                        raise ValueError(f"{side}_splits[{s!r}] is empty; every split needs at least one sample")
-                for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-                    both = np.intersect1d(out[a], out[b])
-                    if both.size:
-                        raise ValueError(f"{side}_splits[{a!r}] and [{b!r}] share {both.size} sample(s) (e.g. "
-                                         f"{both[:5].tolist()}); splits must be disjoint or evaluation leaks")
-                return out
-            return stratified_split(y, val_fraction, test_fraction, seed)
-
-        ts = split("teacher", ty, teacher_splits)
-        ss = split("student", sy, student_splits)
-        paired = None
-        if paired_teacher_x is not None:
-            px = arr("paired_teacher_x", paired_teacher_x)
-            check_finite_array("paired_teacher_x", px, min_ndim=2, min_len=0)
-            _fits_float32("paired_teacher_x", px)
-            if px.shape[0] != sx.shape[0]:
-                raise ValueError(
-                    f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}"
-                )
-            if px.shape[1:] != tx.shape[1:]:
-                raise ValueError(f"paired_teacher_x must have the teacher's per-sample shape {tuple(tx.shape[1:])} "
-                                 f"(teacher_x is {tuple(tx.shape)}); got {tuple(px.shape[1:])} (shape {px.shape})")
-            paired = {s: px[ss[s]].astype(np.float32) for s in SPLITS}
+        ts = _given_or_stratified("teacher", ty, teacher_splits, val_fraction, test_fraction, seed)
+        ss = _given_or_stratified("student", sy, student_splits, val_fraction, test_fraction, seed)
+        paired = _paired_views(paired_teacher_x, tx, sx, ss)
         return cls(
             name=name,
             class_names=class_names,
@@ -425,6 +361,94 @@ class CrossModalTask:
             student_encoder=student_encoder,
             info={"source": "from_arrays"},
         )
+
+
+# ------------------------------------------------------------- the steps of from_arrays
+def _array(name, v) -> np.ndarray:
+    """``v`` as a numeric array; a ragged list names the rows that differ."""
+    try:
+        a = np.asarray(v)
+    except Exception as e:
+        check_rectangular(name, v)  # a ragged list: name the rows that differ
+        raise TypeError(f"{name} must be array-like; got {type(v).__name__} ({e})") from e
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}")
+    return a
+
+
+def _input_arrays(teacher_x, teacher_y, student_x, student_y):
+    """The four arrays, checked: finite inputs that fit float32, 1-D labels, one label per sample."""
+    tx, ty = _array("teacher_x", teacher_x), _array("teacher_y", teacher_y)
+    sx, sy = _array("student_x", student_x), _array("student_y", student_y)
+    for n, x in (("teacher_x", tx), ("student_x", sx)):
+        check_finite_array(n, x, min_ndim=2, min_len=3)
+        _fits_float32(n, x)
+    if ty.ndim != 1 or sy.ndim != 1:
+        raise ValueError(f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}")
+    if tx.shape[0] != ty.shape[0]:
+        raise ValueError(f"teacher_x has {tx.shape[0]} samples but teacher_y has {ty.shape[0]}")
+    if sx.shape[0] != sy.shape[0]:
+        raise ValueError(f"student_x has {sx.shape[0]} samples but student_y has {sy.shape[0]}")
+    return tx, ty, sx, sy
+
+
+def _label_set(ty, sy, class_names):
+    """(class names, teacher labels, student labels): without names, K = the largest label + 1, refused
+    before anything is allocated when that makes more classes than samples."""
+    if class_names is None:
+        ty, sy = check_labels("teacher_y", ty, None), check_labels("student_y", sy, None)
+        K = int(max(ty.max(), sy.max())) + 1
+        n = ty.size + sy.size
+        if K > n:  # before any allocation: labels [0, 10**9] would make 10**9 + 1 class names
+            distinct = np.union1d(ty, sy).size
+            raise ValueError(
+                f"teacher_y and student_y hold {distinct} distinct labels up to {K - 1}: that makes K={K} classes "
+                f"for {n} samples, nearly all empty; re-encode the labels as 0..K-1 (np.unique(y, "
+                "return_inverse=True)) or pass class_names")
+        class_names = [str(k) for k in range(K)]  # gaps in 0..K-1 are kept, and named by the task's warning
+    class_names = check_class_names(class_names)
+    K = len(class_names)
+    return class_names, check_labels("teacher_y", ty, K), check_labels("student_y", sy, K)
+
+
+def _given_or_stratified(side, y, given, val_fraction, test_fraction, seed) -> Dict[str, np.ndarray]:
+    """The user's splits of one side, checked (keys, indices, non-empty, disjoint), or a stratified draw."""
+    if given is None:
+        return stratified_split(y, val_fraction, test_fraction, seed)
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{side}_splits must be a dict {{'train', 'val', 'test'}} -> indices; "
+                        f"got {type(given).__name__}")
+    missing = [s for s in SPLITS if s not in given]
+    if missing:
+        raise ValueError(f"{side}_splits must have keys {SPLITS}; missing {missing}")
+    unknown = sorted(map(str, set(given) - set(SPLITS)))
+    if unknown:
+        raise ValueError(f"{side}_splits has unknown keys {unknown}; the keys are {SPLITS}")
+    out = {s: check_indices(f"{side}_splits[{s!r}]", given[s], y.shape[0]) for s in SPLITS}
+    for s in SPLITS:
+        if out[s].size == 0:
+            raise ValueError(f"{side}_splits[{s!r}] is empty; every split needs at least one sample")
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = np.intersect1d(out[a], out[b])
+        if both.size:
+            raise ValueError(f"{side}_splits[{a!r}] and [{b!r}] share {both.size} sample(s) (e.g. "
+                             f"{both[:5].tolist()}); splits must be disjoint or evaluation leaks")
+    return out
+
+
+def _paired_views(paired_teacher_x, tx, sx, ss):
+    """The teacher view of each student sample, per student split (None without one), checked."""
+    if paired_teacher_x is None:
+        return None
+    px = _array("paired_teacher_x", paired_teacher_x)
+    check_finite_array("paired_teacher_x", px, min_ndim=2, min_len=0)
+    _fits_float32("paired_teacher_x", px)
+    if px.shape[0] != sx.shape[0]:
+        raise ValueError(f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}")
+    if px.shape[1:] != tx.shape[1:]:
+        raise ValueError(f"paired_teacher_x must have the teacher's per-sample shape {tuple(tx.shape[1:])} "
+                         f"(teacher_x is {tuple(tx.shape)}); got {tuple(px.shape[1:])} (shape {px.shape})")
+    return {s: px[ss[s]].astype(np.float32) for s in SPLITS}
 
 
 def _fits_float32(name: str, x: np.ndarray) -> None:

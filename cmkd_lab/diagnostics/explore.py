@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from types import SimpleNamespace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -263,152 +264,23 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
         ta, tb = ta.float(), tb.float()
     pooled = np.concatenate([As, Bs])  # (n + m, D)
     scale = median_cost(pooled, cost="l2", max_points=2000, seed=seed)
-    bws = rbf_bandwidths(pooled, seed=seed)
-    eps = eps_relative * scale
+    c = SimpleNamespace(A=A, B=B, As=As, Bs=Bs, ta=ta, tb=tb, ya=ya, yb=yb, ia=ia, ib=ib, K=K, cnames=cnames,
+                        a=a, b=b, dev=dev, seed=seed, alpha=alpha, cv=cv, max_points=max_points,
+                        n_permutations=n_permutations, sinkhorn_iter=sinkhorn_iter, scale=scale,
+                        bws=rbf_bandwidths(pooled, seed=seed), eps=eps_relative * scale,
+                        eps_relative=eps_relative, times=times, notes=notes)
     res = GapResult(arrays={"z_a": A, "z_b": B, "y_a": ya, "y_b": yb, "pairs": pr})
-
-    # ---- distribution distance
-    t = time.perf_counter()
-    mm = mmd_permutation_test(ta, tb, bandwidth=bws, n_permutations=n_permutations, seed=seed)
-    times["mmd"] = time.perf_counter() - t
-    t = time.perf_counter()
-    w1, plan_exact = exact_ot(As, Bs, cost="l2", return_plan=True, max_points=max_points)
-    w2sq = exact_ot(As, Bs, cost="sqeuclidean", max_points=max_points)
-    times["exact_ot"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ent = entropic_ot(ta, tb, eps=eps, cost="l2", max_iter=sinkhorn_iter, return_plan=True)
-    self_a = entropic_ot(ta, ta, eps=eps, cost="l2", max_iter=sinkhorn_iter)["objective"]
-    self_b = entropic_ot(tb, tb, eps=eps, cost="l2", max_iter=sinkhorn_iter)["objective"]
-    sdiv = ent["objective"] - 0.5 * (self_a + self_b)  # S_ε, as sinkhorn_divergence (plan kept for the figure)
-    times["sinkhorn"] = time.perf_counter() - t
-    mg = modality_gap(B, A)  # ratios over A's RMS radius
-    mean_a, mean_b = A.mean(0), B.mean(0)
-    cos = None if min(np.linalg.norm(mean_a), np.linalg.norm(mean_b)) <= 1e-12 else mg["mean_cos"]
-    ratio = mg["gap_ratio"] if math.isfinite(mg["gap_ratio"]) else None
-    res["distance"] = {
-        "mmd": {"mmd2": mm["mmd2"], "p_value": mm["p_value"], "n_permutations": n_permutations,
-                "bandwidths": bws, "reading": T.mmd(mm["mmd2"], mm["p_value"], n_permutations, alpha, a, b)},
-        "w1": {"w1": w1, "w1_relative": w1 / scale, "median_distance": scale, "w2_squared": w2sq,
-               "reading": T.w1(w1, w1 / scale, a, b)},
-        "sinkhorn": {"divergence": sdiv, "transport_cost": ent["cost"], "eps": eps, "eps_relative": eps_relative,
-                     "marginal_error": ent["marginal_error"],
-                     "reading": T.sinkhorn(sdiv, eps_relative, ent["marginal_error"])},
-        "centroid": {"centroid_gap": mg["centroid_gap"], "gap_ratio": ratio, "mean_cos": cos,
-                     "norm_ratio": mg["norm_ratio"], "reading": T.centroid(mg["centroid_gap"], ratio, cos, a, b)},
-    }
-
-    # ---- the gap vector: a shift, or a change of shape?
-    t = time.perf_counter()
-    g = mean_b - mean_a  # (D,)
-    g_sub = Bs.mean(0) - As.mean(0)
-    share = float(np.clip(g_sub @ g_sub / w2sq, 0.0, 1.0)) if w2sq > 1e-12 else None
-    Ac, Bc = As - mean_a, Bs - mean_b
-    mc = mmd_permutation_test(torch.as_tensor(Ac, device=dev, dtype=ta.dtype),
-                              torch.as_tensor(Bc, device=dev, dtype=ta.dtype), bandwidth=bws,
-                              n_permutations=n_permutations, seed=seed + 1)
-    w1c = exact_ot(Ac, Bc, cost="l2", max_points=max_points)
-    times["centred"] = time.perf_counter() - t
-    res["gap_vector"] = {
-        "gap": {"norm": float(np.linalg.norm(g)), "relative": ratio, "shift_share_w2": share,
-                "vector": np.round(g, 5), "reading": T.gap_vector(float(np.linalg.norm(g)), share, a, b)},
-        "centred": {"mmd2": mc["mmd2"], "p_value": mc["p_value"], "w1": w1c, "w1_relative": w1c / scale,
-                    "w1_reduction": (1 - w1c / w1) if w1 > 1e-12 else None,
-                    "reading": T.centred(mc["mmd2"], mc["p_value"], w1c, w1, alpha, a, b)},
-    }
-
-    # ---- labels
-    res["classes"], res["transfer"], res["plan"] = None, None, None
-    if ya is not None:
-        t = time.perf_counter()
-        ya_s, yb_s = ya[ia], yb[ib]
-        n_cls = 0 if not n_permutations else max(n_permutations, int(math.ceil(2 * K / alpha)))
-        cc = class_conditional_mmd(ta, ya_s, tb, yb_s, bandwidth=bws, num_classes=K, n_permutations=n_cls,
-                                   seed=seed, alpha=alpha)
-        rows = []
-        for r in cc["per_class"]:
-            k = r["class"]
-            ma, mb = ya == k, yb == k
-            cg = float(np.linalg.norm(B[mb].mean(0) - A[ma].mean(0))) if ma.any() and mb.any() else None
-            rows.append({**r, "name": cnames[k], "centroid_gap": cg})
-        tested = [r for r in rows if r["mmd2"] is not None]
-        worst = max(tested, key=lambda r: r["mmd2"]) if tested else None
-        pur = plan_class_purity(plan_exact, ya_s, yb_s, K)
-        pa, pb = np.bincount(ya, minlength=K) / len(ya), np.bincount(yb, minlength=K) / len(yb)
-        tv = 0.5 * float(np.abs(pa - pb).sum())
-        pa_s, pb_s = np.bincount(ya_s, minlength=K) / len(ya_s), np.bincount(yb_s, minlength=K) / len(yb_s)
-        best = float(np.minimum(pa_s, pb_s).sum())  # the most any coupling of the subsample can keep in-class
-        res["classes"] = {
-            "per_class_mmd": {"classes": rows, "n_rejected": cc["n_rejected"], "n_tested": len(tested),
-                              "n_permutations": n_cls, "alpha": alpha,
-                              "reading": T.per_class(cc["n_rejected"], len(tested), alpha,
-                                                     worst["name"] if worst else None,
-                                                     worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
-            "purity": {"purity": pur["purity"], "chance": pur["chance"], "purity_matched": pur["purity_matched"],
-                       "max_purity": best, "matching": [cnames[int(j)] for j in pur["matching"]],
-                       "class_mass": np.round(pur["class_mass"], 5), "plan": "exact (ot.emd, l2 cost)",
-                       "reading": T.purity(pur["purity"], pur["chance"], pur["purity_matched"], best, a, b, True)},
-            "prior_tv": {"tv": tv, "prior_a": np.round(pa, 5), "prior_b": np.round(pb, 5),
-                         "reading": T.prior_tv(tv, a, b)},
-        }
-        pooled_plan = pool_plan(ent["plan"], ya_s, yb_s)
-        rs, cs = np.asarray(pooled_plan["row_sizes"], float), np.asarray(pooled_plan["col_sizes"], float)
-        dens = pooled_plan["plan"] / np.outer(rs, cs) * (rs.sum() * cs.sum())  # 1 = independent coupling
-        res["plan"] = {"plan_x_uniform": np.round(dens, 3), "row_classes": pooled_plan["row_classes"],
-                       "col_classes": pooled_plan["col_classes"], "class_mass_exact": np.round(pur["class_mass"], 5)}
-        times["classes"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if np.unique(ya).size >= 2 and np.unique(yb).size >= 2:
-            tr = linear_transfer(A, ya, B, yb, names=(a, b), cv=cv, seed=seed)
-            for src, dst in ((a, b), (b, a)):
-                d = tr["transfer"][f"{src}→{dst}"]
-                d["reading"] = T.transfer(src, dst, d["raw"], d["centred"], tr["own"][src], tr["own"][dst],
-                                          tr["chance"][dst])
-            tr["reading"] = " ".join(tr["transfer"][k]["reading"] for k in tr["transfer"])
-            if tr["n_not_converged"]:
-                notes.append(f"{tr['n_not_converged']} logistic-regression fits stopped at max_iter before converging")
-            res["transfer"] = tr
-        else:
-            notes.append("the transfer test was skipped: each set needs at least 2 classes")
-        times["transfer"] = time.perf_counter() - t
-
-    # ---- pairs
-    res["paired"] = None
-    if pr is not None:
-        t = time.perf_counter()
-        keep = _sub(len(pr), ya[pr[:, 0]] if ya is not None else None, max_points, seed + 2)
-        pk = pr[keep]
-        pm = paired_measures(A[pk[:, 0]], B[pk[:, 1]], ks=KS, seed=seed, device=dev)
-        ret = pm["retrieval"]
-        readings = [T.retrieval(w, ret, pm["retrieval_chance"][1], pm["n_candidates"]) for w in ("x_to_y", "y_to_x")]
-        rename = {"x_to_y": f"{a}→{b}", "y_to_x": f"{b}→{a}"}
-        res["paired"] = {
-            "n_pairs": int(len(pr)), "n_used": int(len(pk)), "how": pair_how,
-            "retrieval": {"recall": {v: {rename[w]: {f"@{k}": r[w][k] for k in KS} for w in r} for v, r in ret.items()},
-                          "chance": {f"@{k}": c for k, c in pm["retrieval_chance"].items()},
-                          "n_candidates": pm["n_candidates"],
-                          "reading": " ".join(readings).replace("x→y", f"{a}→{b}").replace("y→x", f"{b}→{a}")},
-            "cka": {"cka": pm["cka"], "reading": T.cka(pm["cka"])},
-            "procrustes": {"residual": pm["procrustes"], "residual_heldout": pm["procrustes_heldout"],
-                           "reading": T.procrustes(pm["procrustes"], pm["procrustes_heldout"], a, b)},
-        }
-        times["paired"] = time.perf_counter() - t
-
-    sub_note = (f"The quadratic parts (MMD, exact and entropic OT, transport purity) used {len(ia)} of {A.shape[0]} "
-                f"rows of {a} and {len(ib)} of {B.shape[0]} of {b}"
-                + (", stratified by class" if ya is not None else ", drawn at random")
-                + f" (max_points = {max_points}, seed {seed})"
-                + ("" if pr is None else f"; the paired measures {res['paired']['n_used']} of {len(pr)} pairs")
-                + "; centroids, the gap vector and the classifiers used every row.")
-    res["subsample"] = {"a": int(len(ia)), "b": int(len(ib)), "pairs": None if pr is None else res["paired"]["n_used"],
-                        "applied": bool(len(ia) < A.shape[0] or len(ib) < B.shape[0] or
-                                        (pr is not None and res["paired"]["n_used"] < len(pr))),
-                        "stratified": ya is not None, "max_points": max_points, "seed": seed, "reading": sub_note}
+    res["distance"], ot_ = _distance(c)
+    res["gap_vector"] = _gap_vector(c, ot_)
+    res["classes"], res["transfer"], res["plan"] = _classes_and_transfer(c, ot_) if ya is not None else (None, None, None)
+    res["paired"] = _paired(c, pr, pair_how) if pr is not None else None
+    res["subsample"] = _subsample(c, pr, res["paired"])
     res.update({
         "names": [a, b], "n": {a: int(A.shape[0]), b: int(B.shape[0])}, "dim": int(A.shape[1]),
         "normalized": normalize, "num_classes": int(K) if ya is not None else None, "class_names": cnames,
         "settings": {"max_points": max_points, "n_permutations": n_permutations, "alpha": alpha, "cv": cv,
-                     "eps_relative": eps_relative, "eps_absolute": eps, "sinkhorn_iter": sinkhorn_iter,
-                     "bandwidths": bws, "bandwidths_from": f"median distance within {a} ∪ {b} × (0.5, 1, 2)",
+                     "eps_relative": eps_relative, "eps_absolute": c.eps, "sinkhorn_iter": sinkhorn_iter,
+                     "bandwidths": c.bws, "bandwidths_from": f"median distance within {a} ∪ {b} × (0.5, 1, 2)",
                      "seed": seed, "device": str(dev)},
     })
     res["readings"] = _readings(res)
@@ -420,6 +292,164 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
     res.update(cleaned)
     res["notes"] = notes
     return res
+
+
+# ------------------------------------------------------------- the sections of explore_gap
+def _distance(c):
+    """Distribution distance: MMD² with its test, W1 / exact OT, the Sinkhorn divergence, the centroids.
+    Returns the section and what later sections reuse (the exact plan, W1, W2², the entropic plan)."""
+    a, b, times = c.a, c.b, c.times
+    t = time.perf_counter()
+    mm = mmd_permutation_test(c.ta, c.tb, bandwidth=c.bws, n_permutations=c.n_permutations, seed=c.seed)
+    times["mmd"] = time.perf_counter() - t
+    t = time.perf_counter()
+    w1, plan_exact = exact_ot(c.As, c.Bs, cost="l2", return_plan=True, max_points=c.max_points)
+    w2sq = exact_ot(c.As, c.Bs, cost="sqeuclidean", max_points=c.max_points)
+    times["exact_ot"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ent = entropic_ot(c.ta, c.tb, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter, return_plan=True)
+    self_a = entropic_ot(c.ta, c.ta, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter)["objective"]
+    self_b = entropic_ot(c.tb, c.tb, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter)["objective"]
+    sdiv = ent["objective"] - 0.5 * (self_a + self_b)  # S_ε, as sinkhorn_divergence (plan kept for the figure)
+    times["sinkhorn"] = time.perf_counter() - t
+    mg = modality_gap(c.B, c.A)  # ratios over A's RMS radius
+    mean_a, mean_b = c.A.mean(0), c.B.mean(0)
+    cos = None if min(np.linalg.norm(mean_a), np.linalg.norm(mean_b)) <= 1e-12 else mg["mean_cos"]
+    ratio = mg["gap_ratio"] if math.isfinite(mg["gap_ratio"]) else None
+    section = {
+        "mmd": {"mmd2": mm["mmd2"], "p_value": mm["p_value"], "n_permutations": c.n_permutations,
+                "bandwidths": c.bws, "reading": T.mmd(mm["mmd2"], mm["p_value"], c.n_permutations, c.alpha, a, b)},
+        "w1": {"w1": w1, "w1_relative": w1 / c.scale, "median_distance": c.scale, "w2_squared": w2sq,
+               "reading": T.w1(w1, w1 / c.scale, a, b)},
+        "sinkhorn": {"divergence": sdiv, "transport_cost": ent["cost"], "eps": c.eps, "eps_relative": c.eps_relative,
+                     "marginal_error": ent["marginal_error"],
+                     "reading": T.sinkhorn(sdiv, c.eps_relative, ent["marginal_error"])},
+        "centroid": {"centroid_gap": mg["centroid_gap"], "gap_ratio": ratio, "mean_cos": cos,
+                     "norm_ratio": mg["norm_ratio"], "reading": T.centroid(mg["centroid_gap"], ratio, cos, a, b)},
+    }
+    return section, SimpleNamespace(w1=w1, w2sq=w2sq, plan_exact=plan_exact, ent=ent, ratio=ratio,
+                                    mean_a=mean_a, mean_b=mean_b)
+
+
+def _gap_vector(c, ot_):
+    """The gap vector (the difference of the means) and the distance left once each set is centred:
+    whether the gap is a shift or a change of shape."""
+    t = time.perf_counter()
+    g = ot_.mean_b - ot_.mean_a  # (D,)
+    g_sub = c.Bs.mean(0) - c.As.mean(0)
+    share = float(np.clip(g_sub @ g_sub / ot_.w2sq, 0.0, 1.0)) if ot_.w2sq > 1e-12 else None
+    Ac, Bc = c.As - ot_.mean_a, c.Bs - ot_.mean_b
+    mc = mmd_permutation_test(torch.as_tensor(Ac, device=c.dev, dtype=c.ta.dtype),
+                              torch.as_tensor(Bc, device=c.dev, dtype=c.ta.dtype), bandwidth=c.bws,
+                              n_permutations=c.n_permutations, seed=c.seed + 1)
+    w1c = exact_ot(Ac, Bc, cost="l2", max_points=c.max_points)
+    c.times["centred"] = time.perf_counter() - t
+    w1 = ot_.w1
+    return {
+        "gap": {"norm": float(np.linalg.norm(g)), "relative": ot_.ratio, "shift_share_w2": share,
+                "vector": np.round(g, 5), "reading": T.gap_vector(float(np.linalg.norm(g)), share, c.a, c.b)},
+        "centred": {"mmd2": mc["mmd2"], "p_value": mc["p_value"], "w1": w1c, "w1_relative": w1c / c.scale,
+                    "w1_reduction": (1 - w1c / w1) if w1 > 1e-12 else None,
+                    "reading": T.centred(mc["mmd2"], mc["p_value"], w1c, w1, c.alpha, c.a, c.b)},
+    }
+
+
+def _classes_and_transfer(c, ot_):
+    """With labels: per-class MMD (Holm), plan purity against chance and up to a relabelling, the prior TV,
+    the class-sorted entropic plan, and the linear transfer between the sets."""
+    a, b, K, cnames, ya, yb = c.a, c.b, c.K, c.cnames, c.ya, c.yb
+    t = time.perf_counter()
+    ya_s, yb_s = ya[c.ia], yb[c.ib]
+    n_cls = 0 if not c.n_permutations else max(c.n_permutations, int(math.ceil(2 * K / c.alpha)))
+    cc = class_conditional_mmd(c.ta, ya_s, c.tb, yb_s, bandwidth=c.bws, num_classes=K, n_permutations=n_cls,
+                               seed=c.seed, alpha=c.alpha)
+    rows = []
+    for r in cc["per_class"]:
+        k = r["class"]
+        ma, mb = ya == k, yb == k
+        cg = float(np.linalg.norm(c.B[mb].mean(0) - c.A[ma].mean(0))) if ma.any() and mb.any() else None
+        rows.append({**r, "name": cnames[k], "centroid_gap": cg})
+    tested = [r for r in rows if r["mmd2"] is not None]
+    worst = max(tested, key=lambda r: r["mmd2"]) if tested else None
+    pur = plan_class_purity(ot_.plan_exact, ya_s, yb_s, K)
+    pa, pb = np.bincount(ya, minlength=K) / len(ya), np.bincount(yb, minlength=K) / len(yb)
+    tv = 0.5 * float(np.abs(pa - pb).sum())
+    pa_s, pb_s = np.bincount(ya_s, minlength=K) / len(ya_s), np.bincount(yb_s, minlength=K) / len(yb_s)
+    best = float(np.minimum(pa_s, pb_s).sum())  # the most any coupling of the subsample can keep in-class
+    classes = {
+        "per_class_mmd": {"classes": rows, "n_rejected": cc["n_rejected"], "n_tested": len(tested),
+                          "n_permutations": n_cls, "alpha": c.alpha,
+                          "reading": T.per_class(cc["n_rejected"], len(tested), c.alpha,
+                                                 worst["name"] if worst else None,
+                                                 worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
+        "purity": {"purity": pur["purity"], "chance": pur["chance"], "purity_matched": pur["purity_matched"],
+                   "max_purity": best, "matching": [cnames[int(j)] for j in pur["matching"]],
+                   "class_mass": np.round(pur["class_mass"], 5), "plan": "exact (ot.emd, l2 cost)",
+                   "reading": T.purity(pur["purity"], pur["chance"], pur["purity_matched"], best, a, b, True)},
+        "prior_tv": {"tv": tv, "prior_a": np.round(pa, 5), "prior_b": np.round(pb, 5),
+                     "reading": T.prior_tv(tv, a, b)},
+    }
+    pooled_plan = pool_plan(ot_.ent["plan"], ya_s, yb_s)
+    rs, cs = np.asarray(pooled_plan["row_sizes"], float), np.asarray(pooled_plan["col_sizes"], float)
+    dens = pooled_plan["plan"] / np.outer(rs, cs) * (rs.sum() * cs.sum())  # 1 = independent coupling
+    plan = {"plan_x_uniform": np.round(dens, 3), "row_classes": pooled_plan["row_classes"],
+            "col_classes": pooled_plan["col_classes"], "class_mass_exact": np.round(pur["class_mass"], 5)}
+    c.times["classes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    transfer = None
+    if np.unique(ya).size >= 2 and np.unique(yb).size >= 2:
+        transfer = linear_transfer(c.A, ya, c.B, yb, names=(a, b), cv=c.cv, seed=c.seed)
+        for src, dst in ((a, b), (b, a)):
+            d = transfer["transfer"][f"{src}→{dst}"]
+            d["reading"] = T.transfer(src, dst, d["raw"], d["centred"], transfer["own"][src], transfer["own"][dst],
+                                      transfer["chance"][dst])
+        transfer["reading"] = " ".join(transfer["transfer"][k]["reading"] for k in transfer["transfer"])
+        if transfer["n_not_converged"]:
+            c.notes.append(f"{transfer['n_not_converged']} logistic-regression fits stopped at max_iter before "
+                           "converging")
+    else:
+        c.notes.append("the transfer test was skipped: each set needs at least 2 classes")
+    c.times["transfer"] = time.perf_counter() - t
+    return classes, transfer, plan
+
+
+def _paired(c, pr, pair_how):
+    """With pairs: matched-pair retrieval both ways, linear CKA, the orthogonal Procrustes residual."""
+    a, b = c.a, c.b
+    t = time.perf_counter()
+    keep = _sub(len(pr), c.ya[pr[:, 0]] if c.ya is not None else None, c.max_points, c.seed + 2)
+    pk = pr[keep]
+    pm = paired_measures(c.A[pk[:, 0]], c.B[pk[:, 1]], ks=KS, seed=c.seed, device=c.dev)
+    ret = pm["retrieval"]
+    readings = [T.retrieval(w, ret, pm["retrieval_chance"][1], pm["n_candidates"]) for w in ("x_to_y", "y_to_x")]
+    rename = {"x_to_y": f"{a}→{b}", "y_to_x": f"{b}→{a}"}
+    section = {
+        "n_pairs": int(len(pr)), "n_used": int(len(pk)), "how": pair_how,
+        "retrieval": {"recall": {v: {rename[w]: {f"@{k}": r[w][k] for k in KS} for w in r} for v, r in ret.items()},
+                      "chance": {f"@{k}": ch for k, ch in pm["retrieval_chance"].items()},
+                      "n_candidates": pm["n_candidates"],
+                      "reading": " ".join(readings).replace("x→y", f"{a}→{b}").replace("y→x", f"{b}→{a}")},
+        "cka": {"cka": pm["cka"], "reading": T.cka(pm["cka"])},
+        "procrustes": {"residual": pm["procrustes"], "residual_heldout": pm["procrustes_heldout"],
+                       "reading": T.procrustes(pm["procrustes"], pm["procrustes_heldout"], a, b)},
+    }
+    c.times["paired"] = time.perf_counter() - t
+    return section
+
+
+def _subsample(c, pr, paired):
+    """What the quadratic parts were computed on, stated."""
+    a, b, A, B = c.a, c.b, c.A, c.B
+    n_used = None if pr is None else paired["n_used"]
+    note = (f"The quadratic parts (MMD, exact and entropic OT, transport purity) used {len(c.ia)} of {A.shape[0]} "
+            f"rows of {a} and {len(c.ib)} of {B.shape[0]} of {b}"
+            + (", stratified by class" if c.ya is not None else ", drawn at random")
+            + f" (max_points = {c.max_points}, seed {c.seed})"
+            + ("" if pr is None else f"; the paired measures {n_used} of {len(pr)} pairs")
+            + "; centroids, the gap vector and the classifiers used every row.")
+    return {"a": int(len(c.ia)), "b": int(len(c.ib)), "pairs": n_used,
+            "applied": bool(len(c.ia) < A.shape[0] or len(c.ib) < B.shape[0] or (pr is not None and n_used < len(pr))),
+            "stratified": c.ya is not None, "max_points": c.max_points, "seed": c.seed, "reading": note}
 
 
 def _readings(r: dict) -> list:
