@@ -147,3 +147,20 @@ def test_json_files_are_named_in_their_errors(tmp_path):
     assert read_json(p) == {"a": 1}
     with pytest.raises(ValueError, match=r"--out must name a folder; got --out ''"):
         check_out_dir("")
+
+
+def _die_on_odd(job):
+    if job % 2:
+        os._exit(3)  # the worker process dies (as when the kernel kills it for memory)
+    return {"value": job}
+
+
+def test_a_worker_that_dies_is_a_failed_job_not_a_lost_grid():
+    from cmkd_lab.experiments.executors import Pool
+    pool = Pool(2)
+    try:
+        out = dict(pool.map_unordered(_die_on_odd, [0, 1, 2]))
+    finally:
+        pool.close()
+    assert len(out) == 3 and any("error" in r for r in out.values())
+    assert all("ran out of memory or crashed" in r["error"] for r in out.values() if "error" in r)

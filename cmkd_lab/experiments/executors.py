@@ -15,6 +15,18 @@ import time
 __all__ = ["executor", "sigterm_as_interrupt", "Serial", "Pool", "Dask"]
 
 
+def _outcome(future) -> dict:
+    """A finished future's result; a worker that died (killed for memory, a crash in native code) gives
+    ``{"error": ...}`` like a job that raised, so one lost job never ends the grid (it runs again next time)."""
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - BrokenProcessPool, dask's KilledWorker, CancelledError ...
+        return {"error": f"{type(e).__name__}: {e or 'the worker process ended'} (the worker ran out of memory or "
+                         "crashed; the run is retried when the grid is run again)"}
+
+
 class Serial:
     def map_unordered(self, fn, jobs):
         for j in jobs:
@@ -35,7 +47,7 @@ class Pool:
         from concurrent.futures import as_completed
         self.futs = {self.ex.submit(fn, j): j for j in jobs}
         for f in as_completed(self.futs):
-            yield self.futs[f], f.result()
+            yield self.futs[f], _outcome(f)
 
     def close(self, interrupted: bool = False):
         if not interrupted:
@@ -83,7 +95,7 @@ class Dask:
         futs = {self.client.submit(fn, j, pure=False, key=f"cmkd-{getattr(fn, '__name__', 'job')}-{i}-{time.time_ns()}"): j
                 for i, j in enumerate(jobs)}
         for f in as_completed(list(futs)):
-            yield futs[f], f.result()
+            yield futs[f], _outcome(f)
 
     def close(self, interrupted: bool = False):
         if self.own is not None:
