@@ -95,7 +95,7 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
                           "config": config.replace(pairing=p, teacher_control=c), "task_kwargs": dict(task_kwargs or {})})
     with claim(out, what="bench directory"):
         jobs, skipped, aliases = plan(task, methods, cells, seeds, out, fast=fast, baseline=baseline, aa=aa,
-                                      diagnostics=True, early_epochs=0, threads=0,
+                                      diagnostics=True, early_epochs=0, threads=1 if workers != 1 else 0,
                                       dir_of=lambda c: "/".join(c["values"].values()))
         for j in jobs:
             j["progress"] = progress
