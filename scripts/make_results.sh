@@ -5,6 +5,7 @@
 #
 #   bash scripts/make_results.sh            # everything (hours on 2 CPU cores)
 #   bash scripts/make_results.sh bench_hapt # one part: bench_hapt bench_digits controls regime_hapt
+#                                           #   (or one controls_{hapt,digits,synthetic}_{full,scarce})
 #                                           #   regime_hapt_unlabelled regime_synthetic regime_synthetic_unlabelled
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,22 +40,29 @@ run_part() {
       --pairing unpaired,paired --seeds 5 --epochs 10 --set diagnostics_every=0 --workers "$W" --quiet \
       --out "$R/bench_digits_speech"
     publish bench_digits_speech bench "$R/bench_digits_speech" ;;
-  controls)
+  controls) for c in synthetic_full synthetic_scarce hapt_full hapt_scarce digits_full digits_scarce; do
+      run_part "controls_$c"; done ;;
+  controls_*)
     # Whose knowledge is it? Every method with the real teacher and under the three controls, at full labels
     # and at scarce labels with the rest of the student's training data unlabelled.
     local M="fa,ucmkd-joint[la_teacher_grad=align],ucmkd,cc-fa,class-kd,proto"
     local C="none,random,shuffled-labels,permuted-classes"
-    for spec in "hapt 15 0.05" "digits-speech 10 0.05" "synthetic 30 0.01"; do
-      set -- $spec
-      local t=$1 e=$2 f=$3 n=${1//-/_}
+    local n=${1#controls_} t e f
+    case "${n%_*}" in
+      hapt) t=hapt e=15 f=0.05 ;;
+      digits) t=digits-speech e=10 f=0.05 ;;
+      synthetic) t=synthetic e=30 f=0.01 ;;
+      *) echo "unknown part $1" >&2; exit 2 ;;
+    esac
+    if [ "${n##*_}" = full ]; then
       "$PY" -m cmkd_lab bench --task "$t" --methods "ce,$M" --teacher-control "$C" --seeds 5 --epochs "$e" \
-        --set diagnostics_every=0 --workers "$W" --quiet --out "$R/controls_${n}_full"
-      publish "controls_${n}_full" bench "$R/controls_${n}_full"
+        --set diagnostics_every=0 --workers "$W" --quiet --out "$R/controls_$n"
+    else
       "$PY" -m cmkd_lab bench --task "$t" --methods "ce,entmin,$M" --teacher-control "$C" --seeds 5 --epochs "$e" \
         --student-fraction "$f" --student-unlabelled --min-steps 300 --set diagnostics_every=0 --workers "$W" \
-        --quiet --out "$R/controls_${n}_scarce"
-      publish "controls_${n}_scarce" bench "$R/controls_${n}_scarce"
-    done ;;
+        --quiet --out "$R/controls_$n"
+    fi
+    publish "controls_$n" bench "$R/controls_$n" ;;
   regime_hapt)
     "$PY" -m cmkd_lab sweep --task hapt --methods ce,fa,ucmkd --grid student_fraction=0.02,0.05,0.2,1 \
       --epochs 15 --min-steps 300 --seeds 5 --workers "$W" --diag-epoch 2 --quiet --out "$R/regime_hapt"
