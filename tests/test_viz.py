@@ -250,7 +250,7 @@ def test_delta_bars_show_interval_mde_and_noise_floor():
     fa = [r for r in rows if r["method"] == "fa"][0]
     assert list(bar.y) == pytest.approx([100 * fa["delta_mean"]])
     assert bar.error_y.array[0] == pytest.approx(100 * (fa["ci_high"] - fa["delta_mean"]))
-    assert "n=4" in bar.text[0]
+    assert "n=4" in bar.text[0] and "n = 4 seeds paired" in fig.layout.title.text
     band = fig.layout.shapes[0]
     assert (band.y0, band.y1) == pytest.approx((100 * fa["noise_aa_ci_low"], 100 * fa["noise_aa_ci_high"]))
 

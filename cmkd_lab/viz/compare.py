@@ -51,20 +51,19 @@ def delta_bars(rows: Sequence[dict], *, baseline: str = "ce", group: str = "pair
         sel = [rs.get(m, {}) for m in methods]
         fig.add_trace(go.Bar(
             x=methods, y=[_pts(r.get("delta_mean")) for r in sel], name=str(g), marker_color=PALETTE[i % 10],
-            error_y=_err(sel), offsetgroup=str(i),
-            text=[None if not r else f"{100 * r['delta_mean']:+.1f}<br>n={r.get('n_pairs', r.get('n_seeds'))}"
-                  for r in sel], textposition="outside",
+            error_y=dict(_err(sel), color="#333", thickness=1.5, width=6), offsetgroup=str(i),
+            text=[None if not r else f"n={r.get('n_pairs', r.get('n_seeds'))}" for r in sel], textposition="none",
             customdata=[[_pts(r.get("ci_low")), _pts(r.get("ci_high")), _pts(r.get("mde")), r.get("verdict", "")]
                         if r else [None] * 4 for r in sel],
             hovertemplate="%{x}: Δ %{y:+.2f} points<br>95 % CI [%{customdata[0]:+.2f}, %{customdata[1]:+.2f}]"
                           "<br>MDE %{customdata[2]:.2f}<br>%{customdata[3]}<extra>" + str(g) + "</extra>"))
         fig.add_trace(go.Scatter(
             x=methods, y=[_pts(r.get("mde")) for r in sel], mode="markers", offsetgroup=str(i),
-            marker=dict(symbol="line-ew", size=18, line=dict(width=2, color="#333")), showlegend=i == 0,
+            marker=dict(symbol="line-ew", size=16, line=dict(width=2, color="#888")), showlegend=i == 0,
             name="± MDE (smallest effect these seeds can detect)", legendgroup="mde", hoverinfo="skip"))
         fig.add_trace(go.Scatter(
             x=methods, y=[None if r.get("mde") is None else -100 * r["mde"] for r in sel], mode="markers",
-            offsetgroup=str(i), marker=dict(symbol="line-ew", size=18, line=dict(width=2, color="#333")),
+            offsetgroup=str(i), marker=dict(symbol="line-ew", size=16, line=dict(width=2, color="#888")),
             showlegend=False, legendgroup="mde", hoverinfo="skip"))
     floor = next((r for r in rows if r.get("noise_aa_ci_low") is not None), None)
     if floor is not None:
@@ -80,10 +79,12 @@ def delta_bars(rows: Sequence[dict], *, baseline: str = "ce", group: str = "pair
                           annotation_position="top left")
         what = f"grey band: ± {baseline}'s seed-to-seed std (no A/A control in this file)"
     fig.add_hline(y=0, line=dict(color="black", width=1))
-    fig.update_layout(barmode="group", template="plotly_white", height=460, xaxis_title="method",
+    ns = sorted({r.get("n_pairs", r.get("n_seeds")) for r in comp if r.get("n_pairs", r.get("n_seeds")) is not None})
+    what += "; n = " + (f"{ns[0]} seeds paired" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds paired (hover)")
+    fig.update_layout(barmode="group", scattermode="group", template="plotly_white", height=460, xaxis_title="method",
                       yaxis_title=f"Δ test accuracy vs {baseline} (points)",
-                      title=title or f"Paired difference with {baseline}, seed by seed: mean, 95 % interval, "
-                                     f"± MDE<br><sup>{what}; n = seeds paired</sup>",
+                      title=(title or f"Paired difference with {baseline}, seed by seed: mean, 95 % interval, ± MDE")
+                      + f"<br><sup>{what}</sup>",
                       legend=dict(orientation="h", y=-0.2, title_text=group))
     return fig
 

@@ -254,7 +254,7 @@ def _ce_line(fig, res: dict, baseline: str = "ce") -> None:
     if b:
         fig.add_hline(y=b[0]["test_acc_best_val_mean"], line=dict(dash="dash", color="#D62728", width=1),
                       annotation_text=f"{baseline} (no teacher): {100 * b[0]['test_acc_best_val_mean']:.1f} %",
-                      annotation_position="bottom left")
+                      annotation_position="top right")
 
 
 def _md(text: str):
@@ -303,8 +303,7 @@ def bench_delta_figure(res: dict, *, title: Optional[str] = None):
     n = len(res.get("seeds") or [])
     return delta_bars(r["comparisons"], baseline=r["baseline"], group="pairing",
                       title=title or f"{res.get('task')}: Δ test accuracy vs {r['baseline']}, paired by seed "
-                                     f"({n} seeds)<br><sup>bars: mean and 95 % interval; ticks: ± MDE; grey: "
-                                     f"{'the A/A control' if not r.get('upgraded') else 'ce ± its seed std'}</sup>")
+                                     f"({n} seeds): mean, 95 % interval, ± MDE (grey ticks)")
 
 
 def load_controls(task: str = "synthetic", regime: str = "scarce", path=None) -> Optional[dict]:
