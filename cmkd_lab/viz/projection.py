@@ -249,8 +249,11 @@ def project_features(teacher, students: Sequence, *, method: str = "umap", fit_o
         k = min(n_neighbors, fit.shape[0] - 1)
         # A joint fit needs no transform afterwards: give UMAP its exact neighbours (see the module docstring).
         knn = _exact_knn(fit, k) if fit_on == "both" else (None, None, None)
+        # 200 optimisation epochs: umap-learn's own choice above 10,000 points (it takes 500 below, which
+        # costs more than it shows in a 2-D picture of a few thousand points).
         model = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, random_state=seed,
-                          init="spectral" if fit.shape[0] > 50 else "random", n_jobs=1, precomputed_knn=knn)
+                          init="spectral" if fit.shape[0] > 50 else "random", n_jobs=1, precomputed_knn=knn,
+                          n_epochs=200)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # n_jobs/random_state and small-graph notices
             emb_fit = model.fit_transform(fit)
