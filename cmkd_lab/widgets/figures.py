@@ -196,8 +196,11 @@ def curve_figure(history: Sequence[dict], keys: Sequence[str], *, title: str, ya
     for k in keys:
         pts = [(r["epoch"], r[k]) for r in history if isinstance(r.get(k), (int, float)) and "epoch" in r]
         if pts:
+            first = not fig.data  # drawn wide and light underneath: a curve that follows it exactly stays visible
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                     name=names.get(k, k), line=dict(color=_palette(len(fig.data)))))
+                                     name=names.get(k, k), opacity=0.45 if first and len(keys) > 1 else 1.0,
+                                     line=dict(color=_palette(len(fig.data)),
+                                               width=7 if first and len(keys) > 1 else 2)))
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=yaxis_title, template="plotly_white",
                       height=330, margin=dict(l=50, r=20, t=50, b=40))
     if log_y:

@@ -21,7 +21,19 @@ def regime_grid(lab: Optional[LabSettings] = None) -> dict:
     return {"lambda_fa": [1, 10]}
 
 
-def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIME_METHODS, log=None) -> dict:
+def _progress_log(sink, what: str = "sweep"):
+    """A ``log`` for the engine that moves a progress sink on its ``[sweep] i/N …`` lines."""
+    import re
+
+    def log(msg):
+        m = re.match(rf"\[{what}\] (\d+)/(\d+) ", msg)
+        if sink is not None and m:
+            sink(what, int(m.group(1)), int(m.group(2)), msg[m.end():].strip())
+    return log
+
+
+def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIME_METHODS, log=None,
+                   progress=True) -> dict:
     """Run (or read back from ``out``) the notebook's small sweep on the synthetic task; returns ``sweep.json``'s
     content. Fast mode: 2 seeds, 3 epochs; full mode: 3 seeds, 10 epochs (about a minute on two cores);
     both at 20 % of the labels. Few seeds: it shows how a sweep is run and read, not a result
@@ -32,8 +44,13 @@ def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIM
     out = Path(out) if out is not None else Path("runs") / ("05_regime_map-fast" if lab.fast else "05_regime_map")
     cfg = (DistillConfig(epochs=3, teacher_epochs=3, student_fraction=0.2) if lab.fast else
            DistillConfig(epochs=10, teacher_epochs=10, student_fraction=0.2))
-    return run_sweep("synthetic", list(methods), regime_grid(lab), range(2 if lab.fast else 3), out, cfg,
-                     fast=lab.fast, workers=1, log=log or (lambda m: None))
+    from .runner import make_sink
+    sink = make_sink(progress, label="sweep") if log is None else None
+    res = run_sweep("synthetic", list(methods), regime_grid(lab), range(2 if lab.fast else 3), out, cfg,
+                    fast=lab.fast, workers=1, log=log or _progress_log(sink))
+    if sink is not None:
+        sink("done", 1, 1, "")
+    return res
 
 
 def sweep_note(res: dict) -> str:

@@ -157,7 +157,9 @@ def variant_figures(results: Dict[str, dict]) -> Dict[str, object]:
         ep = [x["epoch"] for x in h]
         eps += ep
         c = dict(color=PALETTE[i % len(PALETTE)])
-        acc.add_trace(go.Scatter(x=ep, y=[x.get("val_acc") for x in h], name=name, mode="lines+markers", line=c))
+        # The first line is drawn wide and light underneath: a run that follows it exactly stays visible.
+        acc.add_trace(go.Scatter(x=ep, y=[x.get("val_acc") for x in h], name=name, mode="lines+markers",
+                                 line=dict(c, width=7 if i == 0 else 2), opacity=0.45 if i == 0 else 1.0))
         if any("inner_shift" in x for x in h):
             shift.add_trace(go.Scatter(x=ep, y=[x.get("inner_shift") for x in h], name=name, mode="lines+markers",
                                        line=c, hovertemplate="epoch %{x}<br>‖φ̃ − φ‖ = %{y:.3g}<extra>" + name
