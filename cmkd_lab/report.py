@@ -165,7 +165,17 @@ def read_result(path) -> dict:
         raise ValueError(str(e)) from None
 
 
-def render_report(result: dict, *, projection: Optional[str] = None) -> str:
+def _readings(result) -> dict:
+    """Figure title -> the data-driven readings of this run (:mod:`cmkd_lab.viz.captions`)."""
+    try:
+        from .viz.captions import FIGURE_KINDS, run_readings
+    except ImportError:  # plotly missing: no figures, no readings
+        return {}
+    r = run_readings(result)
+    return {title: r.get(kind, []) for title, kind in FIGURE_KINDS.items()}
+
+
+def render_report(result: dict, *, projection: Optional[str] = None, figures=None) -> str:
     """The HTML text of a run's report.
 
     Parameters
@@ -174,15 +184,22 @@ def render_report(result: dict, *, projection: Optional[str] = None) -> str:
         As in ``result.json``.
     projection : {"umap", "pca", "none"}, optional
         Projection of the feature overlay (default: UMAP, PCA in fast mode).
+    figures : dict title -> figure or list of (title, figure), optional
+        The run's figures when they are already drawn (:func:`cmkd_lab.viz.run_figures`); otherwise they
+        are drawn here.
     """
     check_result(result)
-    figs = _figures(result, projection)
+    figs = _figures(result, projection) if figures is None else list(
+        figures.items() if isinstance(figures, dict) else figures)
+    readings = _readings(result)
     parts = []
     first = True
     for title, fig in figs:
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if title in _EXPLAIN:
             parts.append(f"<p class='note'>{html.escape(_EXPLAIN[title])}</p>")
+        for line in readings.get(title, []):
+            parts.append(f"<p class='note'>{html.escape(line.replace('**', '').replace('`', ''))}</p>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False, auto_play=False,
                                  config={"displaylogo": False}))
         first = False
@@ -226,10 +243,11 @@ def render_report(result: dict, *, projection: Optional[str] = None) -> str:
             f"<h2>Environment</h2><pre>{env}</pre></body></html>")
 
 
-def write_report(result: dict, path, *, projection: Optional[str] = None) -> Path:
-    """Write ``report.html`` for ``result`` (a dict as in ``result.json``); atomic."""
+def write_report(result: dict, path, *, projection: Optional[str] = None, figures=None) -> Path:
+    """Write ``report.html`` for ``result`` (a dict as in ``result.json``); atomic. ``figures``: as
+    :func:`render_report` (the figures already drawn, so that none is drawn twice)."""
     from ._atomic import atomic_write_text
-    return atomic_write_text(Path(path), render_report(result, projection=projection))
+    return atomic_write_text(Path(path), render_report(result, projection=projection, figures=figures))
 
 
 def _slug(s: str) -> str:

@@ -1,14 +1,20 @@
 """Every notebook executes headless in fast mode (nbclient, kernel ``python3``),
 and the committed notebooks are thin and carry no outputs.
 
-Execution times are written to ``test-artifacts/notebook_times.json`` (a
-record for people, not an assertion).
+Each executed notebook is also exported to HTML (nbconvert, as a reader without a kernel sees it) and
+checked there: every figure it showed is in the page with plotly.js embedded, and every interactive
+panel or progress bar (a widget, blank without a kernel) comes with something visible next to it. Where
+Chromium and Playwright are available the page is loaded offline and every figure must draw.
+
+Execution times are written to ``test-artifacts/notebook_times.json`` and the pages to
+``test-artifacts/html/`` (a record for people, not an assertion).
 """
 from __future__ import annotations
 
 import ast
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -22,7 +28,10 @@ nbclient = pytest.importorskip("nbclient", reason="install the dev extra: pip in
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 OURS = ["00_quickstart", "01_theory_bound", "02_unpaired_vs_paired", "03_alignment_debugger",
-        "04_bring_your_own_data", "06_explore_gap"]
+        "04_bring_your_own_data", "05_regime_map", "06_explore_gap"]
+PLOTLY = "application/vnd.plotly.v1+json"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -30,7 +39,7 @@ def _code(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_the_five_notebooks_exist():
+def test_the_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
     assert set(OURS) <= names, f"missing notebooks: {sorted(set(OURS) - names)}"
 
@@ -72,8 +81,63 @@ def test_python3_kernel_is_this_interpreter(tmp_path):
     assert os.path.realpath(out) == os.path.realpath(sys.executable)
 
 
+def figure_ids(nb) -> list:
+    """The div id of every plotly figure a notebook's outputs show (from the HTML part each carries)."""
+    ids = []
+    for c in _code(nb):
+        for o in c.outputs:
+            data = o.get("data", {})
+            if PLOTLY in data:
+                found = re.findall(r'Plotly\.newPlot\(\s*"([0-9a-f-]+)"', "".join(data.get("text/html", "")))
+                assert found, f"a figure output without its static HTML part (cell source: {c.source[:80]!r})"
+                ids += found
+    return ids
+
+
+def check_offline_html(nb, html: str) -> list:
+    """What a reader without a kernel sees: every figure in the page, plotly.js inlined (no CDN), and a
+    visible output next to every widget. Returns the figures' ids."""
+    ids = figure_ids(nb)
+    for fid in ids:
+        assert f'id="{fid}"' in html and re.search(r'Plotly\.newPlot\(\s*"' + re.escape(fid) + '"', html), (
+            f"figure {fid} is missing from the HTML")
+    if ids:
+        assert re.search(r"plotly\.js v\d", html), "plotly.js is not embedded in the page"
+    for c in _code(nb):
+        kinds = [o for o in c.outputs if WIDGET in o.get("data", {})]
+        if kinds:
+            visible = [o for o in c.outputs if o.get("output_type") == "stream" or
+                       any(k in o.get("data", {}) for k in ("text/html", "text/markdown", PLOTLY, "image/png"))
+                       and WIDGET not in o.get("data", {})]
+            assert visible, (f"a cell shows a widget (blank without a kernel) and nothing else: "
+                             f"{c.source.splitlines()[0][:80]!r}")
+    return ids
+
+
+def _rendered_figures(page_path: Path) -> int:
+    """How many plotly figures draw when the page is opened offline in Chromium (-1: no browser here)."""
+    if not os.path.exists(CHROMIUM):
+        return -1
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return -1
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_context(offline=True).new_page()
+            page.goto(page_path.as_uri(), wait_until="load", timeout=120_000)
+            page.wait_for_timeout(1500)
+            return page.evaluate("() => [...document.querySelectorAll('.plotly-graph-div')]"
+                                 ".filter(d => d.querySelector('.main-svg')).length")
+        finally:
+            browser.close()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
+    nbconvert = pytest.importorskip("nbconvert")
     monkeypatch.setenv("CMKD_LAB_FAST", "1")
     work = tmp_path / "nb"
     work.mkdir()
@@ -87,15 +151,35 @@ def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
     wall = time.perf_counter() - t0
     errors = [o for c in _code(nb) for o in c.outputs if o.get("output_type") == "error"]
     assert not errors
-    figures = sum(1 for c in _code(nb) for o in c.outputs
-                  if "application/vnd.plotly.v1+json" in o.get("data", {}))
+    figures = sum(1 for c in _code(nb) for o in c.outputs if PLOTLY in o.get("data", {}))
     if path.stem in OURS:
         assert figures >= 2, f"{path.name} showed {figures} static figures"
-        # Static fallback: each shown figure also carries HTML with plotly.js embedded.
-        html = [o for c in _code(nb) for o in c.outputs if "text/html" in o.get("data", {})]
-        assert any("plotly" in "".join(o["data"]["text/html"]) for o in html)
-    ARTIFACTS.mkdir(exist_ok=True)
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    ids = check_offline_html(nb, html)
+    assert len(ids) == figures
+    out = ARTIFACTS / "html"
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / f"{path.stem}.html"
+    page.write_text(html, encoding="utf-8")
+    drawn = _rendered_figures(page)
+    if drawn >= 0:
+        assert drawn == figures, f"{path.name}: {drawn} of {figures} figures draw offline in Chromium"
     times = ARTIFACTS / "notebook_times.json"
     record = json.loads(times.read_text()) if times.exists() else {}
-    record[path.stem] = {"wall_s": round(wall, 1), "fast": True, "figures": figures}
+    record[path.stem] = {"wall_s": round(wall, 1), "fast": True, "figures": figures, "drawn_offline": drawn}
     times.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def test_offline_check_catches_a_figure_without_its_html():
+    """The HTML check fails a notebook whose figure has no static part (05 before it called setup_notebook)."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={PLOTLY: {"data": [], "layout": {}}})]
+    nb.cells = [cell]
+    with pytest.raises(AssertionError, match="without its static HTML part"):
+        check_offline_html(nb, "<html></html>")
+    widget = nbformat.v4.new_code_cell("panel")
+    widget.outputs = [nbformat.v4.new_output("display_data", data={WIDGET: {"model_id": "x"}, "text/plain": "VBox"})]
+    nb.cells = [widget]
+    with pytest.raises(AssertionError, match="blank without a kernel"):
+        check_offline_html(nb, "<html></html>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,9 +54,45 @@ def test_settings_reject_bad_values(monkeypatch):
 def test_setup_notebook_sets_an_offline_renderer():
     import plotly.io as pio
 
-    lab = W.setup_notebook(fast=True, quiet=True)
+    lab = W.setup_notebook(fast=True, quiet=True, threads=None)
     assert lab.fast
     assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+
+
+def test_torch_threads_follow_the_free_cores(monkeypatch):
+    import os
+
+    import torch
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+        assert W.torch_threads("auto") == 1 and torch.get_num_threads() == 1  # round(4 - 2.6) = 1
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+        assert W.torch_threads("auto") == 4
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert W.torch_threads("auto") == 1  # a busy machine still gets one thread
+        assert W.torch_threads(2) == 2 and W.torch_threads(None) is None
+        with pytest.raises(ValueError, match="threads must be"):
+            W.torch_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_text_progress_leaves_a_line_per_phase(capsys):
+    sink = W.TextProgress()
+    sink("teacher", 0, 3, "teacher (cached after the first run)")
+    sink("teacher", 3, 3, "teacher ready, test acc 0.900")
+    sink("student", 10, 10, "epoch 2/2, val acc 0.700")
+    sink("done", 1, 1, "")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("teacher: 3/3 — teacher ready, test acc 0.900 (") and out[1].startswith("student: 10/10")
+
+
+def test_panels_come_with_a_note_for_readers_without_a_kernel():
+    note = W.kernel_note("The bench panel", "; the static copies below show the same")
+    assert "needs a running Jupyter kernel" in note["text/plain"] and "cmkd-static-note" in note["text/html"]
+    assert "<" not in note["text/plain"]
 
 
 # ------------------------------------------------------------------ figures
@@ -208,6 +245,21 @@ def test_debugger_panel_unlabelled_controls(lab):
     assert r["config"]["student_unlabelled"] is True and r["n_student_unlabelled"] > 0
 
 
+def test_compare_variants_measures_the_inner_shift(tiny_task, lab):
+    table, figs, results = W.compare_variants([{"method": "ce"}, {"method": "ucmkd"},
+                                               {"method": "ucmkd", "inner_lr": 0.1}], task=tiny_task, epochs=2, lab=lab)
+    assert list(table.index) == ["ce", "ucmkd", "ucmkd inner_lr=0.1"]
+    assert results["ucmkd inner_lr=0.1"]["config"]["inner_lr"] == 0.1
+    shift = table["mean inner shift ‖φ̃ − φ‖"]
+    assert math.isnan(shift["ce"]) and 0 < shift["ucmkd"] < shift["ucmkd inner_lr=0.1"]  # the knob moves it
+    ce = results["ce"]["student_test_acc"]
+    for name in ("ucmkd", "ucmkd inner_lr=0.1"):
+        assert table.loc[name, "Δ vs ce (points, 1 seed)"] == pytest.approx(
+            round(100 * (results[name]["student_test_acc"] - ce), 2))
+    assert set(figs) == {"val_acc", "inner_shift"} and len(figs["inner_shift"].data) == 2
+    assert not results["ucmkd"]["diagnostics"].get("snapshots")  # light diagnostics: no feature snapshots
+
+
 def test_compare_teacher_grad(tiny_task, lab):
     table, figs, results = W.compare_teacher_grad(task=tiny_task, method="la", epochs=1, lab=lab)
     assert list(table.index) == ["none", "as-written", "align"]
@@ -246,6 +298,23 @@ def test_bound_point_figure(point):
     assert sum(t.y[0] for t in bars[:3]) == pytest.approx(point["bound_sum"])
     with pytest.raises(ValueError, match="missing"):
         W.bound_point_figure({"bound_err_t": 1.0})
+
+
+def test_bound_check_figure_draws_the_one_over_e_floor(point):
+    import pandas as pd
+    fig = W.bound_check_figure(("one", [point]), pd.DataFrame([point]))
+    floor = [t for t in fig.data if t.name.startswith("floor")][0]
+    assert floor.y[0] == pytest.approx(-W.INV_E) and floor.y[1] - floor.x[1] == pytest.approx(-W.INV_E)
+    pts = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in pts] == ["one", "ce"]
+    assert pts[0].x[0] == pytest.approx(point["bound_err_t"] + point["bound_fa"])
+    assert pts[0].y[0] == pytest.approx(point["bound_slack"])
+    assert point["bound_slack"] >= point["bound_err_t"] + point["bound_fa"] - W.INV_E - 1e-9  # the cap
+    table = W.bound_table(pd.DataFrame([point]))
+    assert "err_S − LA_e (≤ 1/e)" in table.columns
+    assert table["err_S − LA_e (≤ 1/e)"].iloc[0] <= W.INV_E + 1e-9
+    with pytest.raises(ValueError, match="at least one bound_point row"):
+        W.bound_check_figure()
 
 
 def test_bound_sweep_and_compare(lab):
@@ -310,6 +379,24 @@ def test_load_or_run_bench_runs_then_reads(tmp_path, lab):
     assert "kd" in panel.table.value and panel.bars.outputs
 
 
+def test_shipped_results_are_read_before_anything_runs(tmp_path, lab, monkeypatch):
+    saved = W.load_or_run_bench(tasks=["synthetic"], methods=["ce", "fa"], seeds=[0, 1], epochs=1, out=tmp_path / "b",
+                                lab=lab, progress=None)["synthetic"]
+    docs = tmp_path / "nb" / "docs" / "results"
+    docs.mkdir(parents=True)
+    (docs / "bench_synthetic.json").write_text((tmp_path / "b" / "synthetic" / "results.json").read_text())
+    monkeypatch.chdir(tmp_path / "nb")
+    got = W.load_or_run_bench(tasks=["synthetic"], lab=lab, progress=None, run_missing=False)["synthetic"]
+    assert got["source"] == str(Path("docs/results/bench_synthetic.json")) and got["summary"] == saved["summary"]
+    assert "2 seeds" in W.bench_note(got) and "±12.7" in W.bench_note(got)
+    fig = W.bench_delta_figure(got)
+    fa = [r for r in saved["comparisons"] if r["method"] == "fa" and r["cell"] == "unpaired"][0]
+    assert [t for t in fig.data if t.type == "bar"][0].y[0] == pytest.approx(100 * fa["delta_mean"])
+    assert "Paired differences" in W.bench_markdown(got).data
+    assert W.load_controls("synthetic", "scarce") is None  # not shipped here: one line says so
+    assert "is not in this checkout" in W.controls_markdown(None, what="x").data
+
+
 def test_bench_inputs_are_checked(tmp_path, lab):
     with pytest.raises(ValueError, match="tasks must be built-in task names"):
         W.load_or_run_bench(tasks=["nope"], lab=lab, out=tmp_path)
@@ -353,6 +440,18 @@ def test_demo_arrays_and_from_arrays(lab):
         W.task_overview(np.zeros(3))
 
 
+def test_run_with_baseline_puts_ce_next_to_the_method(tiny_task, lab, tmp_path):
+    results, figs = W.run_with_baseline(task=tiny_task, method="fa", epochs=1, lab=lab, out=tmp_path, progress=None)
+    assert list(results) == ["fa", "ce"] and json.loads((tmp_path / "result.json").read_text())["method"] == "fa"
+    table = W.result_summary(results)
+    d = table.set_index("method").loc["fa", "Δ vs ce (points, 1 seed)"]
+    assert d == pytest.approx(round(100 * (results["fa"]["student_test_acc"] - results["ce"]["student_test_acc"]), 2))
+    cmp = figs["Validation accuracy: fa vs ce"]
+    assert tuple(cmp.layout.yaxis.range) == (0, 1.02) and cmp.layout.shapes  # chance line
+    with pytest.raises(ValueError, match="baseline must differ"):
+        W.run_with_baseline(task=tiny_task, method="ce", baseline="ce", lab=lab)
+
+
 def test_run_byod_compares_with_the_baseline(tiny_task, lab):
     results, figs = W.run_byod(tiny_task, method="la", baseline="ce", epochs=1, lab=lab, progress=None)
     assert set(results) == {"la", "ce"}
@@ -361,3 +460,32 @@ def test_run_byod_compares_with_the_baseline(tiny_task, lab):
     assert list(cmp.data[1].y) == [r["val_acc"] for r in results["ce"]["history"]]
     with pytest.raises(TypeError, match="build one with CrossModalTask.from_arrays"):
         W.run_byod("hapt", lab=lab)
+
+
+# ------------------------------------------------------------------- regime
+def test_predictor_note_says_what_a_rho_rests_on():
+    res = {"predictors": [
+        {"method": "fa", "diagnostic": "purity", "rho": -1.0, "p_value": 0.083, "n": 4},
+        {"method": "all", "diagnostic": "purity", "rho": 0.57, "p_value": 0.15, "n": 8},
+        {"method": "all", "diagnostic": "w1", "rho": 0.2, "p_value": 0.6, "n": 8}]}
+    pred = W.best_predictor(res)
+    assert pred["method"] == "all" and pred["diagnostic"] == "purity"  # n >= 6 preferred over fa's n = 4
+    note = W.predictor_note(res, pred)
+    assert "every compared method pooled" in note and "`fa` ρ = -1.00 (n = 4)" in note and "2/8!" in note
+    only_fa = W.best_predictor(res, methods=("fa",))
+    assert "2/4! = 0.083" in W.predictor_note(res, only_fa)
+    assert "No early diagnostic" in W.predictor_note(res, None)
+
+
+def test_phase_diagram_cuts_intervals_of_two_seeds():
+    from cmkd_lab.viz import phase_diagram
+    res = {"task": "synthetic", "methods": ["ce", "fa"], "baseline": "ce", "seeds": [0, 1],
+           "grid": {"lambda_fa": [1, 10]}, "grid_kinds": {"lambda_fa": "config"},
+           "cells": [{"cell": f"lambda_fa={v}", "values": {"lambda_fa": v}, "method": "fa", "delta_mean": d,
+                      "ci_low": d - 1.3, "ci_high": d + 1.2, "wins": 1, "losses": 1, "significant": False}
+                     for v, d in ((1, 0.02), (10, -0.03))]}
+    fig = phase_diagram(res)
+    assert "2 seeds" in fig.layout.title.text and "mechanics" in fig.layout.title.text
+    assert tuple(fig.layout.yaxis.range) == pytest.approx((-9.0, 9.0))  # 3 × the largest |mean|, in points
+    assert "[-128, +122]" in fig.data[0].text[0]
+    assert "2 seeds" in W.sweep_note(dict(res, runs=[], config={"epochs": 3}))

@@ -5,13 +5,15 @@ The figures, the report and the widgets read results through this package; it ne
 orchestrators (:mod:`cmkd_lab.experiments`) that made them.
 """
 from .grid import cell_dir, cell_id, grid_axes
-from .readers import compact_sweep, load_bench, load_sweep
+from .readers import (bench_comparisons, bench_controls, bench_records, compact_sweep, current_bench, is_current_bench,
+                      load_bench, load_sweep)
 from .stats import minimum_detectable_effect, paired_difference, seeds_needed, spearman
 from .summary import (CONTROLS, aa_name, control_table, early_diagnostics, is_aa, noise_floor, paired_summary,
                       predictor_table, run_record)
 from .tables import csv_text, format_bench_markdown, format_control_markdown, format_sweep_markdown
 
-__all__ = ["cell_dir", "cell_id", "grid_axes", "compact_sweep", "load_bench", "load_sweep",
+__all__ = ["cell_dir", "cell_id", "grid_axes", "compact_sweep", "load_bench", "load_sweep", "bench_comparisons",
+           "bench_controls", "bench_records", "is_current_bench", "current_bench",
            "minimum_detectable_effect", "paired_difference", "seeds_needed", "spearman", "aa_name",
            "early_diagnostics", "is_aa", "noise_floor", "paired_summary", "predictor_table", "run_record",
            "csv_text", "format_bench_markdown", "format_sweep_markdown", "CONTROLS", "control_table",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..store import read_json
 
-__all__ = ["load_sweep", "load_bench", "compact_sweep"]
+__all__ = ["load_sweep", "load_bench", "compact_sweep", "bench_records", "bench_comparisons", "bench_controls",
+           "is_current_bench", "current_bench"]
 
 
 def load_sweep(src) -> dict:
@@ -53,4 +54,80 @@ def compact_sweep(res: dict, *, digits: int = 5) -> dict:
         return v
     out = r(res)
     out["runs"] = [{k: v for k, v in x.items() if k != "early"} for x in out.get("runs", [])]
+    return out
+
+
+def is_current_bench(res: dict) -> bool:
+    """Whether a bench result carries its own paired comparisons (``comparisons``: the format that also
+    writes the noise floor and, for a bench over teacher controls, ``control_table``)."""
+    return isinstance(res, dict) and isinstance(res.get("comparisons"), list) and bool(res["comparisons"])
+
+
+def bench_records(res: dict, *, baseline: str = "ce") -> list:
+    """A bench's runs as summary records (:func:`cmkd_lab.results.run_record` fields with ``cell`` and
+    ``values``), also for a ``results.json`` of the older format, whose runs carry neither: there the
+    cell is the run's pairing, and the baseline's run — which never reads a teacher sample, so it ran
+    once — stands for it in every pairing (an alias, as the bench itself records it now)."""
+    runs = [dict(r) for r in res.get("runs", []) if isinstance(r, dict)]
+    for r in runs:
+        if "cell" not in r:
+            r["values"] = dict(r.get("values") or {"pairing": r.get("pairing")})
+            r["cell"] = ",".join(str(v) for v in r["values"].values())
+    cells = list(dict.fromkeys(r["cell"] for r in runs))
+    own = {r["cell"] for r in runs if r.get("method") == baseline}
+    base = [r for r in runs if r.get("method") == baseline and not r.get("alias_of")]
+    out = list(runs)
+    if base and not any(r.get("alias_of") for r in runs):
+        src = base[0]["cell"]
+        for cell in cells:
+            if cell in own:
+                continue
+            values = next(r["values"] for r in runs if r["cell"] == cell)
+            out += [dict(r, cell=cell, values=values, alias_of=src) for r in base if r["cell"] == src]
+    return out
+
+
+def bench_comparisons(res: dict, *, baseline: str = "ce") -> list:
+    """The bench's paired comparisons with ``baseline`` (:func:`cmkd_lab.results.paired_summary` rows:
+    ``delta_mean``, ``ci_low``/``ci_high``, ``mde``, ``seeds_for_target``, ``noise_baseline_std``,
+    ``noise_aa_*`` …): the ones the bench wrote, or — for a ``results.json`` of the older format —
+    computed here from its runs (:func:`bench_records`; no A/A control ran there, so no ``noise_aa_*``)."""
+    from .summary import paired_summary
+    if is_current_bench(res):
+        return res["comparisons"]
+    recs = bench_records(res, baseline=baseline)
+    if not any(r.get("method") == baseline for r in recs):
+        return []
+    return paired_summary(recs, baseline=res.get("baseline", baseline))
+
+
+def bench_controls(res: dict, *, baseline: str = "ce") -> list:
+    """The teacher-control rows of a bench over ``teacher_control`` (:func:`cmkd_lab.results.control_table`):
+    the bench's own ``control_table``, or computed from its runs when they vary ``teacher_control``;
+    ``[]`` for a bench without controls."""
+    from .summary import control_table
+    if isinstance(res.get("control_table"), list) and res["control_table"]:
+        return res["control_table"]
+    recs = bench_records(res, baseline=baseline)
+    if len({r.get("values", {}).get("teacher_control", "none") for r in recs}) < 2:
+        return []
+    return control_table(recs, baseline=res.get("baseline", baseline))
+
+
+def current_bench(res: dict, *, baseline: str = "ce") -> dict:
+    """A bench result in the current shape, whatever format it was written in: a copy with ``baseline``,
+    ``axes``, ``comparisons`` (:func:`bench_comparisons`), ``control_table`` (:func:`bench_controls`) and
+    cells named in ``skipped`` and ``summary``, so that :func:`cmkd_lab.results.format_bench_markdown`
+    and the figures read an older ``results.json`` too; ``upgraded`` tells whether anything was computed
+    here (an older file: no A/A control, so its noise floor is the baseline's spread alone)."""
+    if is_current_bench(res):
+        return dict(res, upgraded=False)
+    out = dict(res, baseline=res.get("baseline", baseline), upgraded=True)
+    out.setdefault("axes", ["pairing"])
+    out["comparisons"] = bench_comparisons(res, baseline=out["baseline"])
+    out["control_table"] = bench_controls(res, baseline=out["baseline"])
+    out["skipped"] = [dict(s, cell=s.get("cell", s.get("pairing")),
+                           values=s.get("values", {"pairing": s.get("pairing")})) for s in res.get("skipped", [])]
+    out["summary"] = [dict(r, cell=r.get("cell", r.get("pairing")),
+                           values=r.get("values", {"pairing": r.get("pairing")})) for r in res.get("summary", [])]
     return out

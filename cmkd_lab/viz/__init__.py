@@ -15,3 +15,6 @@ from .gap import (GAP_FIGURES, gap_class_figure, gap_distance_figure, gap_figure
                   gap_plan_figure, gap_retrieval_figure, gap_transfer_figure)
 __all__ += ["GAP_FIGURES", "gap_figures", "gap_overlay", "gap_distance_figure", "gap_plan_figure", "gap_class_figure",
             "gap_transfer_figure", "gap_retrieval_figure"]
+from .compare import CONTROL_LABELS, control_bars, delta_bars  # noqa: E402  (comparisons with a baseline)
+from .captions import figure_caption, run_readings  # noqa: E402  (what a run's figures show)
+__all__ += ["delta_bars", "control_bars", "CONTROL_LABELS", "figure_caption", "run_readings"]

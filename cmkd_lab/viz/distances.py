@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from .curves import PALETTE, _check_history, _go
+from .curves import PALETTE, _check_history, _go, epoch_axis
 
 __all__ = ["diagnostic_history", "mmd_curves", "ot_curves", "gap_curves"]
 
@@ -60,30 +60,67 @@ def _start(history, initial, title: str, what: str, **subplots):
     return h, [r["epoch"] for r in h], make_subplots(**subplots)
 
 
-def mmd_curves(history, *, initial: Optional[dict] = None, title: str = "MMD² between student and teacher features"):
-    """Unbiased MMD² (fixed bandwidths) per epoch and its permutation p-value.
+def _permutations(history, given: Optional[int]) -> Optional[int]:
+    if given is not None:
+        return int(given)
+    if isinstance(history, dict):
+        st = (history.get("diagnostics") or {}).get("settings") or {}
+        if st.get("n_permutations"):
+            return int(st["n_permutations"])
+    return None
 
-    Left axis: MMD², its linear-time estimate and the mean per-class MMD²;
-    right axis (log): the p-values, with the 0.05 level dotted.
+
+def mmd_curves(history, *, initial: Optional[dict] = None, n_permutations: Optional[int] = None,
+               title: str = "MMD² between student and teacher features, and its test"):
+    """Unbiased MMD² (fixed bandwidths) per epoch and the evidence that the two feature clouds differ.
+
+    Top: MMD², its linear-time estimate and the mean per-class MMD². Bottom: −log10 of the p-values
+    (higher = stronger evidence of a difference), with p = 0.05 labelled and, for the permutation test,
+    its floor 1/(1 + P): with P permutations no p-value can be smaller, so a curve sitting on that line
+    means "none of the P shuffles came close", not a measured p. The linear-time test's p comes from a
+    normal approximation and can be astronomically small: it is drawn at most at the axis' top (▲, its
+    value in the hover). ``n_permutations`` (P) is read from ``result["diagnostics"]["settings"]`` when a
+    result is given.
     """
+    import math
+
     go = _go()
-    h, ep, fig = _start(history, initial, title, "MMD diagnostics", specs=[[{"secondary_y": True}]])
+    h, ep, fig = _start(history, initial, title, "MMD diagnostics", rows=2, cols=1, shared_xaxes=True,
+                        vertical_spacing=0.1, row_heights=[0.55, 0.45],
+                        subplot_titles=("MMD² (size of the difference)", "−log10 p (evidence of a difference)"))
     if h is None:
         return fig
     _add_lines(fig, h, ep, (("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
-                            ("mmd_class_mean", "mean per-class MMD²")), secondary_y=False)
-    for i, (k, name) in enumerate((("mmd_p", "p-value (permutation)"), ("mmd_linear_p", "p-value (linear-time)"))):
+                            ("mmd_class_mean", "mean per-class MMD²")), row=1, col=1)
+    P = _permutations(history, n_permutations)
+    floor = math.log10(1 + P) if P else None
+    cap = max(4.0, (floor or 0) + 1.0)
+    for i, (k, name) in enumerate((("mmd_p", "−log10 p (permutation test)"),
+                                   ("mmd_linear_p", "−log10 p (linear-time test)"))):
         if any(r.get(k) is not None for r in h):
-            ys = [None if v is None else max(v, 1e-12) for v in _series(h, k)]
-            fig.add_trace(go.Scatter(x=ep, y=ys, name=name, mode="lines+markers",
-                                     line=dict(color=PALETTE[i], dash="dot"), marker=dict(symbol="diamond")),
-                          secondary_y=True)
-    fig.add_hline(y=0.05, line=dict(color="grey", dash="dot"), secondary_y=True)
-    fig.update_yaxes(title_text="MMD²", secondary_y=False)
-    fig.update_yaxes(title_text="p-value (log)", type="log", exponentformat="power", secondary_y=True)
-    fig.update_layout(title=title, xaxis_title="epoch (0 = untrained student)", template="plotly_white",
-                      legend=dict(orientation="h", y=-0.2))
-    return fig
+            raw = _series(h, k)
+            ys = [None if v is None else -math.log10(max(v, 1e-300)) for v in raw]
+            shown = [None if v is None else min(v, cap) for v in ys]
+            sym = ["triangle-up" if v is not None and v > cap else "diamond" for v in ys]
+            fig.add_trace(go.Scatter(x=ep, y=shown, name=name, mode="lines+markers",
+                                     line=dict(color=PALETTE[i], dash="dot"), marker=dict(symbol=sym, size=9),
+                                     customdata=[v if v is not None else float("nan") for v in raw],
+                                     hovertemplate="epoch %{x}<br>p = %{customdata:.3g}" f"<extra>{name}</extra>"),
+                          row=2, col=1)
+    fig.add_hline(y=-math.log10(0.05), line=dict(color="grey", dash="dot"), row=2, col=1,
+                  annotation_text="p = 0.05 (above: the clouds differ)", annotation_position="top left")
+    if floor is not None:
+        fig.add_hline(y=floor, line=dict(color="#D62728", dash="dash", width=1), row=2, col=1,
+                      annotation_text=f"floor of the {P}-permutation test: p = 1/(1+P) = {1 / (1 + P):.2g}",
+                      annotation_position="top right")
+    fig.update_yaxes(title_text="MMD²", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="−log10 p", range=[0, cap * 1.12], row=2, col=1,
+                     tickvals=[0, 1, 2, 3, 4] + ([round(floor, 2)] if floor else []),
+                     ticktext=["0 (p=1)", "1 (p=0.1)", "2 (p=0.01)", "3 (p=0.001)", "4 (p=1e-4)"]
+                     + ([f"{floor:.2f}"] if floor else []))
+    fig.update_xaxes(title_text="epoch (0 = untrained student)", row=2, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=560, legend=dict(orientation="h", y=-0.18))
+    return epoch_axis(fig, ep)
 
 
 def ot_curves(history, *, initial: Optional[dict] = None,
@@ -101,9 +138,10 @@ def ot_curves(history, *, initial: Optional[dict] = None,
                             ("purity_matched", "purity up to a relabelling of classes", "dash"),
                             ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot")), color0=3, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_yaxes(title_text="distance (l2 units of the features)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="share of mass", range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, template="plotly_white", legend=dict(orientation="h", y=-0.25))
-    return fig
+    return epoch_axis(fig, ep)
 
 
 def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modality gap and the teacher head"):
@@ -119,5 +157,8 @@ def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modalit
                             ("teacher_head_on_student_acc_ref", "teacher head acc. on student features")),
                color0=2, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(range=[min(0, min((v for r in h for v in (r.get("mean_cos"),) if v is not None), default=0)) - 0.02,
+                            1.02], row=1, col=2)
     fig.update_layout(title=title, template="plotly_white", legend=dict(orientation="h", y=-0.25))
-    return fig
+    return epoch_axis(fig, ep)

@@ -88,6 +88,7 @@ def label_heatmaps(result_or_diag, *, epoch: Optional[int] = None, title: Option
             text = [[f"{v:.2f}" if i == 0 else f"{int(c)}" for v, c in zip(rowm, rowr)] for rowm, rowr in zip(M, raw)]
             fig.add_trace(go.Heatmap(z=M, x=names, y=names, zmin=0, zmax=1, colorscale="Blues", text=text,
                                      texttemplate="%{text}", showscale=(i == 0 and j == 2),
+                                     colorbar=dict(title=dict(text="share of<br>the row", side="top")),
                                      hovertemplate="true %{y}<br>pred %{x}<br>%{z:.3f}<extra></extra>"),
                           row=i + 1, col=j + 1)
             fig.update_yaxes(autorange="reversed", row=i + 1, col=j + 1)
@@ -131,12 +132,15 @@ def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title:
     names = _names(d, K)
     mass = np.asarray(rec.get("class_mass_exact") or rec.get("class_mass_entropic"), dtype=float)
     which = "exact" if rec.get("class_mass_exact") else "entropic"
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
-                        subplot_titles=("entropic plan (pooled; 1 = independent coupling)",
-                                        f"class-to-class mass ({which} plan); purity = {np.trace(mass):.3f}"))
-    fig.add_trace(go.Heatmap(z=P, colorscale="Viridis", showscale=False,
-                             hovertemplate=f"{row_name} group %{{y}}<br>{col_name} group %{{x}}<br>%{{z:.3g}}"
-                                           "<extra></extra>"),
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.22,
+                        subplot_titles=("entropic plan, pooled<br>(1 = independent coupling)",
+                                        f"class-to-class mass, {which} plan<br>purity (diagonal) = "
+                                        f"{np.trace(mass):.3f}"))
+    fig.add_trace(go.Heatmap(z=P, colorscale="Viridis", showscale=True, zmin=0,
+                             colorbar=dict(title=dict(text="× the<br>independent<br>coupling", side="top"),
+                                           x=0.4, xanchor="left", len=0.9, thickness=12),
+                             hovertemplate=f"{row_name} group %{{y}}<br>{col_name} group %{{x}}<br>"
+                                           "%{z:.3g} × the independent coupling<extra></extra>"),
                   row=1, col=1)
     for axis, cls in (("x", p["col_classes"]), ("y", p["row_classes"])):
         cls = np.asarray(cls)
@@ -150,10 +154,14 @@ def transport_plan_figure(result_or_diag, *, epoch: Optional[int] = None, title:
         upd(tickvals=centres, ticktext=labels, row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.add_trace(go.Heatmap(z=mass, x=names, y=names, colorscale="Blues", zmin=0, texttemplate="%{z:.3f}",
-                             showscale=False), row=1, col=2)
+                             showscale=True, colorbar=dict(title=dict(text="share of<br>all mass", side="top"),
+                                                           len=0.9, thickness=12),
+                             hovertemplate=f"{row_name} %{{y}} → {col_name} %{{x}}<br>%{{z:.3f}} of the mass"
+                                           "<extra></extra>"), row=1, col=2)
     fig.update_yaxes(autorange="reversed", title_text=f"{row_name} class", row=1, col=2)
     fig.update_xaxes(title_text=f"{col_name} class", row=1, col=2)
     chance = float(mass.sum(1) @ mass.sum(0))  # Σ_k p_S(k) p_T(k)
     sub = subtitle or f"epoch {p['epoch']} · chance level Σ_k p_S(k)·p_T(k) = {chance:.3f}"
-    fig.update_layout(title=dict(text=f"{title}<br><sup>{sub}</sup>"), template="plotly_white", height=520)
+    fig.update_layout(title=dict(text=f"{title}<br><sup>{sub}</sup>"), template="plotly_white", height=560,
+                      margin=dict(t=130))
     return fig

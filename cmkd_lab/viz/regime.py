@@ -14,6 +14,7 @@ import numpy as np
 __all__ = ["phase_diagram", "diagnostic_scatter", "predictor_bars"]
 
 _SYMBOLS = ("circle", "diamond", "square", "x")  # one marker per compared method
+_COLOURS = ("#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF")  # one colour per compared method
 
 
 def _go():
@@ -88,8 +89,13 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
     rows = [r for r in res["cells"] if r["method"] in methods and r.get("delta_mean") is not None
             and all(_tick(r["values"], ks) == v for ks, v in fixed.values())]
     base = res["baseline"]
-    title = title or (f"{res['task']}: Δ accuracy vs {base} (points; * = 95 % interval excludes 0)"
-                      + (f" — {', '.join(f'{k}={v}' for k, (_, v) in fixed.items())}" if fixed else ""))
+    n_seeds = len(res.get("seeds") or [])
+    few = n_seeds <= 2
+    title = title or (f"{res['task']}: Δ accuracy vs {base} (points; * = 95 % interval excludes 0; "
+                      f"{n_seeds} seed{'s' if n_seeds != 1 else ''})"
+                      + (f" — {', '.join(f'{k}={v}' for k, (_, v) in fixed.items())}" if fixed else "")
+                      + ("<br><sup>one or two seeds: an interval is ±12.7 × their spread — read the mechanics, "
+                         "not the numbers</sup>" if few else ""))
 
     def star(r):
         return "*" if r.get("significant") else ""
@@ -98,19 +104,37 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
         name, keys, vals = axes[0] if axes else ("cell", [], [()])
         ticks = [":".join(map(str, v)) for v in vals] if axes else ["all"]
         fig = go.Figure()
-        for m in methods:
+        # The axis covers the means with room to spare; an interval that reaches beyond it (one or two seeds)
+        # is cut at the axis and written out in the bar's label instead of flattening every bar.
+        means = [abs(100 * r["delta_mean"]) for r in rows]
+        reach = max(means + [1.0]) * 3
+        cut = False
+        for i, m in enumerate(methods):
             by = {(_tick(r["values"], keys) if axes else "all"): r for r in rows if r["method"] == m}
             rs = [by.get(t) for t in ticks]
             y = [None if r is None else 100 * r["delta_mean"] for r in rs]
             hi = [0 if r is None or r.get("ci_high") is None else 100 * (r["ci_high"] - r["delta_mean"]) for r in rs]
             lo = [0 if r is None or r.get("ci_low") is None else 100 * (r["delta_mean"] - r["ci_low"]) for r in rs]
-            text = [None if r is None else f"{100 * r['delta_mean']:+.1f}{star(r)} ({r['wins']}/{r['losses']})"
-                    for r in rs]
+            text = []
+            for r in rs:
+                if r is None:
+                    text.append(None)
+                    continue
+                t = f"{100 * r['delta_mean']:+.1f}{star(r)} ({r['wins']}/{r['losses']})"
+                if r.get("ci_low") is not None and max(abs(100 * r["ci_low"]), abs(100 * r["ci_high"])) > reach:
+                    t += f"<br>[{100 * r['ci_low']:+.0f}, {100 * r['ci_high']:+.0f}]"
+                    cut = True
+                text.append(t)
             fig.add_trace(go.Bar(x=ticks, y=y, name=m, text=text, textposition="outside",
+                                 marker_color=_COLOURS[i % len(_COLOURS)],
                                  error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo)))
         fig.add_hline(y=0, line_color="black", line_width=1)
         fig.update_layout(barmode="group", title=title, xaxis_title=name, xaxis_type="category",
                           yaxis_title=f"Δ accuracy vs {base} (points)", template="plotly_white")
+        if cut:
+            fig.update_yaxes(range=[-reach, reach])
+            fig.add_annotation(text="intervals beyond the axis are cut; their ends are in the labels", xref="paper",
+                               yref="paper", x=1, y=-0.18, showarrow=False, xanchor="right", font=dict(size=11))
         return fig
 
     (n1, k1, v1), (n2, k2, v2) = axes
@@ -172,14 +196,16 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
                                  marker=dict(size=9, symbol=[_SYMBOLS[ms.index(p["method"]) % 4] for p in sel])))
     x = np.array([p["diag"][diagnostic] for p in pts])
     y = np.array([p["delta"] for p in pts])
+    who = ms[0] if len(ms) == 1 else f"{', '.join(ms)} pooled"
     if len(pts) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
         r, pv = spearman(x, y)
-        rho = f"Spearman ρ = {r:+.2f} (p = {pv:.2g}, n = {len(pts)})"
+        rho = f"Spearman ρ = {r:+.2f} (p = {pv:.2g}, n = {len(pts)} points of {who})"
     else:
-        rho = f"Spearman ρ undefined (n = {len(pts)}, or a constant side)"
+        rho = f"Spearman ρ undefined (n = {len(pts)} points of {who}, or a constant side)"
     fig.add_hline(y=0, line_color="black", line_width=1)
     where = f" ({', '.join(f'{k}={v}' for k, (_, v) in fixed.items())})" if fixed else ""
-    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome?{where} {rho}",
+    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome?{where}"
+                                     f"<br><sup>{rho}</sup>",
                       xaxis_title=f"{diagnostic} at epoch {res.get('diag_epoch')}",
                       yaxis_title=f"final Δ accuracy vs {res['baseline']} (points)", template="plotly_white")
     return fig

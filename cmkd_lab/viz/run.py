@@ -39,8 +39,9 @@ def run_figures(result: dict, *, projection: Optional[str] = None, seed: int = 0
     h = [r for r in result.get("history", []) if "epoch" in r]
     if not h:
         return []
-    figs = [("Loss terms", loss_curves(h, config=result.get("config"))), ("Accuracy", accuracy_curves(h))]
     d = result.get("diagnostics") or {}
+    K = len(d.get("class_names") or []) or None
+    figs = [("Loss terms", loss_curves(h, config=result.get("config"))), ("Accuracy", accuracy_curves(h, num_classes=K))]
     if not any("mmd2" in r for r in h):
         return figs
     figs += [("MMD between student and teacher features", mmd_curves(result)),

@@ -6,7 +6,8 @@ Every panel has a plain-function counterpart that returns data and figures
 =========================  ====================================  ==========================
 notebook                   plain functions                       panel
 =========================  ====================================  ==========================
-00_quickstart              :func:`run_quickstart`                (progress bars)
+00_quickstart              :func:`run_with_baseline`,            (progress bars)
+                           :func:`shipped_comparison`
 01_theory_bound            :func:`bound_point`,                  :class:`BoundPanel`
                            :func:`bound_sweep`
 02_unpaired_vs_paired      :func:`load_or_run_bench`,            :class:`BenchPanel`
@@ -25,33 +26,40 @@ Run sizes come from :func:`settings` (``CMKD_LAB_FAST=1``: the fast mode);
 :func:`setup_notebook` also makes figures render offline without a kernel.
 """
 from .settings import FAST_ENV, LabSettings, fast_mode, settings
-from .figures import (STATIC_RENDERER, curve_figure, figure_output, figure_signature, figure_structure, setup_plotly,
-                      show_figures, sync_figure)
+from .figures import (STATIC_RENDERER, curve_figure, display_panel, figure_output, figure_signature, figure_structure,
+                      kernel_note, setup_plotly, show_figures, show_markdown, sync_figure)
 from .runner import RunSession, TextProgress, make_sink
-from .notebook import setup_notebook
-from .quickstart import report_figures, result_summary, run_quickstart
-from .theory import (KNOB_RANGES, THEORY_KNOBS, bound_compare, bound_point, bound_point_figure, bound_sweep,
-                     bound_sweep_figure)
+from .notebook import setup_notebook, torch_threads
+from .quickstart import report_figures, result_summary, run_quickstart, run_with_baseline
+from .theory import (INV_E, KNOB_RANGES, THEORY_KNOBS, bound_check_figure, bound_compare, bound_point,
+                     bound_point_figure, bound_sweep, bound_sweep_figure, bound_table)
 from .theory_panel import BoundPanel
-from .bench_view import bench_dir, bench_figure, bench_runs_figure, bench_table, find_bench_results, load_or_run_bench
+from .bench_view import (CONTROL_SETS, bench_delta_figure, bench_dir, bench_figure, bench_markdown, bench_note,
+                         bench_runs_figure, bench_table, controls_figure, controls_markdown, find_bench_results,
+                         load_controls, load_or_run_bench, shipped_bench, shipped_comparison)
 from .bench_panel import BenchPanel
 from .debugger_panel import DebuggerPanel
 from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugger_figures,
                        live_figures, overlay_at_epoch, run_debugger)
-from .teacher_grad import compare_teacher_grad, teacher_grad_figures
+from .teacher_grad import LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures, variant_figures
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
-from .regime import REGIME_METHODS, regime_grid, regime_table, run_regime_map, shipped_result
+from .regime import (REGIME_METHODS, best_predictor, missing_note, predictor_note, regime_grid, regime_table,
+                     run_regime_map, shipped_result, sweep_note)
 from . import gap
 
 __all__ = [
     "FAST_ENV", "LabSettings", "fast_mode", "settings", "STATIC_RENDERER", "curve_figure", "figure_output",
-    "figure_signature", "figure_structure", "setup_plotly", "show_figures", "sync_figure", "RunSession",
-    "TextProgress", "make_sink", "setup_notebook", "report_figures", "result_summary", "run_quickstart",
-    "KNOB_RANGES", "THEORY_KNOBS", "bound_compare", "bound_point", "bound_point_figure", "bound_sweep",
-    "bound_sweep_figure",
-    "BoundPanel", "bench_dir", "bench_figure", "bench_runs_figure", "bench_table", "find_bench_results",
-    "load_or_run_bench", "BenchPanel", "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
-    "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "compare_teacher_grad",
-    "teacher_grad_figures", "DEMO_KINDS", "demo_arrays", "run_byod", "task_overview", "REGIME_METHODS",
-    "regime_grid", "regime_table", "run_regime_map", "shipped_result", "gap",
+    "figure_signature", "figure_structure", "setup_plotly", "show_figures", "show_markdown", "sync_figure",
+    "kernel_note", "display_panel", "RunSession", "TextProgress", "make_sink", "setup_notebook", "torch_threads",
+    "report_figures", "result_summary", "run_quickstart", "run_with_baseline",
+    "INV_E", "KNOB_RANGES", "THEORY_KNOBS", "bound_check_figure", "bound_compare", "bound_point",
+    "bound_point_figure", "bound_sweep", "bound_sweep_figure", "bound_table",
+    "BoundPanel", "CONTROL_SETS", "bench_delta_figure", "bench_dir", "bench_figure", "bench_markdown", "bench_note",
+    "bench_runs_figure", "bench_table", "controls_figure", "controls_markdown", "find_bench_results",
+    "load_controls", "load_or_run_bench", "shipped_bench", "shipped_comparison", "BenchPanel",
+    "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
+    "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "LIGHT_DIAGNOSTICS",
+    "compare_teacher_grad", "compare_variants", "teacher_grad_figures", "variant_figures", "DEMO_KINDS",
+    "demo_arrays", "run_byod", "task_overview", "REGIME_METHODS", "best_predictor", "missing_note",
+    "predictor_note", "regime_grid", "regime_table", "run_regime_map", "shipped_result", "sweep_note", "gap",
 ]

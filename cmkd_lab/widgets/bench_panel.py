@@ -34,29 +34,31 @@ class BenchPanel:
         self.table = w.HTML(layout=w.Layout(width="46%", overflow="auto"))
         self.bars = w.Output(layout=w.Layout(width="54%"))
         self.points = w.Output()
+        self.deltas = w.Output()
         self.source = w.HTML()
         self.task.observe(lambda _c: self.show(), names="value")
-        self.widget = w.VBox([self.task, self.source, w.HBox([self.table, self.bars]), self.points])
+        self.widget = w.VBox([self.task, self.source, w.HBox([self.table, self.bars]), self.deltas, self.points])
         self.widget.add_class("cmkd-bench-panel")
         self.show()
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from .figures import display_panel
 
-        display(self.widget)
+        display_panel(self.widget, 'The bench panel', '; the static copies below show the same tables and figures')
 
     def show(self, task=None) -> None:
         """Show ``task`` (default: the dropdown's)."""
-        from .bench_view import bench_figure, bench_runs_figure, bench_table
+        from .bench_view import bench_delta_figure, bench_figure, bench_note, bench_runs_figure, bench_table
 
         if task is not None:
             self.task.value = task
             return
         res = self.results[self.task.value]
         skipped = "".join(f"<li>{s['method']} under {s['pairing']}: {s['reason']}</li>" for s in res.get("skipped", []))
-        self.source.value = (f"<small>from <code>{res.get('source', '?')}</code>; seeds {res.get('seeds')}"
-                             f"{' (fast subset)' if res.get('fast') else ''}</small>"
+        import html as _html
+        self.source.value = (f"<small>{_html.escape(bench_note(res)).replace('**', '')}</small>"
                              + (f"<br><small>skipped:</small><ul style='margin:0'>{skipped}</ul>" if skipped else ""))
         self.table.value = bench_table(res).to_html(border=0, na_rep="—")
         self.bars.outputs = (figure_output(bench_figure(res)),)
         self.points.outputs = (figure_output(bench_runs_figure(res)),)
+        self.deltas.outputs = (figure_output(bench_delta_figure(res)),)

@@ -15,13 +15,34 @@ from typing import Dict, Optional, Sequence, Union
 from .runner import make_sink
 from .settings import LabSettings, settings as lab_settings
 
-__all__ = ["SAVED_BENCH_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
-           "bench_runs_figure",
-           "bench_dir"]
+__all__ = ["SAVED_BENCH_DIRS", "SHIPPED_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
+           "bench_runs_figure", "bench_dir", "shipped_bench", "bench_markdown", "bench_delta_figure", "bench_note",
+           "load_controls", "controls_markdown", "controls_figure", "CONTROL_SETS", "shipped_comparison"]
 
 
-# Where saved bench results are looked for when no path is given.
+# Where saved bench results are looked for when no path is given: your own runs first, then the results
+# shipped with the repository (``docs/results``; a notebook runs in ``notebooks/``, a script at the root).
 SAVED_BENCH_DIRS = ("runs/bench", "../runs/bench")
+SHIPPED_DIRS = ("docs/results", "../docs/results")
+# The shipped teacher-control benches: (task, regime) -> file stem.
+CONTROL_SETS = {(t, r): f"controls_{t.replace('-', '_')}_{r}" for t in ("hapt", "digits-speech", "synthetic")
+                for r in ("full", "scarce")}
+
+
+def shipped_dirs() -> list:
+    """Where shipped results are looked for: ``docs/results`` and ``../docs/results`` from the working
+    directory, then the checkout the package was imported from."""
+    here = Path(__file__).resolve().parents[2] / "docs" / "results"
+    return [Path(b) for b in SHIPPED_DIRS] + [here]
+
+
+def shipped_bench(name: str) -> Optional[Path]:
+    """``docs/results/<name>.json`` (e.g. ``bench_hapt``) when this checkout holds it, else None."""
+    for base in shipped_dirs():
+        p = base / f"{name}.json"
+        if p.is_file():
+            return p
+    return None
 
 
 def bench_dir(lab: Optional[LabSettings] = None) -> Path:
@@ -66,7 +87,7 @@ def _read(path: Path) -> dict:
 def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, methods: Optional[Sequence[str]] = None,
                       pairings: Sequence[str] = ("unpaired", "paired"), seeds: Optional[Sequence[int]] = None,
                       epochs: Optional[int] = None, out=None, lab: Optional[LabSettings] = None,
-                      progress=True, run_missing: bool = True) -> Dict[str, dict]:
+                      progress=True, run_missing: bool = True, shipped_first: bool = True) -> Dict[str, dict]:
     """Bench results per task: read from disk when saved, otherwise run.
 
     Parameters
@@ -78,7 +99,8 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
         Saved results (a ``results.json`` or a folder holding
         ``<task>/results.json``). Default: ``runs/bench`` and
         ``../runs/bench`` (a bench run from the repository root, seen from
-        ``notebooks/``). Searched before ``out``.
+        ``notebooks/``), then — with ``shipped_first`` — the results shipped in ``docs/results``
+        (``bench_<task>.json``: five seeds, fifteen epochs). Searched before ``out``.
     methods : sequence of str, optional
         Default: ``lab.bench_methods`` (every method when None).
     pairings : sequence of str
@@ -92,6 +114,9 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
         A bar over the runs.
     run_missing : bool
         Run the bench for tasks with no saved results (else raise).
+    shipped_first : bool
+        Read the shipped results before running anything (the notebooks' default: a class needs the
+        five-seed numbers, not a one-seed rerun).
 
     Returns
     -------
@@ -118,7 +143,8 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
     for t in tasks:
         given = path.get(t) if isinstance(path, dict) else path
         search = [given] if given is not None else list(SAVED_BENCH_DIRS)
-        found = find_bench_results(t, search + [out])
+        shipped = shipped_bench(f"bench_{t.replace('-', '_')}") if given is None and shipped_first else None
+        found = find_bench_results(t, search + ([shipped] if shipped else []) + [out])
         if found is not None:
             results[t] = _read(found)
             continue
@@ -192,6 +218,7 @@ def bench_figure(res: dict, *, title: Optional[str] = None):
     if teach:
         fig.add_hline(y=sum(teach) / len(teach), line=dict(dash="dot", color="grey"),
                       annotation_text="teacher (its own modality)", annotation_position="top left")
+    _ce_line(fig, res)
     seeds = res.get("seeds")
     fig.update_layout(barmode="group", template="plotly_white", height=420, yaxis_title="student test accuracy",
                       yaxis_range=[0, 1], xaxis_title="method",
@@ -215,6 +242,131 @@ def bench_runs_figure(res: dict, *, title: Optional[str] = None):
         fig.add_trace(go.Scatter(x=[r["method"] for r in rs], y=[r["student_test_acc"] for r in rs], mode="markers",
                                  name=pairing, marker=dict(color=PALETTE[i], size=9, opacity=0.75),
                                  text=[f"seed {r['seed']}" for r in rs]))
+    _ce_line(fig, res)
     fig.update_layout(template="plotly_white", height=380, yaxis_title="student test accuracy", xaxis_title="method",
                       title=title or f"{res.get('task')}: every run (one point per seed)")
     return fig
+
+
+def _ce_line(fig, res: dict, baseline: str = "ce") -> None:
+    """A dashed line at the baseline's mean accuracy: the reference every method is read against."""
+    b = [r for r in res.get("summary", []) if r.get("method") == baseline and r.get("test_acc_best_val_mean") is not None]
+    if b:
+        fig.add_hline(y=b[0]["test_acc_best_val_mean"], line=dict(dash="dash", color="#D62728", width=1),
+                      annotation_text=f"{baseline} (no teacher): {100 * b[0]['test_acc_best_val_mean']:.1f} %",
+                      annotation_position="top right")
+
+
+def _md(text: str):
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - outside IPython
+        return text
+    return Markdown(text)
+
+
+def bench_note(res: dict) -> str:
+    """One line on where a bench's numbers come from and what they can show: the file, the seeds, the
+    format (an older file has no A/A control), and a warning when one or two seeds stand behind them."""
+    from ..results import current_bench
+    r = current_bench(res)
+    seeds = list(res.get("seeds") or [])
+    n = len(seeds)
+    parts = [f"`{res.get('task')}` from `{res.get('source', '?')}`: {n} seed{'s' if n != 1 else ''} "
+             f"{seeds}, {((res.get('config') or {}).get('epochs'))} epochs{', fast subset' if res.get('fast') else ''}."]
+    if n == 1:
+        parts.append("**One seed: no interval, no noise floor — no difference between methods can be read from "
+                     "these numbers**; they show the mechanics only.")
+    elif n == 2:
+        parts.append("**Two seeds: an interval is ±12.7 × the spread of the paired differences — no difference "
+                     "between methods can be read from these numbers**; they show the mechanics only.")
+    if r.get("upgraded"):
+        parts.append("This file predates the A/A control: the paired differences are computed here from its runs, "
+                     "and the noise floor is the baseline's seed-to-seed spread alone.")
+    return " ".join(parts)
+
+
+def bench_markdown(res: dict):
+    """The bench's tables as Markdown (:func:`cmkd_lab.results.format_bench_markdown` on
+    :func:`cmkd_lab.results.current_bench`): accuracies, then every paired difference with ``ce`` with its
+    interval, wins/losses, MDE and noise floor, and the seeds a comparison would need."""
+    from ..results import current_bench, format_bench_markdown
+    return _md(bench_note(res) + "\n\n" + format_bench_markdown(current_bench(res)))
+
+
+def bench_delta_figure(res: dict, *, title: Optional[str] = None):
+    """Paired differences with ``ce`` per method and pairing, with intervals, ± MDE and the noise floor
+    (:func:`cmkd_lab.viz.delta_bars`)."""
+    from ..results import current_bench
+    from ..viz import delta_bars
+    r = current_bench(res)
+    n = len(res.get("seeds") or [])
+    return delta_bars(r["comparisons"], baseline=r["baseline"], group="pairing",
+                      title=title or f"{res.get('task')}: Δ test accuracy vs {r['baseline']}, paired by seed "
+                                     f"({n} seeds): mean, 95 % interval, ± MDE (grey ticks)")
+
+
+def load_controls(task: str = "synthetic", regime: str = "scarce", path=None) -> Optional[dict]:
+    """The shipped teacher-control bench ``docs/results/controls_<task>_<regime>.json`` (or ``path``), in the
+    current shape (:func:`cmkd_lab.results.current_bench`), or None when it is missing or holds no control
+    table (a file of an older format)."""
+    from ..results import current_bench, load_bench
+    if (task, regime) not in CONTROL_SETS and path is None:
+        raise ValueError(f"task and regime must name a shipped control bench {sorted(CONTROL_SETS)}; "
+                         f"got {(task, regime)!r}")
+    p = Path(path) if path is not None else shipped_bench(CONTROL_SETS[(task, regime)])
+    if p is None or not p.exists():
+        return None
+    try:
+        res = current_bench(load_bench(p))
+    except (OSError, ValueError):
+        return None
+    return res if res.get("control_table") else None
+
+
+def controls_markdown(res: Optional[dict], *, what: str = ""):
+    """The control table as Markdown (:func:`cmkd_lab.results.format_control_markdown`), or a one-line note
+    when ``res`` is None (the file is not in this checkout yet)."""
+    from ..results import format_control_markdown
+    if res is None:
+        return _md(f"*{what or 'This control bench'} is not in this checkout (or is in an older format without "
+                   "controls): make it with `bash scripts/make_results.sh controls`.*")
+    return _md(f"`{res.get('task')}` from `{res.get('source', '?')}`, seeds {res.get('seeds')}.\n\n"
+               + format_control_markdown(res, rows=res["control_table"]))
+
+
+def controls_figure(res: Optional[dict], *, title: Optional[str] = None):
+    """:func:`cmkd_lab.viz.control_bars` of a control bench, or None when ``res`` is None."""
+    if res is None:
+        return None
+    from ..viz import control_bars
+    return control_bars(res["control_table"], baseline=res.get("baseline", "ce"),
+                        title=title or f"{res.get('task')}: whose knowledge is the gain? "
+                                       f"(mean over {len(res.get('seeds') or [])} seeds, 95 % intervals)")
+
+
+def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), *, pairing: str = "unpaired"):
+    """The shipped five-seed comparison of ``methods`` with ``ce`` on ``task`` (``docs/results/bench_<task>.json``)
+    as Markdown: Δ with its 95 % interval, wins/losses, MDE and the verdict, then ``ce``'s noise floor — the
+    reference a one-seed run in a notebook is read against. A one-line note when the file is missing."""
+    from ..results import current_bench, load_bench
+    from ..results.tables import fmt_delta
+    p = shipped_bench(f"bench_{task.replace('-', '_')}")
+    if p is None:
+        return _md(f"*`docs/results/bench_{task.replace('-', '_')}.json` is not in this checkout: no five-seed "
+                   "reference to compare with.*")
+    res = current_bench(load_bench(p))
+    rows = [r for r in res["comparisons"] if r["method"] in methods and (r.get("values") or {}).get("pairing",
+                                                                                                   pairing) == pairing]
+    base = next((r for r in res["comparisons"] if r["method"] == res["baseline"] and not r.get("aliased")), None)
+    lines = [f"Shipped reference, `{task}` ({pairing}), {len(res.get('seeds') or [])} seeds × "
+             f"{(res.get('config') or {}).get('epochs')} epochs, from `{p}`:", "",
+             f"| method | Δ vs {res['baseline']} (points) [95 % CI] wins/losses · MDE | verdict |", "|---|---|---|"]
+    lines += [f"| `{r['method']}` | {fmt_delta(r)} | {r.get('verdict', '')} |" for r in rows]
+    if base is not None and base.get("noise_baseline_std") is not None:
+        lines += ["", f"Noise floor: `{res['baseline']}` alone spreads ±{100 * base['noise_baseline_std']:.2f} points "
+                      "from seed to seed" + (f"; the A/A control (ce against ce retrained with other training noise) "
+                                             f"reads {100 * base['noise_aa_mean']:+.2f} points"
+                                             if base.get("noise_aa_mean") is not None else
+                                             " (this file predates the A/A control)") + "."]
+    return _md("\n".join(lines))

@@ -143,25 +143,14 @@ def run_byod(task, *, method: str = "ucmkd", baseline: Optional[str] = "ce", epo
         vs <baseline>"``.
     """
     from ..data import CrossModalTask
-    from .figures import curve_figure
-    from .quickstart import run_quickstart
+    from .quickstart import run_quickstart, run_with_baseline
 
     if not isinstance(task, CrossModalTask):
         raise TypeError(f"task must be a CrossModalTask (build one with CrossModalTask.from_arrays); got "
                         f"{type(task).__name__}")
     lab = lab or lab_settings()
     kw = dict(epochs=epochs, teacher_epochs=teacher_epochs, seed=seed, lab=lab, progress=progress, **options)
-    results, figures = {}, {}
-    results[method], figures = run_quickstart(task=task, method=method, **kw)
     if baseline and baseline != method:
-        results[baseline], _ = run_quickstart(task=task, method=baseline, **kw)
-        by_epoch = {}
-        for m in (method, baseline):
-            for r in results[m]["history"]:
-                if "epoch" in r:
-                    by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"]})[m] = r.get("val_acc")
-        hist = [by_epoch[e] for e in sorted(by_epoch)]
-        figures[f"Validation accuracy: {method} vs {baseline}"] = curve_figure(
-            hist, [method, baseline], title=f"Student validation accuracy: {method} vs {baseline}",
-            yaxis_title="accuracy")
-    return results, figures
+        return run_with_baseline(task=task, method=method, baseline=baseline, **kw)
+    result, figures = run_quickstart(task=task, method=method, **kw)
+    return {method: result}, figures

@@ -115,7 +115,7 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     h = [r for r in result["history"] if "epoch" in r]
     d = result.get("diagnostics") or {}
     figs = live_figures(h, d.get("initial"), result.get("config"))
-    figs["accuracy"] = accuracy_curves(h)
+    figs["accuracy"] = accuracy_curves(h, num_classes=len(d.get("class_names") or []) or None)
     figs["gap"] = gap_curves(result)
     figs["bound"] = bound_bars(result)
     if d.get("plans"):
@@ -147,7 +147,10 @@ class DebugSession:
     on_epoch : callable, optional
         ``on_epoch(history, initial)`` after each epoch, from the training thread.
     snapshot_epochs : "all", "auto" or list of int
-        Epochs whose features are kept for the overlay (default every epoch).
+        Epochs whose features are kept for the overlay (default every epoch; ``[]``: none).
+    n_ref, permutations : int, optional
+        Reference-set size and MMD permutations of the diagnostics (default: 256 and 50 in fast mode,
+        512 and 200 otherwise); a comparison that reads a few curves needs less.
     """
 
     def __init__(self, *, task="synthetic", method: str = "ucmkd", cost: str = "l2", eps: float = 0.1,
@@ -155,7 +158,7 @@ class DebugSession:
                  pairing: str = "unpaired", la_teacher_grad: str = "none", seed: int = 0,
                  epochs: Optional[int] = None, teacher_epochs: Optional[int] = None,
                  lab: Optional[LabSettings] = None, sink=None, on_epoch: Optional[Callable] = None,
-                 snapshot_epochs="all", **more):
+                 snapshot_epochs="all", n_ref: Optional[int] = None, permutations: Optional[int] = None, **more):
         self.lab = lab or lab_settings()
         epochs = self.lab.epochs if epochs is None else epochs
         teacher_epochs = self.lab.teacher_epochs if teacher_epochs is None else teacher_epochs
@@ -170,11 +173,13 @@ class DebugSession:
                       task_has_pairs=True, student_unlabelled=self.config.student_unlabelled)
         if why is not None:
             raise why[0](why[1])
-        sink = make_sink(sink)
+        sink = make_sink(sink, label=str(method))
         self.task_spec, self.method = task, method
         self.projection = "pca" if self.lab.fast else "umap"
         self._session = None
         self._sink, self._on_epoch, self._snapshots = sink, on_epoch, snapshot_epochs
+        self._n_ref = n_ref if n_ref is not None else (256 if self.lab.fast else 512)
+        self._permutations = permutations if permutations is not None else (50 if self.lab.fast else 200)
         self._stopped = False
         self.result: Optional[dict] = None
 
@@ -192,8 +197,8 @@ class DebugSession:
         """Train and return ``(result, figures)`` (figures ``{}`` when ``figures=False``)."""
         task = load_named_task(self.task_spec, seed=self.config.seed, fast=self.lab.task_fast)
         self._session = RunSession(task, self.method, self.config, sink=self._sink, on_epoch=self._on_epoch,
-                                   snapshot_epochs=self._snapshots, n_ref=256 if self.lab.fast else 512,
-                                   permutations=50 if self.lab.fast else 200)
+                                   snapshot_epochs=self._snapshots, n_ref=self._n_ref,
+                                   permutations=self._permutations, n_snapshot=0 if self._snapshots == [] else 200)
         if self._stopped:
             self._session.stop()
         self.result = self._session.run()

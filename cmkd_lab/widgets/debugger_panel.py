@@ -141,9 +141,9 @@ class DebuggerPanel:
 
     # ------------------------------------------------------------- display
     def _ipython_display_(self):
-        from IPython.display import display
+        from .figures import display_panel
 
-        display(self.widget)
+        display_panel(self.widget, 'The debugger', '; the same run as plain function calls follows, with its figures embedded')
 
     # ------------------------------------------------------------ options
     def options(self) -> dict:

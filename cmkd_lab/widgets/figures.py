@@ -7,7 +7,7 @@ from typing import Dict, Iterable, Mapping, Sequence
 from ._deps import require_plotly
 
 __all__ = ["figure_output", "figure_structure", "sync_figure", "figure_signature", "show_figures", "curve_figure",
-           "STATIC_RENDERER", "setup_plotly"]
+           "STATIC_RENDERER", "setup_plotly", "show_markdown", "kernel_note", "display_panel", "KERNEL_NOTE"]
 
 # JupyterLab draws the plotly mime bundle; a viewer without a kernel (nbconvert
 # HTML, an IDE's preview) falls back to the text/html part, which carries
@@ -90,6 +90,11 @@ def sync_figure(target, source, *, replace: bool = True) -> bool:
     return False
 
 
+def _palette(i: int) -> str:
+    from ..viz.curves import PALETTE
+    return PALETTE[i % len(PALETTE)]
+
+
 class _Null:
     def __enter__(self):
         return self
@@ -98,26 +103,77 @@ class _Null:
         return False
 
 
-def show_figures(figures: Mapping[str, object] | Sequence, *, only: Iterable[str] = ()) -> None:
+def show_figures(figures: Mapping[str, object] | Sequence, *, only: Iterable[str] = (), result: dict = None,
+                 reference: dict = None) -> None:
     """Display figures with the active plotly renderer (in ``only``'s order when given).
 
     Parameters
     ----------
     figures : dict name -> Figure, or list of (name, Figure)
     only : names to show (default: all)
+    result : dict, optional
+        The run the figures belong to: each figure is then followed by its caption
+        (:func:`cmkd_lab.viz.captions.figure_caption`), which explains what it shows and reads this run's
+        numbers where a curve needs it.
+    reference : dict, optional
+        A ``ce`` run of the same task and seed, named in the captions as the reference.
     """
     items = dict(figures.items() if isinstance(figures, Mapping) else figures)
     only = list(only)
     unknown = [n for n in only if n not in items]
     if unknown:
         raise ValueError(f"only must name figures among {list(items)}; got unknown {unknown}")
+    readings = None
+    if result is not None:
+        from ..viz.captions import run_readings
+        readings = run_readings(result, reference=reference)
     for name in only or list(items):
         if items[name] is not None:
             items[name].show()
+            if readings is not None:
+                from ..viz.captions import figure_caption
+                text = figure_caption(name, readings=readings)
+                if text:
+                    show_markdown(text)
+
+
+def show_markdown(text: str) -> None:
+    """Display Markdown in a notebook (printed elsewhere)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - outside IPython
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
+
+
+KERNEL_NOTE = ("<p class='cmkd-static-note' style='color:#666;font-size:12px;margin:2px 0'>▶ {what} is an "
+               "interactive panel: it needs a running Jupyter kernel (with ipywidgets) and stays blank in a saved "
+               "copy{more}.</p>")
+
+
+def kernel_note(what: str = "This", more: str = "") -> dict:
+    """The one-line note shown with every panel: a mime bundle (``text/html`` and ``text/plain``) that
+    reads the same with and without a kernel."""
+    import html
+    import re
+    text = KERNEL_NOTE.format(what=html.escape(what), more=html.escape(more))
+    return {"text/html": text, "text/plain": re.sub(r"<[^>]+>", "", text)}
+
+
+def display_panel(widget, what: str, more: str = "") -> None:
+    """Display an ipywidgets panel and, under it, :func:`kernel_note` (visible offline)."""
+    from IPython.display import display
+    display(widget)
+    display(kernel_note(what, more), raw=True)
 
 
 def curve_figure(history: Sequence[dict], keys: Sequence[str], *, title: str, yaxis_title: str = "value",
-                 log_y: bool = False, names: Dict[str, str] | None = None):
+                 log_y: bool = False, names: Dict[str, str] | None = None, yaxis_range=None):
     """Scalars of a run's history against the epoch, one line per key present.
 
     Parameters
@@ -128,6 +184,7 @@ def curve_figure(history: Sequence[dict], keys: Sequence[str], *, title: str, ya
     title, yaxis_title : str
     log_y : bool
     names : dict key -> legend label, optional
+    yaxis_range : (low, high), optional
 
     Returns
     -------
@@ -139,10 +196,16 @@ def curve_figure(history: Sequence[dict], keys: Sequence[str], *, title: str, ya
     for k in keys:
         pts = [(r["epoch"], r[k]) for r in history if isinstance(r.get(k), (int, float)) and "epoch" in r]
         if pts:
+            first = not fig.data  # drawn wide and light underneath: a curve that follows it exactly stays visible
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                     name=names.get(k, k)))
+                                     name=names.get(k, k), opacity=0.45 if first and len(keys) > 1 else 1.0,
+                                     line=dict(color=_palette(len(fig.data)),
+                                               width=7 if first and len(keys) > 1 else 2)))
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=yaxis_title, template="plotly_white",
                       height=330, margin=dict(l=50, r=20, t=50, b=40))
     if log_y:
         fig.update_yaxes(type="log")
-    return fig
+    if yaxis_range is not None:
+        fig.update_yaxes(range=list(yaxis_range))
+    from ..viz.curves import epoch_axis
+    return epoch_axis(fig, [r.get("epoch") for r in history])

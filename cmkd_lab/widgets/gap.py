@@ -25,7 +25,7 @@ __all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synt
 
 
 def _sizes(lab: LabSettings) -> dict:
-    return dict(max_points=400, n_permutations=100) if lab.fast else dict(max_points=2000, n_permutations=200)
+    return dict(max_points=400, n_permutations=100) if lab.fast else dict(max_points=1000, n_permutations=200)
 
 
 def task_features(task="hapt", *, method: str = "ce", split: str = "test", epochs: Optional[int] = None,
@@ -175,7 +175,7 @@ def synthetic_gap_sweep(gaps: Optional[Sequence[float]] = None, *, methods: Sequ
     Parameters
     ----------
     gaps : sequence of float >= 0, optional
-        Default (0, 4) in fast mode, (0, 1, 2, 4) otherwise.
+        Default (0, 4) in fast mode, (0, 2, 4) otherwise.
     methods : sequence of str
         How the students are trained (one per gap and method; the teacher is
         the same at every gap: the knob only moves the student's view).
@@ -192,9 +192,9 @@ def synthetic_gap_sweep(gaps: Optional[Sequence[float]] = None, *, methods: Sequ
 
     lab = lab or lab_settings()
     check_int("seed", seed, minimum=0)
-    gaps = ((0.0, 4.0) if lab.fast else (0.0, 1.0, 2.0, 4.0)) if gaps is None else gaps
-    n = 800 if lab.fast else 3000
-    kw = dict(max_points=300 if lab.fast else 1500, n_permutations=50 if lab.fast else 200, seed=seed)
+    gaps = ((0.0, 4.0) if lab.fast else (0.0, 2.0, 4.0)) if gaps is None else gaps
+    n = 800 if lab.fast else 2000
+    kw = dict(max_points=300 if lab.fast else 600, n_permutations=50 if lab.fast else 100, seed=seed)
     base = make_synthetic_task(gap=0.0, n_teacher=n, n_student=n, seed=seed).student["test"]
     results = {}
     for g in gaps:

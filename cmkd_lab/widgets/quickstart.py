@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 from .runner import RunSession, load_named_task, make_sink
 from .settings import LabSettings, settings as lab_settings
 
-__all__ = ["run_quickstart", "result_summary", "report_figures"]
+__all__ = ["run_quickstart", "run_with_baseline", "result_summary", "report_figures"]
 
 
 def report_figures(result: dict, *, lab: Optional[LabSettings] = None) -> Dict[str, object]:
@@ -23,11 +23,12 @@ def report_figures(result: dict, *, lab: Optional[LabSettings] = None) -> Dict[s
 
 
 def result_summary(result: dict):
-    """One row per run: task, method, pairing, status, accuracies, time.
+    """One row per run: task, method, pairing, status, accuracies, time; with a ``ce`` run of the same
+    task and seed among them, each other row also gets its difference with it (points of accuracy).
 
     Parameters
     ----------
-    result : dict or list of dict
+    result : dict, list of dict, or dict name -> result
         Run results (``result.json``).
 
     Returns
@@ -36,23 +37,33 @@ def result_summary(result: dict):
     """
     import pandas as pd
 
+    if isinstance(result, dict) and "history" not in result and result and \
+            all(isinstance(v, dict) and "history" in v for v in result.values()):
+        result = list(result.values())
     results = result if isinstance(result, (list, tuple)) else [result]
     rows = []
     for r in results:
         if not isinstance(r, dict) or "history" not in r:
             raise TypeError("result must be a run's result dict (with 'history') or a list of them")
         rows.append({"task": r.get("task"), "method": r.get("method"), "pairing": r.get("pairing"),
-                     "status": r.get("status"), "epochs": r.get("epochs_done"),
+                     "seed": r.get("seed"), "status": r.get("status"), "epochs": r.get("epochs_done"),
                      "teacher test acc": r.get("teacher_test_acc"),
                      "student test acc (best val)": r.get("student_test_acc"),
                      "student test acc (last)": r.get("student_test_acc_last"),
                      "best epoch": r.get("best_epoch"), "train time (s)": round(float(r.get("wall_s") or 0.0), 1)})
+    ce = {(x["task"], x["seed"]): x["student test acc (best val)"] for x in rows if x["method"] == "ce"}
+    if ce and len(rows) > 1:
+        for x in rows:
+            ref = ce.get((x["task"], x["seed"]))
+            acc = x["student test acc (best val)"]
+            x["Δ vs ce (points, 1 seed)"] = (None if x["method"] == "ce" or ref is None or acc is None
+                                              else round(100 * (acc - ref), 2))
     return pd.DataFrame(rows)
 
 
 def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] = None,
                    teacher_epochs: Optional[int] = None, seed: int = 0, out=None, lab: Optional[LabSettings] = None,
-                   progress=True, **options) -> Tuple[dict, Dict[str, object]]:
+                   progress=True, figures: bool = True, **options) -> Tuple[dict, Dict[str, object]]:
     """Train a teacher (cached) and distil a student; returns ``(result, figures)``.
 
     Parameters
@@ -68,7 +79,9 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
         Also write ``out/result.json`` and ``out/report.html``.
     lab : LabSettings, optional
     progress : None, True or callable
-        True: progress bars (widgets in a notebook, text elsewhere).
+        True: progress bars (widgets in a notebook, text elsewhere) and, at the end, one line per phase.
+    figures : bool
+        Draw the report's figures (and write the report with ``out``); False returns ``(result, {})``.
     **options
         Any other :class:`~cmkd_lab.distill.DistillConfig` option.
 
@@ -92,12 +105,16 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
                                           diagnostics_every=lab.diagnostics_every, **options),
                                      source="quickstart options")
     the_task = load_named_task(task, seed=seed, fast=lab.task_fast)
-    sink = make_sink(progress)
+    sink = make_sink(progress, label=method)
     result = RunSession(the_task, method, config, sink=sink, n_ref=256 if lab.fast else 512,
                         permutations=50 if lab.fast else 200).run()
+    if not figures:
+        if sink is not None:
+            sink("done", 1, 1, result.get("status", ""))
+        return result, {}
     if sink is not None:
         sink("figures", 0, 1, "drawing the report's figures")
-    figures = report_figures(result, lab=lab)
+    figs = report_figures(result, lab=lab)
     if out is not None:
         from ..report import write_report
         from ..store import write_json
@@ -105,7 +122,49 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "result.json", result)
-        write_report(result, out / "report.html")
+        write_report(result, out / "report.html", figures=figs)  # the figures drawn once
     if sink is not None:
+        sink("figures", 1, 1, f"{len(figs)} figures" + (f", report in {out / 'report.html'}" if out else ""))
         sink("done", 1, 1, result.get("status", ""))
-    return result, figures
+    return result, figs
+
+
+def run_with_baseline(*, task="hapt", method: str = "ucmkd", baseline: str = "ce", lab: Optional[LabSettings] = None,
+                      out=None, progress=True, **options) -> Tuple[Dict[str, dict], Dict[str, object]]:
+    """:func:`run_quickstart` for ``method``, then the same for ``baseline`` (default ``ce``: the student
+    alone, with the same seed, data and teacher), so that what distillation adds can be read off.
+
+    The baseline run keeps its diagnostics (they say how far a student that never saw the teacher sits
+    from it) but draws no figures of its own; the figures are the method's report figures plus
+    ``"Validation accuracy: <method> vs <baseline>"``.
+
+    Returns
+    -------
+    results : dict method -> result (``method`` first)
+    figures : dict title -> go.Figure
+    """
+    from .figures import curve_figure
+
+    if baseline == method:
+        raise ValueError(f"baseline must differ from method (both {method!r})")
+    results = {}
+    results[method], figures = run_quickstart(task=task, method=method, lab=lab, out=out, progress=progress,
+                                              **options)
+    results[baseline], _ = run_quickstart(task=task, method=baseline, lab=lab, progress=progress,
+                                          figures=False, **options)
+    by_epoch = {}
+    for m in (method, baseline):
+        for r in results[m]["history"]:
+            if "epoch" in r:
+                by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"]})[m] = r.get("val_acc")
+    hist = [by_epoch[e] for e in sorted(by_epoch)]
+    K = len(((results[method].get("diagnostics") or {}).get("class_names")) or []) or None
+    fig = curve_figure(hist, [method, baseline], title=f"Student validation accuracy: {method} vs {baseline} "
+                                                       f"(same seed, data and teacher)",
+                       yaxis_title="validation accuracy", yaxis_range=(0, 1.02))
+    if K:
+        fig.add_hline(y=1 / K, line=dict(color="grey", dash="dot"), annotation_text=f"chance 1/K = {1 / K:.2f}",
+                      annotation_position="bottom right")
+    figures = dict(figures)
+    figures[f"Validation accuracy: {method} vs {baseline}"] = fig
+    return results, figures

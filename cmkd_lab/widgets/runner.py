@@ -19,12 +19,18 @@ PHASES = ("teacher", "student", "figures", "done")
 
 
 class TextProgress:
-    """A progress sink printing one text bar (tqdm) per phase."""
+    """A progress sink printing one bar (tqdm: a widget in a notebook, text elsewhere) per phase, and,
+    when the work is done, one plain line per phase — what it did and how long it took — so that a saved
+    notebook, where the bars' widgets stay blank, still says what happened."""
 
-    def __init__(self):
+    def __init__(self, *, summary: bool = True, label: str = ""):
         self._bars = {}
+        self._info = {}
+        self.summary, self.label = summary, label
 
     def __call__(self, phase: str, done: int, total: int, text: str = "") -> None:
+        import time
+
         from tqdm.auto import tqdm
 
         if phase == "done":
@@ -32,27 +38,45 @@ class TextProgress:
             return
         bar = self._bars.get(phase)
         if bar is None:
-            bar = self._bars[phase] = tqdm(total=max(1, total), desc=phase, leave=False)
+            bar = self._bars[phase] = tqdm(total=max(1, total), desc=f"{self.label}: {phase}" if self.label else phase,
+                                           leave=False)
+            self._info[phase] = {"t0": time.perf_counter()}
         bar.total = max(1, total)
         bar.n = min(done, bar.total)
+        info = self._info[phase]
+        info.update(done=bar.n, total=bar.total, t1=time.perf_counter())
         if text:
+            info["text"] = text
             bar.set_postfix_str(text, refresh=False)
         bar.refresh()
+
+    def lines(self) -> list:
+        """One line per phase seen so far: ``phase: done/total, last message (seconds)``."""
+        out = []
+        for phase, i in self._info.items():
+            secs = i.get("t1", i["t0"]) - i["t0"]
+            msg = f" — {i['text']}" if i.get("text") else ""
+            who = f"[{self.label}] " if self.label else ""
+            out.append(f"{who}{phase}: {i.get('done', 0)}/{i.get('total', 1)}{msg} ({secs:.0f} s)")
+        return out
 
     def close(self) -> None:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+        if self.summary and self._info:
+            print("\n".join(self.lines()), flush=True)
+        self._info.clear()
 
 
-def make_sink(progress):
+def make_sink(progress, label: str = ""):
     """A progress sink from a user's ``progress`` argument.
 
     ``True`` (or ``"text"``): :class:`TextProgress` bars (ipywidgets bars in a
-    notebook, text elsewhere); ``None``/``False``: none; a callable: itself.
+    notebook, text elsewhere), named ``label``; ``None``/``False``: none; a callable: itself.
     """
     if progress is True or progress == "text":
-        return TextProgress()
+        return TextProgress(label=label)
     if progress is None or progress is False:
         return None
     if callable(progress):

@@ -85,7 +85,8 @@ def settings(fast: Optional[bool] = None) -> LabSettings:
     if fast:
         return LabSettings(fast=True, epochs=2, teacher_epochs=3, theory_epochs=3, theory_teacher_epochs=3,
                            theory_samples=600, sweep_points=3, bench_epochs=1, bench_seeds=(0,),
-                           bench_tasks=("hapt",), bench_methods=("ce", "fa", "ucmkd", "kd"), task_fast=True)
+                           bench_tasks=("hapt", "digits-speech"), bench_methods=("ce", "fa", "ucmkd", "kd"),
+                           task_fast=True)
     return LabSettings(fast=False, epochs=10, teacher_epochs=15, theory_epochs=10, theory_teacher_epochs=10,
                        theory_samples=1500, sweep_points=6, bench_epochs=15, bench_seeds=(0, 1, 2),
                        bench_tasks=("hapt", "digits-speech"), bench_methods=None, task_fast=False)

@@ -17,7 +17,9 @@ from .runner import RunSession, make_sink
 from .settings import LabSettings, settings as lab_settings
 
 __all__ = ["THEORY_KNOBS", "KNOB_RANGES", "THEORY_METHODS", "bound_point", "bound_sweep", "bound_compare",
-           "bound_point_figure", "bound_sweep_figure", "BOUND_KEYS"]
+           "bound_point_figure", "bound_sweep_figure", "bound_check_figure", "bound_table", "BOUND_KEYS", "INV_E"]
+
+INV_E = 0.36787944117144233  # 1/e: the most p·log(1/p) can be
 
 THEORY_KNOBS = ("gap", "rotation", "noise", "overlap", "label_shift")
 # (min, max, step, default) of each knob's slider.
@@ -173,8 +175,8 @@ def bound_compare(variants: Sequence[dict], *, lab: Optional[LabSettings] = None
     return pd.DataFrame(rows)
 
 
-_TERMS = (("bound_err_t", "err_T (teacher CE)", "#1F77B4"), ("bound_fa", "FA = τ̂ · W1", "#FF7F0E"),
-          ("bound_la", "LA_e (plug-in κ̂)", "#2CA02C"))
+_TERMS = (("bound_err_t", "err<sub>T</sub> (teacher CE)", "#1F77B4"), ("bound_fa", "FA = τ̂ · W<sub>1</sub>", "#FF7F0E"),
+          ("bound_la", "LA<sub>e</sub> (plug-in κ̂)", "#2CA02C"))
 
 
 def bound_point_figure(point: Dict, *, title: Optional[str] = None):
@@ -190,14 +192,15 @@ def bound_point_figure(point: Dict, *, title: Optional[str] = None):
         fig.add_trace(go.Bar(x=["bound"], y=[point[k]], name=name, marker_color=c, text=[f"{point[k]:.3f}"],
                              textposition="inside"))
     holds = point.get("bound_holds")
-    fig.add_trace(go.Bar(x=["err_S (measured)"], y=[point["bound_err_s"]], name="err_S (student CE)",
+    fig.add_trace(go.Bar(x=["err_S (measured)"], y=[point["bound_err_s"]], name="err<sub>S</sub> (student CE)",
                          marker_color="#444" if holds else "#D62728", text=[f"{point['bound_err_s']:.3f}"],
                          textposition="outside"))
     verdict = "holds" if holds else "does NOT hold"
     sub = (f"sum {point['bound_sum']:.3f} vs err_S {point['bound_err_s']:.3f}: the estimated bound {verdict} "
            f"(slack {point['bound_slack']:.3f}); τ̂ = {point['bound_tau']:.3f}, W1 = {point['bound_w1']:.3f}")
     fig.update_layout(barmode="relative", template="plotly_white", height=420, yaxis_title="nats",
-                      title=dict(text=(title or "err_S ≤ err_T + FA + LA, measured") + f"<br><sup>{sub}</sup>"),
+                      title=dict(text=(title or "err<sub>S</sub> ≤ err<sub>T</sub> + FA + LA<sub>e</sub>, measured")
+                                 + f"<br><sup>{sub}</sup>"),
                       legend=dict(orientation="h", y=-0.15))
     return fig
 
@@ -219,7 +222,7 @@ def bound_sweep_figure(table, knob: str, *, title: Optional[str] = None):
     fig = go.Figure()
     for k, name, c in _TERMS:
         fig.add_trace(go.Bar(x=x, y=t[k].tolist(), name=name, marker_color=c, opacity=0.85))
-    fig.add_trace(go.Scatter(x=x, y=t["bound_err_s"].tolist(), name="err_S (measured)", mode="lines+markers",
+    fig.add_trace(go.Scatter(x=x, y=t["bound_err_s"].tolist(), name="err<sub>S</sub> (measured)", mode="lines+markers",
                              line=dict(color="black", width=2)))
     bad = t[t["bound_holds"] == False]  # noqa: E712  (pandas element-wise)
     if len(bad):
@@ -230,4 +233,80 @@ def bound_sweep_figure(table, knob: str, *, title: Optional[str] = None):
                       title=title or (f"The bound's terms as {knob} varies" if numeric
                                       else "The bound's terms per training choice"),
                       legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+TABLE_COLUMNS = {"variant": "training", "gap": "gap", "overlap": "overlap", "noise": "noise",
+                 "label_shift": "label shift", "bound_err_t": "err_T", "bound_fa": "FA_e = τ̂·W1",
+                 "bound_w1": "W1", "bound_tau": "τ̂", "bound_la": "LA_e", "bound_sum": "sum",
+                 "bound_err_s": "err_S", "bound_transfer": "err_S − LA_e (≤ 1/e)", "bound_slack": "slack",
+                 "bound_holds": "holds", "kappa_mean": "mean κ̂", "student_test_acc": "student test acc"}
+
+
+def bound_table(table, columns=None):
+    """The columns of a :func:`bound_sweep` / :func:`bound_compare` table a reader needs, with readable
+    names, rounded: the knobs that vary, the terms, ``err_S − LA_e`` (the part the teacher's head takes
+    off the student's loss: at most 1/e) and the slack."""
+    cols = [c for c in (columns or TABLE_COLUMNS) if c in table.columns]
+    knobs = [c for c in THEORY_KNOBS if c in cols and table[c].nunique() > 1]
+    keep = [c for c in cols if c not in THEORY_KNOBS or c in knobs]
+    return table[keep].rename(columns=TABLE_COLUMNS).round(3)
+
+
+def bound_check_figure(*tables, title: Optional[str] = None):
+    """Why the estimated bound holds: every measured point's slack (sum − err_S) against err_T + FA_e.
+
+    With the plug-in κ̂, err_S − LA_e = mean κ̂·(−log p_T) is at most 1/e, so slack ≥ err_T + FA_e − 1/e:
+    every point lies on or above the dashed line, and the estimate can only fail (slack < 0) left of
+    err_T + FA_e = 1/e (the shaded band).
+
+    Parameters
+    ----------
+    *tables : DataFrame, list of bound_point dicts, or (name, either)
+        :func:`bound_sweep` / :func:`bound_compare` tables; a name labels all of a table's points
+        (otherwise each row's ``variant``, or its method).
+    """
+    import pandas as pd
+
+    from ._deps import require_plotly
+    from ..viz.curves import PALETTE
+
+    go = require_plotly()
+    frames, label = [], []
+    for item in tables:
+        name, tab = item if isinstance(item, tuple) else (None, item)
+        if isinstance(tab, dict):
+            tab = [tab]
+        if isinstance(tab, list):
+            tab = pd.DataFrame(tab)
+        if tab is None or not len(tab):
+            continue
+        frames.append(tab)
+        for _, r in tab.iterrows():
+            v = r.get("variant")
+            label.append(name or (str(v) if isinstance(v, str) else str(r["method"])))
+    if not frames:
+        raise ValueError("tables must hold at least one bound_point row (from bound_sweep or bound_compare)")
+    t = pd.concat(frames, ignore_index=True)
+    x = (t["bound_err_t"] + t["bound_fa"]).astype(float)
+    y = t["bound_slack"].astype(float)
+    hi = float(max(x.max(), INV_E) * 1.1)
+    fig = go.Figure()
+    fig.add_vrect(x0=0, x1=INV_E, fillcolor="#D62728", opacity=0.08, line_width=0,
+                  annotation_text="failure possible only here", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=[0, hi], y=[-INV_E, hi - INV_E], mode="lines", name="floor: slack = err_T + FA_e − 1/e",
+                             line=dict(color="#D62728", dash="dash")))
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    for i, lab in enumerate(dict.fromkeys(label)):
+        sel = [j for j, l in enumerate(label) if l == lab]
+        fig.add_trace(go.Scatter(x=x.iloc[sel], y=y.iloc[sel], mode="markers", name=lab,
+                                 marker=dict(size=10, color=PALETTE[i % len(PALETTE)]),
+                                 customdata=t[["bound_err_s", "bound_transfer"]].iloc[sel].to_numpy(),
+                                 hovertemplate="err_T + FA_e %{x:.3f}<br>slack %{y:.3f}<br>err_S %{customdata[0]:.3f}"
+                                               "<br>err_S − LA_e %{customdata[1]:.3f}<extra>" + lab + "</extra>"))
+    fig.update_layout(template="plotly_white", height=440, xaxis_title="err<sub>T</sub> + FA<sub>e</sub> (nats)",
+                      yaxis_title="slack = err<sub>T</sub> + FA<sub>e</sub> + LA<sub>e</sub> − err<sub>S</sub> (nats)",
+                      xaxis_range=[0, hi], legend=dict(orientation="h", y=-0.2),
+                      title=title or "Every measured point against the floor the 1/e cap sets<br><sup>below 0: the "
+                                     "estimated bound fails; the dashed line is the lowest a point can sit</sup>")
     return fig

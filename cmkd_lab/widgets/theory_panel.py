@@ -93,9 +93,9 @@ class BoundPanel:
         self._lock = threading.Lock()
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from .figures import display_panel
 
-        display(self.widget)
+        display_panel(self.widget, 'The bound panel', '; the measurements below were made without it')
 
     def options(self) -> dict:
         """The controls' current values (the arguments of ``bound_point``)."""
