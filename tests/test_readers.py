@@ -58,3 +58,24 @@ def test_controls_are_computed_from_runs_that_vary_the_teacher():
     rows = bench_controls({"task": "synthetic", "runs": runs, "summary": []})
     assert len(rows) == 1 and rows[0]["method"] == "fa"
     assert rows[0]["contrast"]["random"]["mean"] == pytest.approx(0.05)
+
+
+def test_saved_results_say_whether_this_code_made_them(tmp_path):
+    # A bench stamps the code version of the core it ran; a reader compares it with this checkout's and
+    # says so when it differs or is missing (a shipped table is never shown as if this code had made it).
+    from cmkd_lab.distill import DistillConfig
+    from cmkd_lab.experiments import run_bench
+    from cmkd_lab.results import load_bench, made_by_this_code, provenance_note
+    from cmkd_lab.store import code_version
+    from cmkd_lab.widgets import bench_note
+    run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path, DistillConfig(epochs=1, teacher_epochs=1,
+              diagnostics_every=0), fast=True, log=lambda s: None)
+    res = load_bench(tmp_path)
+    assert res["code_version"] == code_version() and made_by_this_code(res) is True
+    assert provenance_note(res) == "" and "earlier version" not in bench_note(res)
+    old = {k: v for k, v in res.items() if k != "code_version"}
+    assert made_by_this_code(old) is None and "records no code version" in provenance_note(old)
+    other = dict(res, code_version="0" * 16)
+    assert made_by_this_code(other) is False
+    assert "made by other code" in provenance_note(other) and code_version() in provenance_note(other)
+    assert "made by other code" in bench_note(other)

@@ -198,6 +198,8 @@ def test_sweep_writes_tables(swept):
     # 4 cells × (ce, fa and the A/A control of ce) × 2 seeds
     assert len(res["runs"]) == 4 * 3 * 2 and all(r["status"] == "completed" for r in res["runs"])
     assert res["grid_kinds"] == {"student_fraction": "config", "gap": "task"}
+    from cmkd_lab.results import compact_sweep, load_sweep, made_by_this_code
+    assert made_by_this_code(load_sweep(out)) is True and "source" not in compact_sweep(load_sweep(out))
     cells = {(r["cell"], r["method"]): r for r in res["cells"]}
     assert len(cells) == 12
     by = {(r["cell"], r["method"], r["seed"]): r for r in res["runs"]}

@@ -20,7 +20,7 @@ from .._validation import check_choice
 from ..data.sampling import PAIRINGS
 from ..results.summary import control_table, paired_summary
 from ..results.tables import csv_text, format_bench_markdown
-from ..store import claim, write_json, write_text
+from ..store import claim, code_version, write_json, write_text
 from .engine import check_methods, dedupe, plan, run_jobs
 
 __all__ = ["run_bench", "summarize"]
@@ -114,7 +114,8 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
                "comparisons": paired_summary(runs, baseline=baseline) if has_baseline else [],
                "control_table": control_table(runs, baseline=baseline) if has_baseline and len(controls) > 1 else [],
                "skipped": dedupe(skipped), "aliases": dedupe(aliases), "failed": failed, "runs": runs,
-               "bench_wall_s": wall, "executor": how, "n_cached": n_cached, "interrupted": interrupted}
+               "bench_wall_s": wall, "executor": how, "n_cached": n_cached, "interrupted": interrupted,
+               "code_version": code_version()}
         write_json(out / "results.json", res)
         write_text(out / "results.csv", csv_text(res["summary"], drop=("values",)))
         write_text(out / "results.md", format_bench_markdown(res))

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..results.grid import cell_id, grid_axes
 from ..results.summary import paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
-from ..store import claim, write_json, write_text
+from ..store import claim, code_version, write_json, write_text
 from .engine import check_methods, dedupe, plan, run_jobs
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
@@ -212,7 +212,7 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
                "diag_epoch": diag_epoch, "config": config.to_dict(), "task_kwargs": base_kwargs, "aa": aa,
                "executor": how, "sweep_wall_s": wall, "n_cached": n_cached, "cells": summary,
                "predictors": predictors, "points": points, "skipped": dedupe(skipped),
-               "aliases": dedupe(aliases), "failed": failed, "runs": runs}
+               "aliases": dedupe(aliases), "failed": failed, "runs": runs, "code_version": code_version()}
         write_json(out / "sweep.json", res)
         write_text(out / "cells.csv", csv_text(summary, drop=("values",)))
         write_text(out / "predictors.csv", csv_text(predictors))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..store import read_json
+from ..store import code_version, read_json
 
 __all__ = ["load_sweep", "load_bench", "compact_sweep", "bench_records", "bench_comparisons", "bench_controls",
-           "is_current_bench", "current_bench"]
+           "is_current_bench", "current_bench", "made_by_this_code", "provenance_note"]
 
 
 def load_sweep(src) -> dict:
@@ -23,6 +23,7 @@ def load_sweep(src) -> dict:
     if "cells" not in res or "grid" not in res:
         raise ValueError(f"{str(p)!r} is not a sweep.json (no 'cells'/'grid'); write one with "
                          "`python -m cmkd_lab sweep --out DIR`")
+    res["source"] = str(p)
     return res
 
 
@@ -40,6 +41,29 @@ def load_bench(src) -> dict:
     return res
 
 
+def made_by_this_code(res: dict):
+    """Whether a bench or sweep result was made by the code of this checkout: True when its recorded
+    ``code_version`` (:func:`cmkd_lab.store.code_version`, written with every result) is this checkout's,
+    False when it differs, None when the result records none (made before results carried it)."""
+    made = res.get("code_version") if isinstance(res, dict) else None
+    if not made:
+        return None
+    return made == code_version()
+
+
+def provenance_note(res: dict) -> str:
+    """One sentence for a reader of a saved result made by other code than this checkout's ("" when it is
+    this code's): its numbers are what that code gave, not necessarily what this checkout gives."""
+    same = made_by_this_code(res)
+    if same:
+        return ""
+    src = res.get("source") or "this result"
+    how = ("records no code version: it was made by an earlier version of cmkd_lab" if same is None else
+           f"was made by other code (code version {res.get('code_version')}, this checkout's {code_version()})")
+    return (f"**{src} {how}** — its numbers are what that code gave, not necessarily what this checkout gives; "
+            "re-make it with `bash scripts/make_results.sh` (or the command in its `.md`) before comparing.")
+
+
 def compact_sweep(res: dict, *, digits: int = 5) -> dict:
     """A smaller copy of a sweep result for sharing (docs, reports): floats rounded to ``digits``
     significant digits, the runs' early records dropped (the ``points`` keep the diagnostics);
@@ -52,7 +76,7 @@ def compact_sweep(res: dict, *, digits: int = 5) -> dict:
         if isinstance(v, list):
             return [r(x) for x in v]
         return v
-    out = r(res)
+    out = r({k: v for k, v in res.items() if k != "source"})  # where it was read from is not part of it
     out["runs"] = [{k: v for k, v in x.items() if k != "early"} for x in out.get("runs", [])]
     return out
 

@@ -268,7 +268,7 @@ def _md(text: str):
 def bench_note(res: dict) -> str:
     """One line on where a bench's numbers come from and what they can show: the file, the seeds, the
     format (an older file has no A/A control), and a warning when one or two seeds stand behind them."""
-    from ..results import current_bench
+    from ..results import current_bench, provenance_note
     r = current_bench(res)
     seeds = list(res.get("seeds") or [])
     n = len(seeds)
@@ -283,7 +283,8 @@ def bench_note(res: dict) -> str:
     if r.get("upgraded"):
         parts.append("This file predates the A/A control: the paired differences are computed here from its runs, "
                      "and the noise floor is the baseline's seed-to-seed spread alone.")
-    return " ".join(parts)
+    parts.append(provenance_note(res))
+    return " ".join(p for p in parts if p)
 
 
 def bench_markdown(res: dict):
@@ -327,12 +328,12 @@ def load_controls(task: str = "synthetic", regime: str = "scarce", path=None) ->
 def controls_markdown(res: Optional[dict], *, what: str = ""):
     """The control table as Markdown (:func:`cmkd_lab.results.format_control_markdown`), or a one-line note
     when ``res`` is None (the file is not in this checkout yet)."""
-    from ..results import format_control_markdown
+    from ..results import format_control_markdown, provenance_note
     if res is None:
         return _md(f"*{what or 'This control bench'} is not in this checkout (or is in an older format without "
                    "controls): make it with `bash scripts/make_results.sh controls`.*")
-    return _md(f"`{res.get('task')}` from `{res.get('source', '?')}`, seeds {res.get('seeds')}.\n\n"
-               + format_control_markdown(res, rows=res["control_table"]))
+    return _md(f"`{res.get('task')}` from `{res.get('source', '?')}`, seeds {res.get('seeds')}. "
+               f"{provenance_note(res)}\n\n" + format_control_markdown(res, rows=res["control_table"]))
 
 
 def controls_figure(res: Optional[dict], *, title: Optional[str] = None):
@@ -349,7 +350,7 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
     """The shipped five-seed comparison of ``methods`` with ``ce`` on ``task`` (``docs/results/bench_<task>.json``)
     as Markdown: Δ with its 95 % interval, wins/losses, MDE and the verdict, then ``ce``'s noise floor — the
     reference a one-seed run in a notebook is read against. A one-line note when the file is missing."""
-    from ..results import current_bench, load_bench
+    from ..results import current_bench, load_bench, provenance_note
     from ..results.tables import fmt_delta
     p = shipped_bench(f"bench_{task.replace('-', '_')}")
     if p is None:
@@ -369,4 +370,6 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
                                              f"reads {100 * base['noise_aa_mean']:+.2f} points"
                                              if base.get("noise_aa_mean") is not None else
                                              " (this file predates the A/A control)") + "."]
+    if provenance_note(res):
+        lines += ["", provenance_note(res)]
     return _md("\n".join(lines))

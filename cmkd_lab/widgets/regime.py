@@ -63,7 +63,9 @@ def sweep_note(res: dict) -> str:
         txt += (f" **{n} seeds: this shows how a sweep is run and read, not a result** — with so few seeds an "
                 f"interval is {'±12.7' if n == 2 else '±4.3' if n == 3 else 'undefined:'} × the spread of the "
                 "paired differences.")
-    return txt
+    from ..results import provenance_note
+    note = provenance_note(res)
+    return txt + (" " + note if note else "")
 
 
 def best_predictor(res: dict, *, methods=("all", "fa", "ucmkd", "ucmkd-joint"), min_n: int = 6) -> Optional[dict]:
