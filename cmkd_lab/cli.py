@@ -169,16 +169,25 @@ def cmd_run(args):
     return 0 if r["status"] == "completed" else 1
 
 
+def _seeds(args, cfg) -> list:
+    """``--seeds N``: seeds 0..N-1 (1 <= N <= MAX_SEEDS), else the config's one seed."""
+    from .experiments.engine import MAX_SEEDS
+    if args.seeds is None:
+        return [cfg.seed]
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds must be between 1 and {MAX_SEEDS} (the number of seeds 0..N-1); "
+                         f"got --seeds {args.seeds}")
+    return list(range(args.seeds))
+
+
 def cmd_bench(args):
     from .experiments import run_bench
     # --pairing and --teacher-control list the bench's pairings and controls (comma-separated); each run's
     # config gets one of each.
     cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None, "teacher_control": None}))
-    if args.seeds is not None and args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1 (the number of seeds 0..N-1); got --seeds {args.seeds}")
     if not _csv(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
-    seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
+    seeds = _seeds(args, cfg)
     out = out_dir(args.out)
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
                     out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args),
@@ -196,7 +205,7 @@ def cmd_bench(args):
 def cmd_sweep(args):
     from .experiments import parse_grid, run_sweep
     cfg = build_config(args)
-    seeds = list(range(args.seeds)) if args.seeds is not None else [cfg.seed]
+    seeds = _seeds(args, cfg)
     if args.dask and args.scheduler:
         raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
     out = out_dir(args.out)

@@ -64,7 +64,7 @@ BAD = [
      r"config file '.*cfg.json' is empty; write the options in it \(a JSON object such as \{\"epochs\": 3\}\) or "
      r"leave --config out"),
     # bench
-    ("bench: --seeds 0", ["bench", "--seeds", "0", "--out", "OUT"], r"--seeds must be >= 1 .*got --seeds 0"),
+    ("bench: --seeds 0", ["bench", "--seeds", "0", "--out", "OUT"], r"--seeds must be between 1 and 1000 .*got --seeds 0"),
     ("bench: no methods", ["bench", "--methods", ",", "--out", "OUT"], r"--methods must list at least one method"),
     ("bench: unknown method", ["bench", "--methods", "ce,nope", "--fast", "--out", "OUT"], r"method must be one of .*got method='nope'"),
     ("bench: unknown pairing", ["bench", "--methods", "ce", "--pairing", "unpaired,pared", "--fast", "--out", "OUT"],
@@ -253,3 +253,23 @@ def test_resume_of_a_completed_run_is_idempotent(finished, tmp_path):
 
 def test_bad_input_count():
     assert len(BAD) + 1 + 3 + 3 + 3 == 60
+
+
+def test_seed_counts_are_capped_before_anything_is_allocated(tmp_path, capsys):
+    # --seeds 10**9 used to build a billion-element plan and exhaust memory; now refused at once, by name.
+    import time
+    from cmkd_lab.experiments import run_bench, run_sweep
+    from cmkd_lab.experiments.engine import MAX_SEEDS
+    t0 = time.perf_counter()
+    for cmd in ("bench", "sweep"):
+        assert main([cmd, "--seeds", str(10 ** 9), "--fast", "--out", str(tmp_path / cmd)]) == 2
+        assert f"--seeds must be between 1 and {MAX_SEEDS}" in capsys.readouterr().err
+        assert main([cmd, "--seeds", "0", "--fast", "--out", str(tmp_path / cmd)]) == 2
+        assert "got --seeds 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=rf"seeds must hold at most {MAX_SEEDS} seeds .* got 1000000000"):
+        run_bench("synthetic", ["ce"], ["unpaired"], range(10 ** 9), tmp_path / "b", fast=True)
+    with pytest.raises(ValueError, match=r"seeds must hold at most"):
+        run_sweep("synthetic", ["ce"], {"gap": [1.0]}, range(10 ** 9), tmp_path / "s", fast=True)
+    with pytest.raises(TypeError, match=r"seeds\[i\] must be an integer; got seeds\[i\]='a'"):
+        run_bench("synthetic", ["ce"], ["unpaired"], ["a"], tmp_path / "b2", fast=True)
+    assert time.perf_counter() - t0 < 30

@@ -21,7 +21,7 @@ from ..data.sampling import PAIRINGS
 from ..results.summary import control_table, paired_summary
 from ..results.tables import csv_text, format_bench_markdown
 from ..store import claim, code_version, write_json, write_text
-from .engine import check_methods, dedupe, plan, run_jobs
+from .engine import check_methods, check_seeds, dedupe, plan, run_jobs
 
 __all__ = ["run_bench", "summarize"]
 
@@ -69,7 +69,8 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
     from ..distill import DistillConfig
     out = Path(out)
     config = config or DistillConfig()
-    for name, v in (("methods", methods), ("pairings", pairings), ("seeds", seeds)):
+    seeds = check_seeds(seeds)
+    for name, v in (("methods", methods), ("pairings", pairings)):
         if isinstance(v, str) or not len(v):
             raise ValueError(f"{name} must be a non-empty list; got {name}={v!r}")
     check_methods(methods, config)  # unknown names or options fail before any training
@@ -83,7 +84,7 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
     if config.student_unlabelled and any(p != "unpaired" for p in pairings):
         raise ValueError(f"student_unlabelled=True runs only with pairing 'unpaired'; got pairings={list(pairings)!r}: "
                          "use --pairing unpaired")
-    methods, seeds = list(dict.fromkeys(methods)), list(seeds)
+    methods = list(dict.fromkeys(methods))
     aa = bool(aa and baseline in methods and len(seeds) > 1)
     controls = list(dict.fromkeys(controls))
     axes = ["pairing"] + (["teacher_control"] if controls != ["none"] else [])

@@ -29,7 +29,26 @@ from ..results.summary import aa_name, run_record
 from ..store import code_version, compare_identity, read_json, write_json
 from .executors import executor, sigterm_as_interrupt
 
-__all__ = ["plan", "run_jobs", "parse_method", "check_methods"]
+__all__ = ["plan", "run_jobs", "parse_method", "check_methods", "check_seeds", "MAX_SEEDS"]
+
+# More seeds than this is a typo (every seed is a training per method and cell), not a plan: refused before
+# anything is allocated.
+MAX_SEEDS = 1000
+
+
+def check_seeds(seeds, *, flag: str = "seeds") -> list:
+    """``seeds`` as a list of distinct ints: non-empty, at most :data:`MAX_SEEDS` of them (checked on its length
+    before it is materialised, so ``range(10**9)`` is refused at once)."""
+    from .._validation import check_int
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise ValueError(f"{flag} must be a list of seeds (ints); got {seeds!r}")
+    if not len(seeds):
+        raise ValueError(f"{flag} must hold at least one seed; got an empty list")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{flag} must hold at most {MAX_SEEDS} seeds (each is a training per method and cell); "
+                         f"got {len(seeds)}: use fewer seeds")
+    out = list(dict.fromkeys(check_int(f"{flag}[i]", s) for s in seeds))
+    return out
 
 
 def parse_method(spec: str):

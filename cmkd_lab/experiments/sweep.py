@@ -26,7 +26,7 @@ from ..results.grid import cell_id, grid_axes
 from ..results.summary import paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
 from ..store import claim, code_version, write_json, write_text
-from .engine import check_methods, dedupe, plan, run_jobs
+from .engine import check_methods, check_seeds, dedupe, plan, run_jobs
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
 
@@ -121,11 +121,7 @@ def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config):
     check_methods(methods, config)
     if baseline not in methods:
         methods = [baseline] + methods
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed; got an empty list")
-    for s in seeds:
-        check_int("seeds[i]", s)
+    seeds = check_seeds(seeds)
     check_int("diag_epoch", diag_epoch, minimum=1)
     check_choice("metric", metric, ("student_test_acc", "student_test_acc_last"))
     workers = (os.cpu_count() or 1) if workers is None else check_int("workers", workers, minimum=1)
