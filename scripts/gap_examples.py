@@ -64,9 +64,11 @@ def main():
             print(why or f"{len(pngs)} PNGs", flush=True)
     sweep, _ = synthetic_gap_sweep(lab=lab)
     run_dir = out / "run_hapt_fa"
-    if not (run_dir / "result.json").exists():
+    from cmkd_lab.store import code_version, read_json
+    old = read_json(run_dir / "result.json", what="run result") if (run_dir / "result.json").exists() else None
+    if not old or (old.get("identity") or {}).get("code_version") != code_version():  # none, or made by other code
         cli(["run", "--task", "hapt", "--method", "fa", "--set", "lambda_fa=0.1", "--epochs", "10",
-             "--set", "diagnostics_every=5", "--out", str(run_dir), "--quiet"])
+             "--set", "diagnostics_every=5", "--out", str(run_dir), "--quiet", "--overwrite"])
     run = gap_report_from_run(run_dir, out / "run_hapt_fa_gap")
     table = gap_table({**hapt, **sweep})
     lines = ["# Gap explorer on the built-in tasks", "",
