@@ -26,7 +26,7 @@ def _rotation(d, seed=1):
     return q
 
 
-def test_is_the_worktree_package():
+def test_the_gap_explorer_is_exported():
     assert "explore_gap" in cmkd_lab.__all__ and "explore_run_gap" in cmkd_lab.__all__
 
 
