@@ -393,6 +393,8 @@ def test_shipped_results_are_read_before_anything_runs(tmp_path, lab, monkeypatc
     fa = [r for r in saved["comparisons"] if r["method"] == "fa" and r["cell"] == "unpaired"][0]
     assert [t for t in fig.data if t.type == "bar"][0].y[0] == pytest.approx(100 * fa["delta_mean"])
     assert "Paired differences" in W.bench_markdown(got).data
+    import cmkd_lab.widgets.bench_view as bv
+    monkeypatch.setattr(bv, "shipped_dirs", lambda: [docs])  # this checkout's own docs/results left out
     assert W.load_controls("synthetic", "scarce") is None  # not shipped here: one line says so
     assert "is not in this checkout" in W.controls_markdown(None, what="x").data
 
