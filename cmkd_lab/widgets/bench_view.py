@@ -370,6 +370,7 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
                                              f"reads {100 * base['noise_aa_mean']:+.2f} points"
                                              if base.get("noise_aa_mean") is not None else
                                              " (this file predates the A/A control)") + "."]
-    if provenance_note(res):
-        lines += ["", provenance_note(res)]
+    note = provenance_note(res)
+    if note:
+        lines += ["", note]
     return _md("\n".join(lines))
