@@ -79,3 +79,10 @@ def test_saved_results_say_whether_this_code_made_them(tmp_path):
     assert made_by_this_code(other) is False
     assert "made by other code" in provenance_note(other) and code_version() in provenance_note(other)
     assert "made by other code" in bench_note(other)
+
+
+def test_provenance_of_something_that_is_not_a_result_is_refused_by_name():
+    from cmkd_lab.results import made_by_this_code, provenance_note
+    for f in (made_by_this_code, provenance_note):
+        with pytest.raises(TypeError, match=r"res must be a bench or sweep result dict .* got str"):
+            f("docs/results/bench_hapt.json")

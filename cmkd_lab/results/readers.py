@@ -41,11 +41,18 @@ def load_bench(src) -> dict:
     return res
 
 
+def _check_result(res) -> None:
+    if not isinstance(res, dict):
+        raise TypeError(f"res must be a bench or sweep result dict (from load_bench or load_sweep); got "
+                        f"{type(res).__name__}: pass the loaded result, not its path")
+
+
 def made_by_this_code(res: dict):
     """Whether a bench or sweep result was made by the code of this checkout: True when its recorded
     ``code_version`` (:func:`cmkd_lab.store.code_version`, written with every result) is this checkout's,
     False when it differs, None when the result records none (made before results carried it)."""
-    made = res.get("code_version") if isinstance(res, dict) else None
+    _check_result(res)
+    made = res.get("code_version")
     if not made:
         return None
     return made == code_version()
