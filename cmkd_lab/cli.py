@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -192,14 +193,25 @@ def cmd_bench(args):
     res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
                     out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args),
                     controls=_csv(args.teacher_control or "none"), workers=args.workers,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, ceiling=_ceiling(args))
     from .results import format_bench_markdown as format_markdown
     print(format_markdown(res))
     print(f"→ {out / 'results.md'}")
-    if res.get("interrupted"):
-        print("interrupted: run the same command again to continue", file=sys.stderr)
-        return 130
-    return 0
+    return _interrupted(res)
+
+
+def _ceiling(args):
+    """``--ceiling NAME`` (the paired ceiling of scarce-label cells), ``none`` for none."""
+    return None if str(args.ceiling).lower() == "none" else args.ceiling
+
+
+def _interrupted(res) -> int:
+    """130 with one line when a grid was interrupted (its tables are partial), else 0."""
+    if not res.get("interrupted"):
+        return 0
+    print(f"interrupted: {len(res.get('runs', []))} of {res.get('n_planned')} runs finished and the tables are "
+          "partial; run the same command again to complete them", file=sys.stderr)
+    return 130
 
 
 def cmd_sweep(args):
@@ -210,15 +222,16 @@ def cmd_sweep(args):
         raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
     out = out_dir(args.out)
     try:
-        run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, out, cfg,
-                  baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
-                  scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
-                  diag_epoch=args.diag_epoch, metric=args.metric, log=(lambda m: None) if args.quiet else print)
+        res = run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, out, cfg,
+                        baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
+                        scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
+                        diag_epoch=args.diag_epoch, metric=args.metric, ceiling=_ceiling(args),
+                        log=(lambda m: None) if args.quiet else print)
     except ImportError as e:
         raise ValueError(str(e)) from None
     print((out / "sweep.md").read_text())
     print(f"→ {out / 'sweep.md'}, sweep.json, cells.csv, predictors.csv")
-    return 0
+    return _interrupted(res)
 
 
 def cmd_demo(args):
@@ -238,12 +251,14 @@ def cmd_demo(args):
     res = run_bench(task, methods, ["unpaired"], [cfg.seed], out, cfg, fast=fast, progress=not args.quiet,
                     task_kwargs=_task_kwargs(argparse.Namespace(**{**vars(args), "task": task})))
     print(format_markdown(res))
-    if res.get("interrupted"):
-        print("interrupted: run the same command again to continue", file=sys.stderr)
+    if _interrupted(res):
         return 130
-    ucmkd_run = out / "runs" / "unpaired" / "ucmkd" / f"seed{cfg.seed}" / "result.json"
+    ucmkd = next((r for r in res["runs"] if r["method"] == "ucmkd" and r.get("dir")), None)
+    if ucmkd is None:
+        print("the ucmkd run did not finish (see the table's notes): no report", file=sys.stderr)
+        return 1
     from .report import read_result
-    report = write_report(read_result(ucmkd_run), out / "report.html")
+    report = write_report(read_result(out / ucmkd["dir"] / "result.json"), out / "report.html")
     print(f"report of the ucmkd run: {report}\ntable: {out / 'results.md'}")
     return 0
 
@@ -251,9 +266,13 @@ def cmd_demo(args):
 def cmd_report(args):
     from .report import write_report
     d = Path(args.run_dir)
-    rp = d / "result.json"
+    if d.is_file():  # the result.json itself: its folder is the run's
+        d, rp = d.parent, d
+    else:
+        rp = d / "result.json"
     if not rp.is_file():
-        raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist")
+        raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist: pass a run folder (the --out "
+                         "of a `run`, or a grid's runs/<cell>/<method>/seed<S>) or its result.json")
     from .report import read_result
     result = read_result(rp)  # errors name the file: not UTF-8, not JSON, keys missing
     path = write_report(result, d / "report.html")
@@ -274,6 +293,10 @@ def cmd_gap(args):
                 projection=args.projection, device=args.device, png=args.png,
                 log=(lambda m: None) if args.quiet else print)
     return 0
+
+
+_CEILING_HELP = ("the paired ceiling added to cells with --student-unlabelled, against which each method's headroom "
+                 "recovered is measured: ceiling-kd (default; ceiling-pl stands in if only it ran) | ceiling-pl | none")
 
 
 def make_parser():
@@ -300,6 +323,7 @@ def make_parser():
     s.add_argument("--workers", type=int, default=1, help="local processes (default 1: one run at a time)")
     s.add_argument("--overwrite", action="store_true", help="run again the folders that hold runs made with other "
                                                              "options (refused otherwise)")
+    s.add_argument("--ceiling", default="ceiling-kd", help=_CEILING_HELP)
     s.add_argument("--out", required=True)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_bench)
@@ -316,11 +340,13 @@ def make_parser():
     s.add_argument("--diag-epoch", dest="diag_epoch", type=int, default=2, help="epoch whose diagnostics are predictors")
     s.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true", help="skip DiagnosticsCallback")
     s.add_argument("--metric", default="student_test_acc", help="student_test_acc | student_test_acc_last")
+    s.add_argument("--ceiling", default="ceiling-kd", help=_CEILING_HELP)
     s.add_argument("--out", required=True)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_sweep)
     s = sub.add_parser("report", help="(re)write RUN_DIR/report.html from RUN_DIR/result.json")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help="a run folder (the --out of `run`, or a grid's runs/<cell>/<method>/seed<S>) or "
+                                   "its result.json")
     s.add_argument("--png", action="store_true", help="also write RUN_DIR/figures/*.png (needs kaleido and a Chrome)")
     s.set_defaults(fn=cmd_report)
     s = sub.add_parser("gap", help="explore the gap between two embedding sets (or a run's teacher and student) "
@@ -356,7 +382,10 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 2
     from .store import DirectoryInUse
     try:
-        return args.fn(args) or 0
+        with warnings.catch_warnings():  # a warning is one line too: `python -m cmkd_lab CMD: warning: ...`
+            warnings.showwarning = lambda msg, *_a, **_k: print(f"python -m cmkd_lab {args.cmd}: warning: {msg}",
+                                                                file=sys.stderr)
+            return args.fn(args) or 0
     except (ValueError, TypeError, DirectoryInUse) + _PATH_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"python -m cmkd_lab {args.cmd}: error: {msg}", file=sys.stderr)

@@ -122,34 +122,58 @@ def compare_identity(stored: Optional[dict], wanted: dict) -> Tuple[str, list]:
 
 
 # --------------------------------------------------------------------- files
-def jsonable(v, *, decimals: Optional[int] = None, _in_array: bool = False):
-    """``v`` as plain JSON values: NumPy scalars and arrays, tensors and paths become numbers, lists
-    and strings. With ``decimals``, the elements of arrays are rounded to that many decimals and
-    non-finite floats anywhere become None (JSON has no NaN); without it, values are kept as they are."""
+_NONFINITE = "nonfinite"  # the key of write_json's record of the non-finite numbers it wrote as null
+
+
+def _pointer(path: str, key) -> str:
+    """``path`` extended by ``key`` as a JSON pointer (RFC 6901: ``~`` → ``~0``, ``/`` → ``~1``)."""
+    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def jsonable(v, *, decimals: Optional[int] = None, nonfinite: str = "null", notes: Optional[dict] = None,
+             _path: str = "", _in_array: bool = False):
+    """``v`` as plain JSON values: the one cleaner of everything cmkd_lab writes as JSON.
+
+    NumPy scalars and arrays and tensors become numbers and lists, paths strings, sets sorted lists;
+    other objects are returned as they are (``json.dumps`` then names them).
+
+    Parameters
+    ----------
+    v : any
+    decimals : int, optional
+        Round the elements of arrays (and tensors) to this many decimals (compact artefacts).
+    nonfinite : {"null", "keep"}
+        ``"null"`` (default): NaN and ±inf become None — JSON has no NaN, and other languages' parsers
+        reject the bare ``NaN`` Python writes. ``"keep"``: they stay floats (files only this code reads
+        back, where a value must survive exactly: checkpoints).
+    notes : dict, optional
+        With ``nonfinite="null"``, filled with the JSON pointer (``"/history/3/ce"``) → ``"nan"``,
+        ``"inf"`` or ``"-inf"`` of every value written as None.
+    """
     import numpy as np
+    kw = dict(decimals=decimals, nonfinite=nonfinite, notes=notes)
     if isinstance(v, dict):
-        return {str(k): jsonable(x, decimals=decimals, _in_array=_in_array) for k, x in v.items()}
+        return {str(k): jsonable(x, **kw, _path=_pointer(_path, k), _in_array=_in_array) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [jsonable(x, decimals=decimals, _in_array=_in_array) for x in v]
-    if isinstance(v, np.ndarray):
-        if v.dtype.kind == "b":
-            return v.tolist()
-        if v.dtype.kind in "iu":
-            return v.astype(np.int64).tolist()
-        return jsonable(v.astype(np.float64).tolist(), decimals=decimals, _in_array=True)
-    if type(v).__module__ == "torch" and hasattr(v, "tolist"):
-        return jsonable(np.asarray(v.detach().cpu() if hasattr(v, "detach") else v), decimals=decimals)
-    if isinstance(v, np.bool_):
+        return [jsonable(x, **kw, _path=_pointer(_path, i), _in_array=_in_array) for i, x in enumerate(v)]
+    if isinstance(v, (set, frozenset)):
+        return jsonable(sorted(v, key=repr), **kw, _path=_path, _in_array=_in_array)
+    if isinstance(v, np.ndarray) or (type(v).__module__ == "torch" and hasattr(v, "tolist")):
+        plain = (v.detach().cpu() if hasattr(v, "detach") else v).tolist()
+        return jsonable(plain, **kw, _path=_path, _in_array=True)
+    if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, np.integer):
         return int(v)
-    if isinstance(v, (np.floating, float)) and not isinstance(v, bool):
+    if isinstance(v, (float, np.floating)):
         v = float(v)
-        if decimals is None:
-            return v
         if not math.isfinite(v):
+            if nonfinite == "keep":
+                return v
+            if notes is not None:
+                notes[_path or "/"] = "nan" if v != v else ("inf" if v > 0 else "-inf")
             return None
-        return round(v, decimals) if _in_array else v
+        return round(v, decimals) if decimals is not None and _in_array else v
     if isinstance(v, Path):
         return str(v)
     return v
@@ -161,18 +185,50 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj, *, indent: Optional[int] = 1) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically. The text is built first, so an object that
-    cannot be serialised raises before anything on disk changes."""
-    def default(o):
-        out = jsonable(o)
+    """Write ``obj`` as valid JSON to ``path`` atomically (:func:`jsonable`). A non-finite number (a diverged
+    run's loss) is written as null, and a dict gets the reason next to it: ``"nonfinite"``, the JSON pointer
+    of each such value → ``"nan"`` / ``"inf"`` / ``"-inf"`` (:func:`read_json` puts them back). The text
+    is built first, so an object that cannot be serialised raises before anything on disk changes."""
+    def plain(o):
+        out = jsonable(o, nonfinite="keep")
         if out is o:
-            raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+            raise TypeError(f"{str(path)!r} cannot be written as JSON: not JSON serialisable: {type(o).__name__}")
         return out
-    return write_text(path, json.dumps(obj, indent=indent, default=default))
+    try:  # most objects hold no NaN: written as they are, without a walk through every number
+        text = json.dumps(obj, indent=indent, allow_nan=False, default=plain)
+    except ValueError:  # a non-finite number somewhere: null, and the record of where
+        notes: dict = {}
+        clean = jsonable(obj, notes=notes)
+        if notes and isinstance(clean, dict):
+            clean[_NONFINITE] = {**(clean.get(_NONFINITE) or {}), **notes}
+        text = json.dumps(clean, indent=indent, allow_nan=False, default=plain)
+    return write_text(path, text)
+
+
+def _restore_nonfinite(obj: dict) -> dict:
+    """The values :func:`write_json` wrote as null put back as NaN / ±inf (its ``nonfinite`` record)."""
+    record = obj.get(_NONFINITE)
+    if not isinstance(record, dict) or not all(v in ("nan", "inf", "-inf") for v in record.values()):
+        return obj
+    for ptr, val in record.items():
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(ptr).split("/")[1:]]
+        node = obj
+        try:
+            for p in parts[:-1]:
+                node = node[int(p)] if isinstance(node, list) else node[p]
+            last = int(parts[-1]) if isinstance(node, list) else parts[-1]
+            if node[last] is None:
+                node[last] = float(val)
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue  # edited by hand since: leave that value as it is
+    obj.pop(_NONFINITE)
+    return obj
 
 
 def read_json(path, *, what: str = "file", expect: type = dict):
-    """The JSON content of ``path``; every failure names the file and says what to do.
+    """The JSON content of ``path``; every failure names the file and says what to do. The non-finite
+    numbers :func:`write_json` wrote as null (its ``nonfinite`` record) come back as NaN / ±inf, so a file
+    reads as the object that was written.
 
     Raises
     ------
@@ -203,7 +259,23 @@ def read_json(path, *, what: str = "file", expect: type = dict):
     if expect is not None and not isinstance(obj, expect):
         raise ValueError(f"{what} {str(p)!r} must hold a JSON {'object' if expect is dict else expect.__name__}; "
                          f"got a {type(obj).__name__}")
-    return obj
+    return _restore_nonfinite(obj) if isinstance(obj, dict) else obj
+
+
+def _check_name_lengths(p: Path, what: str) -> None:
+    """Refuse a path the file system cannot hold (a folder name over NAME_MAX, the path over PATH_MAX)
+    with the rule, instead of the raw ``File name too long`` of the first call that touches it."""
+    try:
+        name_max, path_max = os.pathconf("/", "PC_NAME_MAX"), os.pathconf("/", "PC_PATH_MAX")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - no pathconf (Windows)
+        name_max, path_max = 255, 4096
+    long = next((part for part in p.parts if len(os.fsencode(part)) > name_max), None)
+    if long is not None:
+        raise ValueError(f"{what} names a folder of {len(os.fsencode(long))} bytes ({long[:24]!r}…), and a folder "
+                         f"name may have at most {name_max} on this system; choose a shorter {what}")
+    if len(os.fsencode(str(p.absolute()))) > path_max - 256:  # room for the run folders and files inside it
+        raise ValueError(f"{what} is a path of {len(os.fsencode(str(p.absolute())))} bytes, and paths may have at "
+                         f"most {path_max} on this system (with room for the files inside); choose a shorter {what}")
 
 
 def check_out_dir(raw, *, what: str = "--out") -> Path:
@@ -214,6 +286,7 @@ def check_out_dir(raw, *, what: str = "--out") -> Path:
     if raw is None or not str(raw).strip():
         raise ValueError(f"{what} must name a folder; got {what} {raw!r}: pass e.g. {what} runs/my-run")
     p = Path(raw).expanduser()
+    _check_name_lengths(p, what)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{what} must be a directory; {str(p)!r} is {'a file' if p.is_file() else 'not a folder'}")
     created = []

@@ -19,13 +19,15 @@ from cmkd_lab.results import (early_diagnostics, minimum_detectable_effect, pair
 SMALL = {"n_teacher": 240, "n_student": 240}
 CFG = DistillConfig(epochs=2, teacher_epochs=2, batch_size=32)
 GRID = {"student_fraction": [0.25, 1.0], "gap": [0.0, 2.0]}
+SEEDS = [0, 1, 2]
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     logs = []
-    res = run_sweep("synthetic", ["ce", "fa"], GRID, [0, 1], out, CFG, task_kwargs=SMALL, workers=1, log=logs.append)
+    # 3 seeds: the fewest from which a comparison gives an interval and a verdict
+    res = run_sweep("synthetic", ["ce", "fa"], GRID, SEEDS, out, CFG, task_kwargs=SMALL, workers=1, log=logs.append)
     return out, res, logs
 
 
@@ -78,8 +80,12 @@ def test_paired_difference_closed_form_and_scipy():
     assert r["ci_low"] < 0 < r["ci_high"]
     one = paired_difference([0.1])
     assert one["ci_low"] is None and one["p_value"] is None and not one["significant"]
-    flat = paired_difference([0.02, 0.02])
-    assert flat["ci_low"] == flat["ci_high"] == 0.02 and flat["p_value"] == 0.0 and flat["significant"]
+    # Zero spread is no evidence (issue 25, fault 5): no interval, no p-value, never significant.
+    flat = paired_difference([0.02, 0.02, 0.02])
+    assert flat["ci_low"] is None and flat["p_value"] is None and not flat["significant"]
+    assert "float resolution" in flat["cannot_tell"]
+    two = paired_difference([0.02, 0.03])  # two seeds: too few for a verdict
+    assert two["ci_low"] is None and not two["significant"] and "at least 3" in two["cannot_tell"]
     with pytest.raises(ValueError, match="diffs must be"):
         paired_difference([])
     with pytest.raises(ValueError, match="level must be"):
@@ -195,8 +201,8 @@ def test_sweep_writes_tables(swept):
     out, res, logs = swept
     for f in ("sweep.json", "cells.csv", "predictors.csv", "sweep.md"):
         assert (out / f).stat().st_size > 0
-    # 4 cells × (ce, fa and the A/A control of ce) × 2 seeds
-    assert len(res["runs"]) == 4 * 3 * 2 and all(r["status"] == "completed" for r in res["runs"])
+    # 4 cells × (ce, fa and the A/A control of ce) × 3 seeds
+    assert len(res["runs"]) == 4 * 3 * 3 and all(r["status"] == "completed" for r in res["runs"])
     assert res["grid_kinds"] == {"student_fraction": "config", "gap": "task"}
     from cmkd_lab.results import compact_sweep, load_sweep, made_by_this_code
     assert made_by_this_code(load_sweep(out)) is True and "source" not in compact_sweep(load_sweep(out))
@@ -205,7 +211,7 @@ def test_sweep_writes_tables(swept):
     by = {(r["cell"], r["method"], r["seed"]): r for r in res["runs"]}
     row = cells[("student_fraction=0.25,gap=0.0", "fa")]
     d = [by[("student_fraction=0.25,gap=0.0", "fa", s)]["student_test_acc"]
-         - by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in (0, 1)]
+         - by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in SEEDS]
     assert row["delta_mean"] == pytest.approx(np.mean(d))
     assert {r["student_fraction"] for r in res["runs"]} == {0.25, 1.0}
     # A task key reached the generator; the early records hold the diagnostics of the first epochs.
@@ -217,11 +223,11 @@ def test_sweep_writes_tables(swept):
     assert "| student_fraction | gap | `ce` acc | A/A Δ (noise floor) | Δ `fa` |" in md and "MDE" in md
     # The noise floor of a cell: ce's spread and the A/A difference (ce retrained with other training noise).
     aa = [by[("student_fraction=0.25,gap=0.0", "ce (A/A)", s)]["student_test_acc"]
-          - by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in (0, 1)]
+          - by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in SEEDS]
     assert row["noise_aa_mean"] == pytest.approx(np.mean(aa))
     assert row["noise_baseline_std"] == pytest.approx(np.std(
-        [by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in (0, 1)], ddof=1))
-    assert row["mde"] == pytest.approx(minimum_detectable_effect(np.std(d, ddof=1), 2))
+        [by[("student_fraction=0.25,gap=0.0", "ce", s)]["student_test_acc"] for s in SEEDS], ddof=1))
+    assert row["mde"] == pytest.approx(minimum_detectable_effect(np.std(d, ddof=1), 3))
     aa_run = json.loads((out / "runs" / "student_fraction=0.25,gap=0.0" / "ce-aa" / "seed0" / "result.json").read_text())
     ce_run = json.loads((out / "runs" / "student_fraction=0.25,gap=0.0" / "ce" / "seed0" / "result.json").read_text())
     assert aa_run["config"]["replicate"] == 1 and ce_run["config"]["replicate"] == 0
@@ -247,9 +253,9 @@ def test_sweep_shares_teachers_per_seed(tmp_path, monkeypatch):
 def test_sweep_is_cached_and_refuses_changed_options(swept, tmp_path):
     out, res, _ = swept
     logs = []
-    again = run_sweep("synthetic", ["ce", "fa"], GRID, [0, 1], out, CFG, task_kwargs=SMALL, workers=1,
+    again = run_sweep("synthetic", ["ce", "fa"], GRID, SEEDS, out, CFG, task_kwargs=SMALL, workers=1,
                       log=logs.append)
-    assert any("24 runs: 24 read from the store, 0 to run" in m for m in logs)
+    assert any("36 runs: 36 read from the store, 0 to run" in m for m in logs)
     assert [r["student_test_acc"] for r in again["runs"]] == [r["student_test_acc"] for r in res["runs"]]
     # Another epochs count in the same folder is another experiment: refused, never mixed in or replaced.
     small = tmp_path / "small"
@@ -297,7 +303,7 @@ def test_dask_and_process_pool_give_the_serial_numbers(swept, tmp_path):
                       scheduler=client, log=lambda m: None)
     assert r["executor"] == "dask"
     assert {(x["cell"], x["method"], x["seed"]): x["student_test_acc"] for x in r["runs"]} == \
-        {k: v for k, v in serial.items() if k[0] == "student_fraction=0.25,gap=2.0"}
+        {k: v for k, v in serial.items() if k[0] == "student_fraction=0.25,gap=2.0" and k[2] in (0, 1)}
     r = run_sweep("synthetic", ["ce", "fa"], grid, [1], tmp_path / "pool", CFG, task_kwargs=SMALL, workers=2,
                   log=lambda m: None)
     assert r["executor"].startswith("process pool")

@@ -44,11 +44,6 @@ def _ints(v):
     return v
 
 
-def _jsonable(v):
-    # Artefacts as compact JSON: arrays rounded to 5 decimals (boolean masks as 0/1), non-finite -> None.
-    return jsonable(_ints(v), decimals=5)
-
-
 def _take(x, idx):
     return take(x, idx)
 
@@ -193,7 +188,7 @@ class DiagnosticsCallback(Callback):
             self.diagnostics.setdefault("errors", []).append({"epoch": epoch, "error": f"{type(e).__name__}: {e}"})
             return None
         plan = art.pop("plan", None)
-        rec = {"epoch": epoch, **{k: _jsonable(v) for k, v in art.items()}}
+        rec = {"epoch": epoch, **{k: jsonable(_ints(v), decimals=5) for k, v in art.items()}}
         self.diagnostics["records"].append(rec)
         self.diagnostics["epochs"].append(epoch)
         if plan is not None:
@@ -205,7 +200,7 @@ class DiagnosticsCallback(Callback):
         if epoch in self._snap and self.n_snapshot:
             self.diagnostics["snapshots"].append({"epoch": epoch,
                                                   "features_student": _snapshot(zs[self._snap_s.tolist()])})
-        return {k: _jsonable(v) for k, v in sc.items()}
+        return {k: jsonable(_ints(v), decimals=5) for k, v in sc.items()}
 
     def on_epoch_end(self, trainer, record: dict):
         if not getattr(self, "_on", False) or not self._due(trainer, trainer.epoch):

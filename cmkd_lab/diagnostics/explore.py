@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .._validation import check_bool, check_class_names, check_indices, check_int, check_positive
+from ..store import jsonable
 from . import _gap_text as T
 from ._common import as_features, stratified_indices
 from .core import pool_plan
@@ -141,26 +142,6 @@ def _sub(n: int, y, k: int, seed: int) -> np.ndarray:
         return stratified_indices(y, k, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 4243]))
     return np.sort(rng.choice(n, size=k, replace=False))
-
-
-def _clean(v, notes: list, path: str = ""):
-    """Python scalars and lists only; a non-finite float becomes None and a note."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x, notes, f"{path}.{k}" if path else str(k)) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x, notes, f"{path}[{i}]") for i, x in enumerate(v)]
-    if isinstance(v, np.ndarray):
-        return _clean(v.tolist(), notes, path)
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        if not math.isfinite(float(v)):
-            notes.append(f"{path} was not finite ({float(v)}) and is reported as null")
-            return None
-        return float(v)
-    return v
 
 
 # ------------------------------------------------------------------ the measures
@@ -287,7 +268,9 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
     res["headline"] = _headline(res)
     times["total"] = time.perf_counter() - t_all
     res["timings_s"] = {k: round(v, 4) for k, v in times.items()}
-    cleaned = _clean(dict(res), notes)
+    nonfinite: dict = {}  # Python scalars and lists only; a non-finite float becomes None and a note
+    cleaned = jsonable(dict(res), notes=nonfinite)
+    notes += [f"{path} was not finite ({v}) and is reported as null" for path, v in nonfinite.items()]
     res.clear()
     res.update(cleaned)
     res["notes"] = notes

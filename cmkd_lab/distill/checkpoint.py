@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write_bytes
+from ..store import jsonable
 
 __all__ = ["CHECKPOINT_FORMAT", "write_checkpoint", "read_checkpoint", "to_json", "from_json",
            "global_rng_state", "set_global_rng_state"]
@@ -32,21 +33,15 @@ _MAGIC = b"CMKDLAB-CKPT\n"
 _HEAD = len(_MAGIC) + 65  # magic + 64 hex digits + newline
 
 
-def _plain(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, torch.Tensor):
-        return o.detach().cpu().tolist()
-    if isinstance(o, (Path, set, frozenset)):
-        return str(o) if isinstance(o, Path) else sorted(o, key=repr)
-    raise TypeError(f"a checkpoint can hold only plain values; got {type(o).__name__}")
-
-
 def to_json(obj) -> str:
-    """JSON text of ``obj`` (NumPy scalars/arrays and tensors become lists or numbers; NaN kept)."""
-    return json.dumps(obj, default=_plain)
+    """JSON text of ``obj`` (NumPy scalars/arrays and tensors become lists or numbers; NaN kept: a checkpoint
+    must give back exactly what it holds)."""
+    def plain(o):
+        out = jsonable(o, nonfinite="keep")
+        if out is o:
+            raise TypeError(f"a checkpoint can hold only plain values; got {type(o).__name__}")
+        return out
+    return json.dumps(obj, default=plain)
 
 
 def from_json(text: str):

@@ -1,35 +1,30 @@
-"""The engine under ``bench`` and ``sweep``: plan the jobs of a grid, run what the store does not hold,
-collect one record per run.
+"""The engine under ``bench`` and ``sweep``: check what a grid asks for and plan its jobs.
 
-**Planning** (:func:`plan`): every cell × method × seed becomes a job, unless the rule of what can run
-(:mod:`cmkd_lab.distill.rules`) says it cannot — it is then *skipped* with the reason — or it would give
+**Planning** (:func:`plan`): every cell × method × seed becomes a :class:`Job`, unless the rule of what can
+run (:mod:`cmkd_lab.distill.rules`) says it cannot — it is then *skipped* with the reason — or it would give
 the same run as an earlier job (a method that never reads a teacher sample gives one run under every
 pairing) — it is then an *alias* of that job and runs once. With ``aa=True`` each cell also gets the
 **A/A control**: the baseline trained again with another draw of its training randomness
-(``replicate=1``), the noise floor of every comparison in the cell.
+(``replicate=1``), the noise floor of every comparison in the cell; a cell with unlabelled student data
+gets the **paired ceiling** (``ceiling``), the reference of the headroom a method recovers.
 
-**The store's policy** (:func:`run_jobs`, one for bench and sweep): a job's folder holds ``job.json``,
-its identity (task, task options, method, config, the data's fingerprint and
-:func:`cmkd_lab.store.code_version`). A finished run with the same identity is read back; an interrupted
-one resumes from its checkpoint; one made by other code or on other data is *stale* and runs again; one
-made with other options is refused (another experiment's folder) unless ``overwrite``.
+The jobs run in :mod:`.worker` (the store's policy: what is read back, resumed, run again or refused) under
+:mod:`.runner` (claim → plan → run → summarise → write, one interrupt behaviour).
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
-import threading
-import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from ..results.grid import cell_dir
-from ..results.summary import aa_name, run_record
-from ..store import code_version, compare_identity, read_json, write_json
-from .executors import executor, sigterm_as_interrupt
+from ..results.summary import aa_name
+from ..store import code_version
 
-__all__ = ["plan", "run_jobs", "parse_method", "check_methods", "check_seeds", "MAX_SEEDS"]
+__all__ = ["plan", "parse_method", "check_methods", "check_variants", "check_seeds", "MAX_SEEDS", "Cell", "Job",
+           "Skip", "Alias", "Plan", "canonical", "dedupe", "IDENTITY_OPTIONS"]
 
 # More seeds than this is a typo (every seed is a training per method and cell), not a plan: refused before
 # anything is allocated.
@@ -81,10 +76,107 @@ def check_methods(specs, config) -> None:
             except (ValueError, TypeError) as e:
                 raise type(e)(f"method variant {spec!r}: {e}") from None
 
+# A variant option that names the run — its seed, its draw of the training noise, or an axis of the grid
+# whose value names the cell — would run under another run's name: refused like such grid keys are.
+IDENTITY_OPTIONS = {"seed": "every method already runs every seed (use --seeds N)",
+                    "replicate": "it draws the A/A control's training noise, which the grid sets itself"}
+
+
+def check_variants(methods, *, axes=(), where: str = "methods") -> None:
+    """Refuse a method variant that sets an option naming its run: ``seed``, ``replicate`` (see
+    :data:`IDENTITY_OPTIONS`) or one of the grid's ``axes`` (a bench's pairing and teacher control, a sweep's
+    grid keys), whose value names the cell the run is filed and compared under."""
+    for spec in methods:
+        _, over = parse_method(spec)
+        for k in over:
+            why = IDENTITY_OPTIONS.get(k) or (f"{k!r} is an axis of this grid, so its value names the cell the run "
+                                              "is filed under; vary it on the grid instead" if k in axes else None)
+            if why:
+                raise ValueError(f"{where}: method variant {spec!r} sets {k!r}, which names the run ({why}); "
+                                 f"remove {k}= from the variant")
+
+
 _FINAL = ("completed", "diverged")  # a rerun would give the same answer
 
 
-# ------------------------------------------------------------------ planning
+# ------------------------------------------------------------------ the plan
+@dataclass
+class Cell:
+    """One cell of a grid: its name, the values of its axes, the config and task options of its runs, and
+    its folder under ``OUT/runs`` (a safe name, :func:`cmkd_lab.results.grid.cell_dir`)."""
+    name: str
+    values: dict
+    config: Any
+    task_kwargs: dict
+    dir: str
+
+
+@dataclass
+class Job:
+    """One run of a grid (cell × method × seed), as the workers receive it. ``identity`` is what its stored
+    run must match to be read back; ``rel`` its folder under the grid's ``out``."""
+    task: str
+    fast: bool
+    task_kwargs: dict
+    method: str
+    label: str
+    config: dict
+    cell: str
+    values: dict
+    seed: int
+    identity: dict
+    teacher_key: str
+    out: str
+    rel: str
+    diagnostics: Any = True
+    early_epochs: int = 0
+    threads: int = 0
+    report: bool = False
+    progress: bool = False
+    overwrite: bool = False
+    resume: bool = False
+
+    @property
+    def path(self) -> Path:
+        return Path(self.out) / self.rel
+
+
+@dataclass
+class Skip:
+    """A combination the rule of what can run (:mod:`cmkd_lab.distill.rules`) refuses, with its reason."""
+    cell: str
+    values: dict
+    method: str
+    seed: int
+    reason: str
+
+
+@dataclass
+class Alias:
+    """A combination that would give the same run as an earlier job (``same_as``: that job's cell; ``rel``
+    its folder)."""
+    cell: str
+    values: dict
+    method: str
+    seed: int
+    same_as: str
+    rel: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    jobs: List[Job] = field(default_factory=list)
+    skipped: List[Skip] = field(default_factory=list)
+    aliases: List[Alias] = field(default_factory=list)
+
+
+def _job_config(method: str, cfg):
+    """THE one place where a job's config is made for its method: today ``cfg`` itself. (Call point for
+    stripping the options that belong to other methods, so that a run's identity holds only what it reads.)"""
+    return cfg
+
+
 def _task_facts(task_name, seed, fast, task_kwargs, cache: dict):
     """(task, full fingerprint, has_pairs), loading each (seed, options) once."""
     from ..data import load_task
@@ -98,7 +190,7 @@ def _task_facts(task_name, seed, fast, task_kwargs, cache: dict):
     return cache[key]
 
 
-def _canonical(method: str, cfg) -> dict:
+def canonical(method: str, cfg) -> dict:
     """The config of the run ``method`` would really do: options it provably ignores set to their
     default (a method that never reads a teacher sample runs the same under every pairing)."""
     from ..distill.rules import same_as_unpaired, same_under_controls
@@ -110,233 +202,88 @@ def _canonical(method: str, cfg) -> dict:
     return d
 
 
-def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out: Path, *, fast: bool,
+def _variants(methods, cell: Cell, *, baseline: str, aa: bool, ceiling: Optional[str]):
+    """(label, method, option overrides, replicate, folder) of every run of a cell: the methods, the A/A
+    control of the baseline, and — in a scarce-label cell with unlabelled student data — the paired ceiling."""
+    from ..distill.methods import METHODS
+    out = [(m, *parse_method(m), 0, cell_dir(m)) for m in methods]
+    if aa:
+        out.append((aa_name(baseline), baseline, {}, 1, f"{cell_dir(baseline)}-aa"))
+    if ceiling and ceiling in METHODS and cell.config.student_unlabelled and ceiling not in methods:
+        out.append((ceiling, ceiling, {}, 0, cell_dir(ceiling)))
+    return out
+
+
+def _check_folders(cells: List[Cell], variants) -> None:
+    """Two names reduced to one safe folder name would share runs: refused, naming both."""
+    for kind, pairs in (("cells", [(c.dir, c.name) for c in cells]), ("methods", [(v[4], v[0]) for v in variants])):
+        seen: dict = {}
+        for folder, name in pairs:
+            if seen.setdefault(folder, name) != name:
+                raise ValueError(f"{kind} {seen[folder]!r} and {name!r} would share the run folder {folder!r} (names "
+                                 "are reduced to letters, digits and =,.+-_ on disk); rename one of them")
+
+
+def _why_same(method: str, cfg) -> str:
+    from ..distill.rules import same_as_unpaired, same_under_controls
+    return (f"{method} never reads a teacher sample, so its run is identical to the unpaired one"
+            if same_as_unpaired(method, cfg.pairing) else
+            f"{method} never reads the teacher, so its run is the one with the real teacher"
+            if same_under_controls(method, cfg.teacher_control) else "the same run")
+
+
+def plan(task: str, methods: List[str], cells: List[Cell], seeds: List[int], out: Path, *, fast: bool,
          baseline: str, aa: bool, diagnostics, early_epochs: int, threads: int, report: bool = False,
-         dir_of: Optional[Callable[[dict], str]] = None) -> Tuple[List[dict], List[dict], List[dict]]:
-    """(jobs, skipped, aliases) for ``cells`` (each ``{"cell", "values", "config", "task_kwargs"}``).
+         progress: bool = False, ceiling: Optional[str] = None) -> Plan:
+    """The jobs, skipped combinations and aliases of ``cells`` × methods (and references) × ``seeds``.
 
     ``diagnostics``: the diagnostics of each run — True (the default callback, every
-    ``config.diagnostics_every`` epochs), a dict of its options, or None (none). ``dir_of(cell)``: the
-    cell's folder under ``out/runs`` (default: the cell's name made safe).
+    ``config.diagnostics_every`` epochs), a dict of its options, or None (none). ``ceiling``: the paired
+    ceiling added to every cell with ``student_unlabelled`` (when that method exists; None: not added).
     """
-    from ..distill.rules import same_as_unpaired, same_under_controls, why_not
+    from ..distill.rules import why_not
     from ..distill.teacher import teacher_key
-
-    dir_of = dir_of or (lambda c: cell_dir(c["cell"]))
-    variants = [(m, *parse_method(m), 0) for m in methods] + ([(aa_name(baseline), baseline, {}, 1)] if aa else [])
     facts: dict = {}
-    jobs, skipped, aliases, first = [], [], [], {}
+    p, first = Plan(), {}
+    all_variants = {c.name: _variants(methods, c, baseline=baseline, aa=aa, ceiling=ceiling) for c in cells}
+    _check_folders(cells, [v for vs in all_variants.values() for v in vs])
     for seed in seeds:
         for c in cells:
-            t, fp, has_pairs = _task_facts(task, seed, fast, c["task_kwargs"], facts)
-            base_cfg = c["config"].replace(seed=seed)
+            t, fp, has_pairs = _task_facts(task, seed, fast, c.task_kwargs, facts)
+            base_cfg = c.config.replace(seed=seed)
             tkey = teacher_key(t, base_cfg)
-            for label, method, over, replicate in variants:
+            for label, method, over, replicate, folder in all_variants[c.name]:
                 cfg = base_cfg.replace(**over, **({"replicate": replicate} if replicate else {})) \
                     if (over or replicate) else base_cfg
+                cfg = _job_config(method, cfg)
                 why = why_not(method, pairing=cfg.pairing, task_name=task, task_has_pairs=has_pairs,
                               student_unlabelled=cfg.student_unlabelled)
                 if why is not None:
-                    skipped.append({"cell": c["cell"], "values": c["values"], "method": label, "seed": seed,
-                                    "reason": why[1]})
+                    p.skipped.append(Skip(c.name, c.values, label, seed, why[1]))
                     continue
-                identity = {"task": task, "task_kwargs": c["task_kwargs"], "fast": fast, "method": method,
-                            "config": _canonical(method, cfg), "data": fp, "code_version": code_version()}
-                key = json.dumps({k: v for k, v in identity.items()}, sort_keys=True, default=str)
-                job = {"task": task, "fast": fast, "task_kwargs": c["task_kwargs"], "method": method, "label": label,
-                       "config": cfg.to_dict(), "cell": c["cell"], "values": c["values"], "seed": seed,
-                       "identity": identity, "teacher_key": tkey, "diagnostics": diagnostics,
-                       "early_epochs": early_epochs, "threads": threads, "report": report,
-                       "dir": str(out / "runs" / dir_of(c) / (cell_dir(label) if not replicate else f"{method}-aa")
-                                  / f"seed{seed}")}
+                identity = {"task": task, "task_kwargs": c.task_kwargs, "fast": fast, "method": method,
+                            "config": canonical(method, cfg), "data": fp, "code_version": code_version()}
+                key = json.dumps(identity, sort_keys=True, default=str)
+                rel = f"runs/{c.dir}/{folder}/seed{seed}"
                 if key in first:
                     src = first[key]
-                    why_same = (f"{method} never reads a teacher sample, so its run is identical to the unpaired one"
-                                if same_as_unpaired(method, cfg.pairing) else
-                                f"{method} never reads the teacher, so its run is the one with the real teacher"
-                                if same_under_controls(method, cfg.teacher_control) else "the same run")
-                    aliases.append({"cell": c["cell"], "values": c["values"], "method": label, "seed": seed,
-                                    "same_as": src["cell"], "dir": src["dir"], "reason": why_same})
+                    p.aliases.append(Alias(c.name, c.values, label, seed, src.cell, src.rel, _why_same(method, cfg)))
                     continue
-                first[key] = job
-                jobs.append(job)
-    return jobs, skipped, aliases
+                first[key] = Job(task, fast, c.task_kwargs, method, label, cfg.to_dict(), c.name, c.values, seed,
+                                 identity, tkey, str(out), rel, diagnostics=diagnostics, early_epochs=early_epochs,
+                                 threads=threads, report=report, progress=progress)
+                p.jobs.append(first[key])
+    return p
 
 
-# ------------------------------------------------------------------ the jobs
-# One job at a time per process: the trainer seeds torch's global RNG and torch's thread count is per
-# process, so two runs in threads of one process (a Dask worker with --nthreads > 1) would not reproduce.
-# Threads of one worker therefore take turns; give workers one thread and use more workers.
-_PROCESS_LOCK = threading.Lock()
-
-
-def _one_at_a_time(fn):
-    @functools.wraps(fn)
-    def wrapper(job):
-        with _PROCESS_LOCK:
-            return fn(job)
-    return wrapper
-
-
-def _set_threads(n):
-    import torch
-    prev = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    return prev
-
-
-def _load(job):
-    from ..data import load_task
-    return load_task(job["task"], seed=job["seed"], fast=job["fast"], **job["task_kwargs"])
-
-
-@_one_at_a_time
-def teacher_job(job: dict) -> dict:
-    """Train (or find in the cache) the teacher of ``job``; returns its info or ``{"error": ...}``."""
-    import torch
-    from ..distill import DistillConfig
-    from ..distill.teacher import get_teacher
-    prev = _set_threads(job["threads"])
-    try:
-        _, info = get_teacher(_load(job), DistillConfig.from_dict(job["config"]))
-        return info
-    except Exception as e:  # noqa: BLE001 - reported, the grid goes on
-        return {"error": f"{type(e).__name__}: {e}"}
-    finally:
-        torch.set_num_threads(prev)
-
-
-@_one_at_a_time
-def run_job(job: dict) -> dict:
-    """One (cell, method, seed) through :func:`~cmkd_lab.experiments.job.run_one`; its record, or
-    ``{"error": ...}`` (one failing run does not stop the others; it is retried next time)."""
-    import torch
-    from ..distill import DistillConfig
-    from .job import run_one
-    prev = _set_threads(job["threads"])
-    try:
-        cfg = DistillConfig.from_dict(job["config"])
-        out = Path(job["dir"])
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "job.json", job["identity"])
-        r = run_one(_load(job), job["method"], cfg, out, overwrite=job.get("overwrite", False), resume=True,
-                    report=job["report"], diagnostics=False if job["diagnostics"] is None else job["diagnostics"],
-                    restart_stale=True,
-                    progress=job.get("progress", False))
-        return run_record(r, cell=job["cell"], values=job["values"], method=job["label"],
-                          early_epochs=job["early_epochs"])
-    except Exception as e:  # noqa: BLE001
-        return {"error": f"{type(e).__name__}: {e}"}
-    finally:
-        torch.set_num_threads(prev)
-
-
-def _stored(job: dict) -> Tuple[str, Optional[dict], list]:
-    """What the store holds for ``job``: ("absent" | "same" | "unfinished" | "stale" | "different", result, keys)."""
-    d = Path(job["dir"])
-    if not (d / "job.json").exists() and not (d / "result.json").exists():
-        return "absent", None, []
-    try:
-        stored = read_json(d / "job.json", what="job identity")
-    except (OSError, ValueError):
-        stored = None
-    if isinstance(stored, dict) and isinstance(stored.get("config"), dict):  # options added since: their defaults
-        from ..distill import DistillConfig
-        stored = dict(stored, config=DistillConfig.with_defaults(stored["config"]))
-    state, keys = compare_identity(stored, json.loads(json.dumps(job["identity"], default=str)))
-    if state != "same":
-        return state, None, keys
-    try:
-        r = read_json(d / "result.json", what="run result")
-    except (OSError, ValueError):
-        return "unfinished", None, []
-    return ("same" if r.get("status") in _FINAL else "unfinished"), r, []
-
-
-def run_jobs(jobs: List[dict], aliases: List[dict], *, workers: int, scheduler=None, overwrite: bool = False,
-             metric: str = "student_test_acc", log: Callable[[str], None] = print, what: str = "sweep"):
-    """Run what the store does not hold; returns (records, failed, n_cached, executor description, wall s,
-    interrupted). Ctrl-C / SIGTERM stops the runs in progress and saves them (rerun to resume):
-    ``interrupted`` is then True and the records are those finished so far.
-
-    Raises
-    ------
-    ValueError
-        A job's folder holds a finished run made with other options (and not ``overwrite``).
-    """
-    records, todo, stale, conflicts = [], [], 0, []
-    for j in jobs:
-        state, r, keys = _stored(j)
-        if state == "same":
-            records.append(run_record(r, cell=j["cell"], values=j["values"], method=j["label"],
-                                      early_epochs=j["early_epochs"]))
-            continue
-        if state == "different" and not overwrite:
-            conflicts.append((j["dir"], keys))
-            continue
-        j = dict(j, overwrite=state in ("stale", "different"))
-        stale += state == "stale"
-        todo.append(j)
-    if conflicts:
-        d, keys = conflicts[0]
-        raise ValueError(f"{len(conflicts)} run folder(s) under this --out hold runs made with other options "
-                         f"(e.g. {d!r} differs in {keys}); choose another --out, or pass --overwrite to run them "
-                         "again with the new options")
-    n_cached = len(records)
-    log(f"[{what}] {len(jobs)} runs: {n_cached} read from the store, {len(todo)} to run"
-        + (f" ({stale} stale: made by other code or on other data)" if stale else ""))
-    failed: List[dict] = []
-    t0 = time.perf_counter()
-    ex, how = executor(workers, scheduler, len(todo))
-    interrupted = False
-    prev_term = sigterm_as_interrupt()
-    try:
-        if todo:
-            teachers = list({j["teacher_key"]: j for j in todo}.values())  # each distinct teacher once, first
-            for j, r in ex.map_unordered(teacher_job, teachers):
-                if "error" in r:
-                    log(f"[{what}] teacher for seed {j['seed']} failed: {r['error']}")
-            log(f"[{what}] {len(teachers)} teacher(s) ready ({time.perf_counter() - t0:.0f} s); running on {how}")
-        for i, (j, r) in enumerate(ex.map_unordered(run_job, todo), 1):
-            el = time.perf_counter() - t0
-            if "error" in r:
-                failed.append({"cell": j["cell"], "method": j["label"], "seed": j["seed"], "error": r["error"]})
-                log(f"[{what}] {i}/{len(todo)} {j['cell']} {j['label']} seed {j['seed']} FAILED: {r['error']}")
-                continue
-            if r.get("status") == "interrupted":  # the run was asked to stop (SIGTERM / Ctrl-C): so is the grid
-                raise KeyboardInterrupt
-            records.append(r)
-            acc = r.get(metric)
-            log(f"[{what}] {i}/{len(todo)} {j['cell']} {j['label']} seed {j['seed']}: "
-                f"{'—' if acc is None else f'{acc:.4f}'} ({r.get('wall_s') or 0:.0f} s; elapsed {el:.0f} s, "
-                f"~{el / i * (len(todo) - i):.0f} s left)")
-    except KeyboardInterrupt:
-        interrupted = True
-        log(f"[{what}] interrupted: stopping the runs in progress (they are saved; rerun to resume)")
-    finally:
-        ex.close(interrupted)
-        if prev_term is not None:
-            import signal
-            signal.signal(signal.SIGTERM, prev_term)
-    # Aliases: the same record under another cell.
-    by = {(r["cell"], r["method"], r["seed"]): r for r in records}
-    src_cell = {j["dir"]: j["cell"] for j in jobs}
-    for a in aliases:
-        r = by.get((src_cell.get(a["dir"], a["same_as"]), a["method"], a["seed"]))
-        if r is not None:
-            records.append(dict(r, cell=a["cell"], values=a["values"], alias_of=a["same_as"]))
-    order = {(j["cell"], j["label"], j["seed"]): n for n, j in enumerate(jobs)}
-    records.sort(key=lambda r: order.get((r["cell"], r["method"], r["seed"]), len(order)))
-    return records, failed, n_cached, how, time.perf_counter() - t0, interrupted
-
-
-def dedupe(items: List[dict], keys=("cell", "method")) -> List[dict]:
-    """One entry per ``keys`` (the first), without its seed."""
+def dedupe(items, keys=("cell", "method")) -> List[dict]:
+    """One entry per ``keys`` (the first), without its seed and folder: the ``skipped`` and ``aliases``
+    of a result file."""
     seen, out = set(), []
     for s in items:
-        k = tuple(s.get(x) for x in keys)
+        d = asdict(s) if not isinstance(s, dict) else s
+        k = tuple(d.get(x) for x in keys)
         if k not in seen:
             seen.add(k)
-            out.append({x: v for x, v in s.items() if x not in ("seed", "dir")})
+            out.append({x: v for x, v in d.items() if x not in ("seed", "dir", "rel")})
     return out

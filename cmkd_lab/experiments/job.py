@@ -36,8 +36,8 @@ def run_one(task, method: str, config, out: Optional[Path] = None, *, overwrite:
     Nothing in ``out`` is replaced silently: an existing ``result.json`` or the ``checkpoint.pt`` of an
     unfinished run is refused unless ``overwrite`` (start again; the old checkpoint is deleted) or
     ``resume`` (continue from ``checkpoint.pt``, exactly: same history and weights as an uninterrupted
-    run on the CPU). ``resume`` with no checkpoint and no result starts a new run (so a grid can always
-    pass it); ``resume`` with a result but no checkpoint is refused unless ``overwrite`` is also given. A
+    run on the CPU). ``resume`` with no checkpoint and no result starts a new run, with a warning that says
+    so; ``resume`` with a result but no checkpoint is refused unless ``overwrite`` is also given. A
     checkpoint written by other code cannot continue exactly: it is refused, or with ``restart_stale``
     (bench, sweep) deleted and the run started again.
 
@@ -57,6 +57,9 @@ def run_one(task, method: str, config, out: Optional[Path] = None, *, overwrite:
                     restart_stale=restart_stale)
     out = check_out_dir(out, what="--out")
     _check_out(out, overwrite=overwrite, resume=resume)
+    if resume and not (out / "checkpoint.pt").exists() and not (out / "result.json").exists():
+        warnings.warn(f"--resume: {str(out)!r} holds no run to continue (no checkpoint.pt, no result.json), so a new "
+                      "run starts there; check --out if you meant to continue another run", stacklevel=2)
     from ..distill.distributed import is_main_process
     if not is_main_process():  # under torchrun only rank 0 writes, so only rank 0 holds the folder
         return _run(task, method, config, out, overwrite=overwrite, resume=resume, callbacks=callbacks,

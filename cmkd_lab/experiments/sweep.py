@@ -4,10 +4,11 @@
 Grid keys are decided by name: a :class:`~cmkd_lab.distill.DistillConfig` field (``student_fraction``,
 ``lambda_fa``, ``eps``, ``pairing`` …) changes the config, any other key is passed to the task loader
 (``gap``, ``noise`` … of the synthetic generator). Runs go to ``OUT/runs/<cell>/<method>/seed<S>/``
-through :func:`cmkd_lab.experiments.job.run_one`, under the store's policy (:mod:`.engine`): a finished run
+through the one grid runner (:mod:`.runner`), under the store's policy (:mod:`.worker`): a finished run
 with the same identity is read back, an interrupted one resumes, a stale one (other code or data) runs
-again, one with other options is refused. Teachers are trained once per distinct teacher, first, through
-the teacher cache (``$CMKD_LAB_CACHE``; on a cluster point it at a shared folder).
+again, one with other options is refused; an interrupt writes what finished, marked ``interrupted``.
+Teachers are trained once per distinct teacher, first, through the teacher cache (``$CMKD_LAB_CACHE``; on
+a cluster point it at a shared folder).
 
 Cells run in a local process pool (``workers``) or on Dask distributed (``scheduler="local"`` for a
 LocalCluster on 127.0.0.1, ``"tcp://host:port"``, or a ``distributed.Client``); the numbers do not depend
@@ -17,16 +18,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..results.grid import cell_id, grid_axes
-from ..results.summary import paired_summary, predictor_table
+from ..results.grid import cell_dir, cell_id, grid_axes
+from ..results.summary import CEILING, paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
-from ..store import claim, code_version, write_json, write_text
-from .engine import check_methods, check_seeds, dedupe, plan, run_jobs
+from .engine import Cell, check_methods, check_seeds, check_variants
+from .runner import Grid, check_workers, run_grid
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
 
@@ -82,7 +82,7 @@ def split_grid(grid: Dict[str, list]):
     return [k for k in keys if k in known], [k for k in keys if k not in known]
 
 
-def grid_cells(task: str, grid: Dict[str, list], config, task_kwargs: dict, *, fast: bool) -> List[dict]:
+def grid_cells(task: str, grid: Dict[str, list], config, task_kwargs: dict, *, fast: bool) -> List[Cell]:
     """The cells of ``grid``, each validated by building its config and loading its task once (seed 0);
     errors name the cell and the option."""
     from ..data import load_task, task_options
@@ -106,12 +106,12 @@ def grid_cells(task: str, grid: Dict[str, list], config, task_kwargs: dict, *, f
                 load_task(task, seed=0, fast=fast, **tkw)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"grid cell {cell_id(values)}: task {task!r}: {e}") from None
-        cells.append({"cell": cell_id(values), "values": values, "config": cfg, "task_kwargs": tkw})
+        cells.append(Cell(cell_id(values), values, cfg, tkw, cell_dir(cell_id(values))))
     return cells
 
 
 # ------------------------------------------------------------------- the sweep
-def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config):
+def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid):
     from .._validation import check_choice, check_int
     from ..distill import get_method
     methods = list(dict.fromkeys(methods))
@@ -119,20 +119,20 @@ def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config):
         raise ValueError("methods must name at least one method besides the baseline; got an empty list")
     get_method(baseline)
     check_methods(methods, config)
+    check_variants(methods, axes=[k for _, ks, _ in grid_axes(grid) for k in ks])
     if baseline not in methods:
         methods = [baseline] + methods
     seeds = check_seeds(seeds)
     check_int("diag_epoch", diag_epoch, minimum=1)
     check_choice("metric", metric, ("student_test_acc", "student_test_acc_last"))
-    workers = (os.cpu_count() or 1) if workers is None else check_int("workers", workers, minimum=1)
-    return methods, seeds, workers
+    return methods, seeds, check_workers(workers)
 
 
 def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: Sequence[int], out,
               config=None, *, baseline: str = "ce", fast: bool = False, task_kwargs: Optional[dict] = None,
               workers: Optional[int] = None, scheduler=None, diagnostics: bool = True, diag_epoch: int = 2,
               metric: str = "student_test_acc", threads: int = 1, aa: bool = True, overwrite: bool = False,
-              log: Callable[[str], None] = print) -> dict:
+              ceiling: Optional[str] = CEILING, log: Callable[[str], None] = print) -> dict:
     """Run every grid cell × method × seed; write ``sweep.json``, ``cells.csv``, ``predictors.csv``, ``sweep.md``.
 
     Parameters
@@ -171,6 +171,9 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
         Add the A/A control (the baseline with another draw of its training noise) to every cell.
     overwrite : bool
         Run again the folders that hold runs made with other options (refused otherwise).
+    ceiling : str or None
+        The paired ceiling (``ceiling-kd``; ``ceiling-pl`` stands in when only it ran), added to every cell
+        with unlabelled student data: the reference of each method's headroom recovered. None: not added.
 
     Returns
     -------
@@ -178,39 +181,33 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
         The content of ``sweep.json``: ``cells`` (per cell × method: accuracy and the paired difference
         with its interval, wins/losses, MDE and verdict, and the cell's noise floor), ``predictors``
         (Spearman ρ of each early diagnostic against the final difference), ``points``, ``runs``,
-        ``skipped``, ``aliases``, ``failed``.
+        ``skipped``, ``aliases``, ``failed``, ``interrupted`` (True: an interrupt stopped the sweep and these
+        are the runs that finished; run the same call again to complete them).
     """
     from ..distill import DistillConfig
     config = config or DistillConfig()
     if not isinstance(config, DistillConfig):
         raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}")
-    methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config)
+    methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid)
     base_kwargs = dict(task_kwargs or {})
-    out = Path(out)
     cells = grid_cells(task, grid, config, base_kwargs, fast=fast)
     cfg_keys, _ = split_grid(grid)
-    with claim(out, what="sweep directory"):
-        diag = {"until": diag_epoch, "n_snapshot": 0, "initial": False} if diagnostics else None
-        jobs, skipped, aliases = plan(task, methods, cells, seeds, out, fast=fast, baseline=baseline, aa=aa,
-                                      diagnostics=diag, early_epochs=diag_epoch, threads=threads)
-        log(f"[sweep] {task}: {len(cells)} cell(s) × {len(methods)} method(s){' + A/A' if aa else ''} × "
-            f"{len(seeds)} seed(s)")
-        runs, failed, n_cached, how, wall, interrupted = run_jobs(
-            jobs, aliases, workers=workers, scheduler=scheduler, overwrite=overwrite, metric=metric, log=log,
-            what="sweep")
-        if interrupted:  # nothing is summarised from a part of the grid: rerun to continue
-            raise KeyboardInterrupt
-        summary = paired_summary(runs, baseline=baseline, metric=metric)
+    diag = {"until": diag_epoch, "n_snapshot": 0, "initial": False} if diagnostics else None
+    g = Grid("sweep", task, methods, cells, seeds, Path(out), fast=fast, baseline=baseline, aa=aa, ceiling=ceiling,
+             diagnostics=diag, early_epochs=diag_epoch, threads=threads)
+    log(f"[sweep] {task}: {len(cells)} cell(s) × {len(methods)} method(s){' + A/A' if aa else ''} × "
+        f"{len(seeds)} seed(s)")
+
+    def summarise(runs):
         points, predictors = predictor_table(runs, baseline=baseline, metric=metric, epoch=diag_epoch)
-        res = {"task": task, "methods": methods, "baseline": baseline, "grid": grid,
-               "grid_kinds": {k: ("config" if k in cfg_keys else "task") for _, ks, _ in grid_axes(grid) for k in ks},
-               "cells_order": [c["cell"] for c in cells], "seeds": seeds, "fast": fast, "metric": metric,
-               "diag_epoch": diag_epoch, "config": config.to_dict(), "task_kwargs": base_kwargs, "aa": aa,
-               "executor": how, "sweep_wall_s": wall, "n_cached": n_cached, "cells": summary,
-               "predictors": predictors, "points": points, "skipped": dedupe(skipped),
-               "aliases": dedupe(aliases), "failed": failed, "runs": runs, "code_version": code_version()}
-        write_json(out / "sweep.json", res)
-        write_text(out / "cells.csv", csv_text(summary, drop=("values",)))
-        write_text(out / "predictors.csv", csv_text(predictors))
-        write_text(out / "sweep.md", format_sweep_markdown(res))
-    return res
+        return {"cells": paired_summary(runs, baseline=baseline, metric=metric, ceiling=ceiling),
+                "predictors": predictors, "points": points}
+    head = {"task": task, "methods": methods, "baseline": baseline, "grid": grid,
+            "grid_kinds": {k: ("config" if k in cfg_keys else "task") for _, ks, _ in grid_axes(grid) for k in ks},
+            "cells_order": [c.name for c in cells], "seeds": seeds, "fast": fast, "metric": metric,
+            "diag_epoch": diag_epoch, "config": config.to_dict(), "task_kwargs": base_kwargs, "aa": aa}
+    return run_grid(g, workers=workers, scheduler=scheduler, overwrite=overwrite, metric=metric, log=log,
+                    head=head, summarise=summarise, json_name="sweep.json",
+                    files={"cells.csv": lambda res: csv_text(res["cells"], drop=("values",)),
+                           "predictors.csv": lambda res: csv_text(res["predictors"]),
+                           "sweep.md": format_sweep_markdown})

@@ -7,10 +7,11 @@ orchestrators (:mod:`cmkd_lab.experiments`) that made them.
 from .grid import cell_dir, cell_id, grid_axes
 from .readers import (bench_comparisons, bench_controls, bench_records, compact_sweep, current_bench, is_current_bench,
                       load_bench, load_sweep, made_by_this_code, provenance_note)
-from .stats import minimum_detectable_effect, paired_difference, seeds_needed, spearman
-from .summary import (CONTROLS, aa_name, control_table, early_diagnostics, is_aa, noise_floor, paired_summary,
-                      predictor_table, run_record)
-from .tables import csv_text, format_bench_markdown, format_control_markdown, format_sweep_markdown
+from .stats import (fieller_interval, headroom_recovered, minimum_detectable_effect, paired_difference, seeds_needed,
+                    spearman)
+from .summary import (CEILING, CONTROLS, aa_name, accuracy_table, control_table, designated_ceiling, early_diagnostics,
+                      is_aa, is_ceiling, noise_floor, paired_summary, predictor_table, run_record)
+from .tables import bench_csv, csv_text, format_bench_markdown, format_control_markdown, format_sweep_markdown
 
 __all__ = ["cell_dir", "cell_id", "grid_axes", "compact_sweep", "load_bench", "load_sweep", "bench_comparisons",
            "bench_controls", "bench_records", "is_current_bench", "current_bench", "made_by_this_code",
@@ -18,4 +19,5 @@ __all__ = ["cell_dir", "cell_id", "grid_axes", "compact_sweep", "load_bench", "l
            "minimum_detectable_effect", "paired_difference", "seeds_needed", "spearman", "aa_name",
            "early_diagnostics", "is_aa", "noise_floor", "paired_summary", "predictor_table", "run_record",
            "csv_text", "format_bench_markdown", "format_sweep_markdown", "CONTROLS", "control_table",
-           "format_control_markdown"]
+           "format_control_markdown", "fieller_interval", "headroom_recovered", "CEILING", "accuracy_table",
+           "designated_ceiling", "is_ceiling", "bench_csv"]

@@ -44,6 +44,18 @@ def cell_id(values: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items())
 
 
+MAX_NAME = 120  # a folder name at most this long (file systems allow 255 bytes; the rest is the path's)
+
+
 def cell_dir(cid: str) -> str:
-    """A folder name for a cell (characters outside a safe set become ``_``)."""
-    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", cid)
+    """A safe folder name for a cell, a method or a variant label: characters outside ``A-Za-z0-9_.=,+-``
+    become ``_``, a name of dots only (``.``, ``..``) or empty gets a ``_`` in front, and a name longer than
+    :data:`MAX_NAME` keeps its first characters and a hash of the whole (the same name always gives the same
+    folder; two names that reduce to one folder are refused by the grid's plan)."""
+    import hashlib
+    safe = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", str(cid))
+    if not safe.strip("."):
+        safe = "_" + safe
+    if len(safe) > MAX_NAME:
+        safe = f"{safe[:MAX_NAME - 17]}~{hashlib.sha256(str(cid).encode()).hexdigest()[:16]}"
+    return safe

@@ -11,34 +11,47 @@ __all__ = ["load_sweep", "load_bench", "compact_sweep", "bench_records", "bench_
            "is_current_bench", "current_bench", "made_by_this_code", "provenance_note"]
 
 
+# What each kind of result must hold, and the type of each (a file that has the names with other shapes —
+# {"task": "x", "summary": 5} — is not that result either).
+_SHAPES = {"sweep": ("sweep.json", "sweep result", {"cells": list, "grid": dict}, "sweep.json"),
+           "bench": ("results.json", "bench results", {"task": str, "summary": list}, "bench results.json")}
+
+
+def _load(src, kind: str) -> dict:
+    """The one reader of a saved grid: the dict itself, its JSON file, or the folder that holds it; checked
+    for the keys (and their types) of ``kind``; every error names the source and says what to do."""
+    fname, what, shape, label = _SHAPES[kind]
+    p = None
+    if isinstance(src, dict):
+        res = src
+    else:
+        if not isinstance(src, (str, Path)):
+            raise TypeError(f"src must be a {what} dict, a {fname} file or its folder; got {type(src).__name__}")
+        p = Path(src)
+        p = p / fname if p.is_dir() else p
+        if not p.is_file():
+            raise ValueError(f"src must be a {what} dict, a {fname} file or its folder; {str(p)!r} does not exist")
+        res = read_json(p, what=what)
+    where = repr(str(p)) if p is not None else "the dict given"
+    missing = [k for k in shape if k not in res]
+    wrong = [f"{k!r} is a {type(res[k]).__name__}, not a {t.__name__}" for k, t in shape.items()
+             if k in res and not isinstance(res[k], t)]
+    if missing or wrong:
+        why = f"no {'/'.join(map(repr, missing))}" if missing else "; ".join(wrong)
+        raise ValueError(f"{where} is not a {label} ({why}); write one with `python -m cmkd_lab {kind} --out DIR`")
+    if p is not None:
+        res["source"] = str(p)
+    return res
+
+
 def load_sweep(src) -> dict:
     """A sweep result: the dict itself, a ``sweep.json`` path, or the sweep's output folder."""
-    if isinstance(src, dict):
-        return src
-    p = Path(src)
-    p = p / "sweep.json" if p.is_dir() else p
-    if not p.is_file():
-        raise ValueError(f"src must be a sweep result dict, a sweep.json file or its folder; {str(p)!r} does not exist")
-    res = read_json(p, what="sweep result")
-    if "cells" not in res or "grid" not in res:
-        raise ValueError(f"{str(p)!r} is not a sweep.json (no 'cells'/'grid'); write one with "
-                         "`python -m cmkd_lab sweep --out DIR`")
-    res["source"] = str(p)
-    return res
+    return _load(src, "sweep")
 
 
 def load_bench(src) -> dict:
     """A bench result: the dict itself, a ``results.json`` path, or the bench's output folder."""
-    if isinstance(src, dict):
-        return src
-    p = Path(src)
-    p = p / "results.json" if p.is_dir() else p
-    res = read_json(p, what="bench results")
-    if "summary" not in res or "task" not in res:
-        raise ValueError(f"{str(p)!r} is not a bench results.json (no 'task'/'summary'); write one with "
-                         "`python -m cmkd_lab bench --out DIR`")
-    res["source"] = str(p)
-    return res
+    return _load(src, "bench")
 
 
 def _check_result(res) -> None:

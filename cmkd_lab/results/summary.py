@@ -16,15 +16,38 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .keys import describe
-from .stats import paired_difference, spearman
+from .stats import headroom_recovered, paired_difference, spearman
 
 __all__ = ["AA_SUFFIX", "aa_name", "is_aa", "run_record", "paired_summary", "noise_floor", "early_diagnostics",
-           "predictor_table", "control_table", "CONTROLS", "RECORD_FIELDS"]
+           "predictor_table", "control_table", "CONTROLS", "RECORD_FIELDS", "accuracy_table", "verdict", "CEILING",
+           "CEILINGS", "is_ceiling", "designated_ceiling"]
 
 AA_SUFFIX = " (A/A)"
 RECORD_FIELDS = ("task", "method", "seed", "pairing", "status", "student_test_acc", "student_val_acc",
                  "student_test_acc_last", "teacher_test_acc", "best_epoch", "epochs_done", "wall_s", "s_per_epoch",
                  "student_fraction")
+
+
+CEILING = "ceiling-kd"  # the designated paired ceiling; "ceiling-pl" stands in when only it ran
+CEILINGS = ("ceiling-kd", "ceiling-pl")
+
+
+def is_ceiling(method: str) -> bool:
+    """Whether ``method`` (a name or a variant label) is a paired ceiling: the teacher's knowledge delivered
+    through pairs on the unlabelled student data, a reference row rather than a method under comparison."""
+    return isinstance(method, str) and method.split("[", 1)[0].strip() in CEILINGS
+
+
+def designated_ceiling(methods, ceiling: Optional[str] = CEILING) -> Optional[str]:
+    """The ceiling a cell's headroom is measured against: ``ceiling`` when it ran among ``methods``, else
+    ``ceiling-pl`` when the default ``ceiling-kd`` did not run but it did; None without one (or when
+    ``ceiling`` is None)."""
+    methods = list(methods)
+    if ceiling is None:
+        return None
+    if ceiling in methods:
+        return ceiling
+    return "ceiling-pl" if ceiling == CEILING and "ceiling-pl" in methods else None
 
 
 def aa_name(baseline: str) -> str:
@@ -37,14 +60,18 @@ def is_aa(method: str) -> bool:
 
 
 def run_record(result: dict, *, cell: str = "all", values: Optional[dict] = None, method: Optional[str] = None,
-               early_epochs: int = 0) -> dict:
-    """The slim record of a run (``result.json``) for summaries: accuracies, timings, its cell and, with
-    ``early_epochs``, the numeric history records of its first epochs (``early``: epoch -> record)."""
+               early_epochs: int = 0, dir: Optional[str] = None) -> dict:
+    """The slim record of a run (``result.json``) for summaries: accuracies, timings, its cell, its folder
+    (``dir``, relative to the grid's output folder) and, with ``early_epochs``, the numeric history records
+    of its first epochs (``early``: epoch -> record)."""
     rec = {k: result.get(k) for k in RECORD_FIELDS}
     if method is not None:
         rec["method"] = method
     cfg = result.get("config") or {}
-    rec.update(cell=cell, values=dict(values or {}), lambda_fa=cfg.get("lambda_fa"))
+    rec.update(cell=cell, values=dict(values or {}), lambda_fa=cfg.get("lambda_fa"),
+               student_unlabelled=bool(cfg.get("student_unlabelled", False)))
+    if dir is not None:
+        rec["dir"] = str(dir)
     early = {}
     for h in (result.get("history") or [])[:early_epochs]:
         early[str(h["epoch"])] = {k: float(v) for k, v in h.items()
@@ -73,17 +100,69 @@ def _stats(v):
     return float(np.mean(v)), (float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
 
 
+def _pairs(idx, a: tuple, b: tuple, metric: str) -> Tuple[List[int], List[float], float]:
+    """The paired differences ``a − b`` of two (cell, method) keys over the seeds where both have the
+    metric: (seeds, differences, the magnitude of the values — for the float-resolution rule)."""
+    seeds = sorted(s for (c, m, s), r in idx.items() if (c, m) == a and r.get(metric) is not None
+                   and (idx.get((*b, s)) or {}).get(metric) is not None)
+    va, vb = [idx[(*a, s)][metric] for s in seeds], [idx[(*b, s)][metric] for s in seeds]
+    return seeds, [x - y for x, y in zip(va, vb)], max(map(abs, va + vb), default=0.0)
+
+
+def _compare(idx, a: tuple, b: tuple, metric: str, target: float) -> Optional[dict]:
+    """:func:`~cmkd_lab.results.stats.paired_difference` of ``a − b`` (None without a common seed)."""
+    _, diffs, scale = _pairs(idx, a, b, metric)
+    return paired_difference(diffs, target=target, scale=scale) if diffs else None
+
+
+def verdict(pd: Optional[dict]) -> str:
+    """``"helps"``, ``"hurts"``, ``"no difference beyond noise"`` or ``"cannot tell: <why>"``."""
+    if pd and pd.get("cannot_tell"):
+        return f"cannot tell: {pd['cannot_tell']}"
+    return ("helps" if pd and pd.get("significant") and pd["mean"] > 0 else
+            "hurts" if pd and pd.get("significant") else "no difference beyond noise")
+
+
+def accuracy_table(runs: List[dict]) -> List[dict]:
+    """Mean ± std over seeds per (cell, method) of the test accuracy at the best-validation epoch and at
+    the last epoch (a bench's ``summary``); a run shared by two cells (an alias) is counted once, under the
+    cell that ran it."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in runs:
+        if not r.get("alias_of"):
+            groups.setdefault((r["cell"], r["method"]), []).append(r)
+    rows = []
+    for (cell, method), rs in groups.items():
+        (mb, sb), (ml, sl) = _stats([r["student_test_acc"] for r in rs]), _stats([r["student_test_acc_last"] for r in rs])
+        vals = rs[0].get("values", {})
+        rows.append({"pairing": vals.get("pairing", rs[0].get("pairing")),
+                     "teacher_control": vals.get("teacher_control", "none"), "cell": cell, "values": vals,
+                     "method": method, "n_seeds": len(rs), "test_acc_best_val_mean": mb, "test_acc_best_val_std": sb,
+                     "test_acc_last_mean": ml, "test_acc_last_std": sl,
+                     "teacher_test_acc_mean": _stats([r["teacher_test_acc"] for r in rs])[0],
+                     "wall_s_mean": _stats([r.get("wall_s") or 0.0 for r in rs])[0]})
+    return rows
+
+
 def paired_summary(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",
-                   target: float = 0.01) -> List[dict]:
+                   target: float = 0.01, ceiling: Optional[str] = CEILING) -> List[dict]:
     """One row per (cell, method): the metric over seeds and, for every method but ``baseline``, the paired
     difference with the baseline over the seeds both completed (:func:`~cmkd_lab.results.stats.paired_difference`:
-    mean, interval, p-value, wins/losses, ``mde``, ``seeds_for_target``), its ``verdict``, and the cell's
-    noise floor (``noise_*``: the baseline's seed-to-seed std, the A/A row's mean and std and its MDE)."""
+    mean, interval, p-value, wins/losses, ``mde``, ``seeds_for_target``, ``cannot_tell``), its ``verdict``,
+    and the cell's noise floor (``noise_*``: the baseline's seed-to-seed std, the A/A row's mean and std and
+    its MDE).
+
+    In a cell where the paired ceiling ran (:func:`designated_ceiling` of ``ceiling``), that row is a
+    reference (``is_ceiling``) and every other method's row carries the **headroom recovered**
+    (:func:`~cmkd_lab.results.stats.headroom_recovered`): ``ceiling``, ``headroom``, ``headroom_ci_low``,
+    ``headroom_ci_high``, ``headroom_n`` and ``headroom_note`` (in words when there is no number).
+    """
     idx = _index(runs)
     cells, methods = _cells_and_methods(runs)
     floors = {c: noise_floor(runs, c, baseline=baseline, metric=metric, target=target) for c in cells}
     rows = []
     for cell, values in cells.items():
+        ceil = designated_ceiling([m for m in methods if any(k[:2] == (cell, m) for k in idx)], ceiling)
         for m in methods:
             rs = sorted((r for (c, mm, _), r in idx.items() if c == cell and mm == m and r.get(metric) is not None),
                         key=lambda r: r["seed"])
@@ -92,39 +171,50 @@ def paired_summary(runs: List[dict], *, baseline: str = "ce", metric: str = "stu
             mean, sd = _stats([r[metric] for r in rs])
             last_mean, last_sd = _stats([r.get("student_test_acc_last") for r in rs])
             row = {"cell": cell, "values": values, **{f"grid.{k}": v for k, v in values.items()}, "method": m,
-                   "aa": is_aa(m), "n_seeds": len(rs), "acc_mean": mean, "acc_std": sd, "acc_last_mean": last_mean,
-                   "acc_last_std": last_sd, "teacher_acc_mean": _stats([r.get("teacher_test_acc") for r in rs])[0],
+                   "aa": is_aa(m), "is_ceiling": is_ceiling(m), "n_seeds": len(rs), "acc_mean": mean, "acc_std": sd,
+                   "acc_last_mean": last_mean, "acc_last_std": last_sd,
+                   "teacher_acc_mean": _stats([r.get("teacher_test_acc") for r in rs])[0],
                    "wall_s_mean": _stats([r.get("wall_s") for r in rs])[0],
                    "aliased": any(r.get("alias_of") for r in rs)}
             if m != baseline:
-                diffs = [r[metric] - idx[(cell, baseline, r["seed"])][metric] for r in rs
-                         if idx.get((cell, baseline, r["seed"]), {}).get(metric) is not None]
-                pd = paired_difference(diffs, target=target) if diffs else {}
+                pd = _compare(idx, (cell, m), (cell, baseline), metric, target) or {}
                 row.update({f"delta_{k}" if k in ("mean", "std") else k: v for k, v in pd.items() if k != "n"})
-                row["n_pairs"] = len(diffs)
-                row["verdict"] = ("helps" if pd.get("significant") and pd["mean"] > 0 else
-                                  "hurts" if pd.get("significant") else "no difference beyond noise")
+                row["n_pairs"] = pd.get("n", 0)
+                row["verdict"] = verdict(pd)
+                if ceil and m != ceil and not is_aa(m) and not is_ceiling(m):
+                    row.update(_headroom(idx, cell, m, ceil, baseline=baseline, metric=metric))
             row.update({f"noise_{k}": v for k, v in floors[cell].items()})
             rows.append(row)
     return rows
+
+
+def _headroom(idx, cell: str, method: str, ceiling: str, *, baseline: str, metric: str) -> dict:
+    """The headroom fields of a row: ``method``'s share of ``ceiling``'s gain over ``baseline``, seed by seed."""
+    sa, a, sc_a = _pairs(idx, (cell, method), (cell, baseline), metric)
+    sb, b, sc_b = _pairs(idx, (cell, ceiling), (cell, baseline), metric)
+    both = sorted(set(sa) & set(sb))
+    a, b = [a[sa.index(s)] for s in both], [b[sb.index(s)] for s in both]
+    h = (headroom_recovered(a, b, scale=max(sc_a, sc_b), baseline=baseline, ceiling=ceiling) if both else
+         {"n": 0, "headroom": None, "ci_low": None, "ci_high": None,
+          "note": f"no seed where {method}, {ceiling} and {baseline} all finished: headroom undefined"})
+    return {"ceiling": ceiling, "headroom": h["headroom"], "headroom_ci_low": h["ci_low"],
+            "headroom_ci_high": h["ci_high"], "headroom_n": h["n"], "headroom_note": h["note"]}
 
 
 def noise_floor(runs: List[dict], cell: str, *, baseline: str = "ce", metric: str = "student_test_acc",
                 target: float = 0.01) -> dict:
     """The noise floor of one cell: ``baseline_std`` (the baseline's seed-to-seed standard deviation),
     and when the A/A control ran, its paired difference with the baseline: ``aa_mean``, ``aa_std``,
-    ``aa_ci_low``/``aa_ci_high``, ``aa_mde`` (what a null method can 'show' and what the seeds can detect)
-    and ``aa_seeds_for_target``."""
+    ``aa_ci_low``/``aa_ci_high``, ``aa_mde`` (what a null method can 'show' and what the seeds can detect),
+    ``aa_seeds_for_target`` and ``aa_cannot_tell``."""
     idx = _index(runs)
     base = [r for (c, m, _), r in idx.items() if c == cell and m == baseline and r.get(metric) is not None]
     out = {"baseline_std": _stats([r[metric] for r in base])[1], "n_baseline": len(base)}
-    aa = [r for (c, m, _), r in idx.items() if c == cell and m == aa_name(baseline) and r.get(metric) is not None]
-    diffs = [r[metric] - idx[(cell, baseline, r["seed"])][metric] for r in aa
-             if idx.get((cell, baseline, r["seed"]), {}).get(metric) is not None]
-    if diffs:
-        pd = paired_difference(diffs, target=target)
+    pd = _compare(idx, (cell, aa_name(baseline)), (cell, baseline), metric, target)
+    if pd:
         out.update(aa_n=pd["n"], aa_mean=pd["mean"], aa_std=pd["std"], aa_ci_low=pd["ci_low"],
-                   aa_ci_high=pd["ci_high"], aa_mde=pd["mde"], aa_seeds_for_target=pd["seeds_for_target"])
+                   aa_ci_high=pd["ci_high"], aa_mde=pd["mde"], aa_seeds_for_target=pd["seeds_for_target"],
+                   aa_cannot_tell=pd["cannot_tell"])
     return out
 
 
@@ -168,8 +258,8 @@ def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "st
     idx = _index(runs)
     points = []
     for r in runs:
-        if r["method"] == baseline or is_aa(r["method"]) or r.get(metric) is None:
-            continue
+        if r["method"] == baseline or is_aa(r["method"]) or is_ceiling(r["method"]) or r.get(metric) is None:
+            continue  # the references (A/A, the paired ceiling) are not methods whose gain is predicted
         b = idx.get((r["cell"], baseline, r["seed"]))
         if b is None or b.get(metric) is None:
             continue
@@ -235,20 +325,10 @@ def control_table(runs: List[dict], *, baseline: str = "ce", metric: str = "stud
         m, cells = g["method"], g["cells"]
         row = {"values": g["values"], **{f"grid.{k}": v for k, v in g["values"].items()}, "method": m,
                "delta": {}, "contrast": {}}
-        seeds = {c: {s for (cc, mm, s) in idx if cc == cell and mm == m} for c, cell in cells.items()}
         for c, cell in cells.items():
-            diffs = [idx[(cell, m, s)][metric] - idx[(cell, baseline, s)][metric] for s in sorted(seeds[c])
-                     if (cell, baseline, s) in idx and idx[(cell, m, s)].get(metric) is not None
-                     and idx[(cell, baseline, s)].get(metric) is not None]
-            row["delta"][c] = paired_difference(diffs, target=target) if diffs else None
-        if "none" in cells:
-            for c, cell in cells.items():
-                if c == "none":
-                    continue
-                both = sorted(seeds[c] & seeds["none"])
-                diffs = [idx[(cells["none"], m, s)][metric] - idx[(cell, m, s)][metric] for s in both
-                         if idx[(cells["none"], m, s)].get(metric) is not None and idx[(cell, m, s)].get(metric) is not None]
-                row["contrast"][c] = paired_difference(diffs, target=target) if diffs else None
+            row["delta"][c] = _compare(idx, (cell, m), (cell, baseline), metric, target)
+            if "none" in cells and c != "none":
+                row["contrast"][c] = _compare(idx, (cells["none"], m), (cell, m), metric, target)
 
         def above(pd):
             return bool(pd and pd.get("significant") and pd["mean"] > 0)

@@ -10,20 +10,56 @@ import csv
 import io
 from typing import Iterable, List
 
-from .summary import CONTROLS, aa_name, control_table, is_aa
+from .summary import CONTROLS, aa_name, control_table, is_aa, is_ceiling
 
-__all__ = ["csv_text", "format_sweep_markdown", "format_bench_markdown", "format_control_markdown", "fmt_delta"]
+__all__ = ["csv_text", "format_sweep_markdown", "format_bench_markdown", "format_control_markdown", "fmt_delta",
+           "bench_csv", "headroom_text", "interrupted_banner"]
 
 
 def csv_text(rows: List[dict], *, drop: Iterable[str] = ()) -> str:
-    """``rows`` as CSV (the first row's keys are the columns, less ``drop``)."""
+    """``rows`` as CSV: every key of any row is a column (in order of first appearance), less ``drop``."""
     f = io.StringIO(newline="")
     if rows:
-        keys = [k for k in rows[0] if k not in set(drop)]
+        keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in set(drop)]
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     return f.getvalue()
+
+
+# The fields of a comparison a bench's results.csv adds to its accuracy rows.
+_COMPARISON_CSV = ("delta_mean", "delta_std", "ci_low", "ci_high", "p_value", "wins", "losses", "mde", "significant",
+                   "verdict", "cannot_tell", "is_ceiling", "ceiling", "headroom", "headroom_ci_low", "headroom_ci_high",
+                   "headroom_note")
+
+
+def bench_csv(res: dict) -> str:
+    """A bench's ``results.csv``: per (cell, method) the accuracy over seeds and, where it was compared with
+    the baseline, the paired difference, its verdict and the headroom recovered."""
+    comp = {(r["cell"], r["method"]): r for r in res.get("comparisons", [])}
+    rows = [{**r, **{k: comp.get((r["cell"], r["method"]), {}).get(k) for k in _COMPARISON_CSV}}
+            for r in res["summary"]]
+    return csv_text(rows, drop=("values",))
+
+
+def headroom_text(r: dict) -> str:
+    """A row's headroom recovered as ``42 % [10 %, 80 %]`` of the paired ceiling's gain, its reason in words
+    when there is no number, "—" where no ceiling ran."""
+    if r is None or "ceiling" not in r:
+        return "—"
+    if r.get("headroom") is None:
+        return r.get("headroom_note") or "—"
+    ci = (f" [{100 * r['headroom_ci_low']:.0f} %, {100 * r['headroom_ci_high']:.0f} %]"
+          if r.get("headroom_ci_low") is not None else "")
+    return f"{100 * r['headroom']:.0f} %{ci}"
+
+
+def interrupted_banner(res: dict) -> List[str]:
+    """The first lines of the tables of an interrupted grid: they are partial."""
+    if not res.get("interrupted"):
+        return []
+    return [f"**Interrupted: {len(res.get('runs', []))} of {res.get('n_planned', '?')} runs finished — these tables "
+            "are partial. Run the same command again to complete them.**", ""]
 
 
 def _pct(v, signed=False):
@@ -32,13 +68,16 @@ def _pct(v, signed=False):
 
 def fmt_delta(r: dict, *, mde: bool = True, bold: bool = True) -> str:
     """A summary row's Δ as ``+1.23 [-0.40, +2.86] 4/1 · MDE 2.1`` (points; **bold** when the interval
-    excludes zero)."""
+    excludes zero; ``· cannot tell`` and no interval when the seeds are too few or the spread is at float
+    resolution)."""
     if r is None or r.get("delta_mean") is None:
         return "—"
     ci = f" [{_pct(r['ci_low'], True)}, {_pct(r['ci_high'], True)}]" if r.get("ci_low") is not None else ""
     txt = f"{_pct(r['delta_mean'], True)}{ci} {r['wins']}/{r['losses']}"
     if mde and r.get("mde") is not None:
         txt += f" · MDE {100 * r['mde']:.1f}"
+    if r.get("cannot_tell"):
+        txt += " · cannot tell"
     return f"**{txt}**" if bold and r.get("significant") else txt
 
 
@@ -61,7 +100,8 @@ def _aa(r: dict) -> str:
 _HOW = ("Δ = method − `{base}` in points of accuracy (%), paired by seed: mean [t-based 95 % interval] "
         "wins/losses · MDE, the minimum detectable effect of that comparison at these seeds (two-sided 95 %, "
         "80 % power, from the spread of its paired differences). **Bold**: the interval excludes zero (only "
-        "then does a method help or hurt). Noise floor: `{base}`'s seed-to-seed spread (±) and the A/A row, "
+        "then does a method help or hurt); *cannot tell*: fewer than 3 seeds, or differences that do not spread "
+        "beyond float resolution — no interval, no verdict. Noise floor: `{base}`'s seed-to-seed spread (±) and the A/A row, "
         "`{base}` against `{base}` trained with other random draws (initialisation and batch order) on the same "
         "data: what a method that changes nothing shows.")
 
@@ -79,7 +119,8 @@ def _seeds_table(rows: List[dict], keys: List[str], base: str) -> List[str]:
     for r in comp:
         vals = [str(r.get("values", {}).get(k, "")) for k in keys]
         out.append("| " + " | ".join(vals + [f"`{r['method']}`", f"{100 * r['delta_std']:.2f}",
-                                               f"{100 * r['mde']:.2f}", str(r["seeds_for_target"])]) + " |")
+                                               "—" if r.get("mde") is None else f"{100 * r['mde']:.2f}",
+                                               str(r["seeds_for_target"])]) + " |")
     return out
 
 
@@ -89,11 +130,15 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     for one point; then the best early predictors."""
     base, cells = res["baseline"], res["cells"]
     methods = [m for m in res["methods"] if m != base and not is_aa(m)]
+    ceilings = list(dict.fromkeys(r["method"] for r in cells if is_ceiling(r["method"]) and r["method"] not in methods))
     has_aa = any(r["method"] == aa_name(base) for r in cells)
     keys = list(res.get("grid_kinds") or res["grid"])
-    lines = [f"Task `{res['task']}`{' (fast subset)' if res.get('fast') else ''}, seeds {res['seeds']}, metric "
-             f"`{res['metric']}`. " + _HOW.format(base=base), ""]
-    head = keys + [f"`{base}` acc"] + (["A/A Δ (noise floor)"] if has_aa else []) + [f"Δ `{m}`" for m in methods]
+    lines = interrupted_banner(res) + [
+        f"Task `{res['task']}`{' (fast subset)' if res.get('fast') else ''}, seeds {res['seeds']}, metric "
+        f"`{res['metric']}`. " + _HOW.format(base=base), ""]
+    head = keys + [f"`{base}` acc"] + (["A/A Δ (noise floor)"] if has_aa else []) + \
+        [f"Δ `{m}` (paired ceiling)" for m in ceilings] + [f"Δ `{m}`" for m in methods]
+    methods = ceilings + methods
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     by = {(r["cell"], r["method"]): r for r in cells}
     for cid in res.get("cells_order") or list(dict.fromkeys(r["cell"] for r in cells)):
@@ -104,6 +149,7 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
             row.append(_aa(b))
         row += [fmt_delta(by.get((cid, m))) for m in methods]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _headroom_table(cells, keys, base)
     lines += _seeds_table([r for r in cells if not is_aa(r["method"])], keys, base)
     preds = [p for p in res.get("predictors", []) if p["rho"] is not None]
     if preds:
@@ -121,6 +167,27 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s on "
                  f"{res.get('executor')}.")
     return "\n".join(lines) + "\n"
+
+
+_HEADROOM = ("Headroom recovered = (method − `{base}`) / (ceiling − `{base}`), paired by seed, with Fieller's 95 % "
+             "interval (which accounts for the spread of both differences and their covariance): the share of what "
+             "the paired ceiling — the teacher's knowledge delivered through pairs on the unlabelled student "
+             "samples — gains over `{base}` that the method gets without pairs. Undefined, and said so, when the "
+             "ceiling is not shown to be above `{base}`.")
+
+
+def _headroom_table(rows: List[dict], keys: List[str], base: str) -> List[str]:
+    """The headroom recovered of every method in the cells where the paired ceiling ran."""
+    rows = [r for r in rows if "ceiling" in r]
+    if not rows:
+        return []
+    out = ["", _HEADROOM.format(base=base), "", "| " + " | ".join(keys + ["method", "ceiling",
+                                                                       "headroom recovered [95 % CI]"]) + " |",
+           "|" + "---|" * (len(keys) + 3)]
+    for r in rows:
+        vals = [str(r.get("values", {}).get(k, "")) for k in keys]
+        out.append("| " + " | ".join(vals + [f"`{r['method']}`", f"`{r['ceiling']}`", headroom_text(r)]) + " |")
+    return out
 
 
 def _notes(res: dict) -> List[str]:
@@ -144,7 +211,8 @@ def format_bench_markdown(res: dict) -> str:
     seeds = res["seeds"]
     one = len(seeds) == 1
     spread = "" if one else ", mean ± std over seeds"
-    lines = [f"Task `{res['task']}`, seeds {seeds}{' (fast subset)' if res.get('fast') else ''}. Test accuracy (%) "
+    lines = interrupted_banner(res) + [
+             f"Task `{res['task']}`, seeds {seeds}{' (fast subset)' if res.get('fast') else ''}. Test accuracy (%) "
              f"at the best-validation epoch and at the last epoch{spread}."
              + (" One seed: no spread, no interval — differences between methods cannot be read from it "
                 "(run `--seeds 5`)." if one else ""), ""]
@@ -166,16 +234,20 @@ def format_bench_markdown(res: dict) -> str:
             and r.get("delta_mean") is not None and not (is_aa(r["method"]) and r.get("aliased"))]
     if comp and not one:
         base = res.get("baseline", "ce")
+        room = any("ceiling" in r for r in comp)
         lines += ["", "Paired differences against `" + base + "` (same seed, same student data, same teacher). "
-                  + _HOW.format(base=base), ""]
-        head = keys + ["method", "Δ vs " + base + " [95 % CI] w/l · MDE", "verdict"]
+                  + _HOW.format(base=base) + (" " + _HEADROOM.format(base=base) if room else ""), ""]
+        head = keys + ["method", "Δ vs " + base + " [95 % CI] w/l · MDE", "verdict"] + (["headroom recovered"] if room
+                                                                                       else [])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in comp:
             vals = [str(r.get("values", {}).get(k, "")) for k in keys]
-            aa = is_aa(r["method"])
-            lines.append("| " + " | ".join(vals + [f"*{r['method']}* (noise floor)" if aa else f"`{r['method']}`",
-                                                   fmt_delta(r, bold=not aa),
-                                                   "what a null method shows" if aa else r["verdict"]]) + " |")
+            aa, ceil = is_aa(r["method"]), is_ceiling(r["method"])
+            name = (f"*{r['method']}* (noise floor)" if aa else f"*{r['method']}* (paired ceiling)" if ceil
+                    else f"`{r['method']}`")
+            lines.append("| " + " | ".join(vals + [name, fmt_delta(r, bold=not aa),
+                                                   "what a null method shows" if aa else r["verdict"]]
+                                           + ([("reference" if ceil else headroom_text(r))] if room else [])) + " |")
         floors = {r["cell"]: r for r in res.get("comparisons", []) if r["method"] == base and not r.get("aliased")}
         for cell, r in floors.items():
             if r.get("noise_baseline_std") is not None:
