@@ -214,6 +214,11 @@ def check_out_dir(raw, *, what: str = "--out") -> Path:
     if raw is None or not str(raw).strip():
         raise ValueError(f"{what} must name a folder; got {what} {raw!r}: pass e.g. {what} runs/my-run")
     p = Path(raw).expanduser()
+    try:
+        p.exists()
+    except OSError as e:  # a name longer than the file system allows (ENAMETOOLONG)
+        raise ValueError(f"{what} {str(p)!r} cannot be created ({e.strerror or type(e).__name__}); choose a folder "
+                         "you can write to") from None
     if p.exists() and not p.is_dir():
         raise ValueError(f"{what} must be a directory; {str(p)!r} is {'a file' if p.is_file() else 'not a folder'}")
     created = []
