@@ -237,9 +237,18 @@ def test_ot_cost_on_large_features_is_the_scaled_cost():
     assert math.isfinite(float(big)) and float(big) / 1e30 == pytest.approx(float(ref), rel=1e-4)
 
 
-def test_cost_matrix_far_from_the_origin_keeps_its_precision():
-    a, b = X.double(), Y.double()
-    torch.testing.assert_close(cost_matrix(a + 1e8, b + 1e8), cost_matrix(a, b), rtol=1e-6, atol=1e-6)
+@pytest.mark.parametrize("cost", ["l2", "sqeuclidean", "l1", "cosine", "chordal"])
+def test_cost_matrix_rescales_by_powers_of_two_so_bit_for_bit(cost, monkeypatch):
+    """The features are divided by a power of two and the costs multiplied back: exact, so the scaled
+    computation (always taken on a GPU, where reading the scale would synchronise) gives the very bits
+    of the plain one, and features times 2^40 give exactly 2^40 (or 2^80) times the costs."""
+    from cmkd_lab.align import costs
+    power = {"l2": 1, "l1": 1, "sqeuclidean": 2}.get(cost, 0)
+    plain = cost_matrix(X, Y, cost)  # the CPU computes moderate features as they are
+    assert torch.equal(cost_matrix(X * 2.0 ** 40, Y * 2.0 ** 40, cost), plain * 2.0 ** (40 * power))
+    monkeypatch.setattr(costs, "_host_scale", costs.pow2_scale)  # the device path: scaled, no host read
+    monkeypatch.setattr(costs, "_as_is", lambda p, dtype: False)
+    assert torch.equal(cost_matrix(X, Y, cost), plain)
 
 
 def test_cost_matrix_gradient_is_unchanged_by_the_rescaling():
