@@ -21,6 +21,7 @@ __all__ = [
     "check_bool",
     "check_fraction",
     "check_finite_array",
+    "check_float32_range",
     "check_labels",
     "check_indices",
     "check_class_names",
@@ -154,6 +155,28 @@ def check_finite_array(name: str, x, *, min_ndim: int = 1, min_len: int = 1) -> 
             bad = int((~np.isfinite(np.asarray(x))).sum())
         raise ValueError(f"{name} contains NaN or inf values ({bad} of {int(np.prod(shape))} entries); "
                          "clean or impute them before passing them in")
+
+
+def check_float32_range(name: str, x) -> None:
+    """Finite values must stay finite once cast to float32 (1e300 would become inf), and an array whose
+    largest value is below float32's smallest normal number would become zeros: every quantity cmkd_lab
+    computes from features (distances, kernels, squared norms) is then representable."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        big = float(x.detach().abs().max()) if x.dtype.is_floating_point and x.numel() else 0.0
+        wide = x.dtype.is_floating_point and torch.finfo(x.dtype).bits > 32
+    else:
+        x = np.asarray(x)
+        big = float(np.abs(x).max()) if x.dtype.kind == "f" and x.size else 0.0
+        wide = x.dtype.kind == "f" and x.dtype.itemsize > 4
+    info = np.finfo(np.float32)
+    if wide and big > float(info.max):
+        raise ValueError(f"{name} holds values up to {big:.3g}, beyond float32 (max {float(info.max):.2g}), the "
+                         "precision cmkd_lab trains in; rescale (standardise) the inputs")
+    if 0 < big < float(info.tiny):
+        raise ValueError(f"{name} holds values no larger than {big:.3g}, below float32's smallest normal number "
+                         f"({float(info.tiny):.2g}): in float32, the precision cmkd_lab trains in, they are zeros; "
+                         "rescale (standardise) the inputs")
 
 
 def check_labels(name: str, y, num_classes: Optional[int]) -> np.ndarray:

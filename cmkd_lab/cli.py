@@ -285,13 +285,23 @@ def cmd_report(args):
 
 
 def cmd_gap(args):
-    from .gap_report import gap_command
+    from .gap_report import export_gap_pngs, gap_command
     if args.out is None:
         raise ValueError("--out DIR is required: where gap.json and gap.html go")
-    gap_command(args.sets, out=args.out, run=args.run, pairs=args.pairs, names=args.names,
-                max_points=args.max_points, seed=args.seed, permutations=args.permutations, normalize=args.normalize,
-                projection=args.projection, device=args.device, png=args.png,
-                log=(lambda m: None) if args.quiet else print)
+    out = out_dir(args.out)  # an unwritable, missing or too long --out is named before any work
+    log = (lambda m: None) if args.quiet else print
+    res = gap_command(args.sets, out=out, run=args.run, pairs=args.pairs, names=args.names,
+                      max_points=args.max_points, seed=args.seed, permutations=args.permutations,
+                      normalize=args.normalize, projection=args.projection, device=args.device, png=False, log=log)
+    if args.run is not None:  # e.g. an interrupted run: which epochs are compared, and why
+        for note in res.get("notes") or []:
+            print(f"note: {note}", file=sys.stderr)
+    if args.png:  # a PNG that could not be written is said even with --quiet
+        pngs, why = export_gap_pngs(res, out / "figures", projection=_csv(args.projection) or ["none"])
+        if why:
+            print(f"python -m cmkd_lab gap: warning: --png: {why}", file=sys.stderr)
+        else:
+            log(f"{len(pngs)} PNG figures → {out / 'figures'}")
     return 0
 
 

@@ -58,6 +58,8 @@ def load_embeddings(path, *, name: str = "the file") -> Tuple[np.ndarray, Option
     features : ndarray (N, D);  labels : ndarray (N,) or None;  class_names : list or None
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{name} must be a .npz or .npy file; {str(p)!r} is a directory")
     if not p.is_file():
         raise FileNotFoundError(f"{name} file {str(p)!r} does not exist")
     suffix = p.suffix.lower()
@@ -70,17 +72,32 @@ def load_embeddings(path, *, name: str = "the file") -> Tuple[np.ndarray, Option
                          f"{str(e).splitlines()[0] if str(e) else ''}); save it with numpy.savez / numpy.save") \
             from None
     if suffix == ".npy":
-        return np.asarray(data), None, None
-    with data:
-        keys = list(data.keys())
-        if "features" not in keys:
-            raise ValueError(f"{name} file {str(p)!r} must hold an array named 'features' (and optionally "
-                             f"'labels', 'class_names'); it holds {keys}: save it with numpy.savez(path, "
-                             "features=z, labels=y)")
-        z = np.asarray(data["features"])
-        y = np.asarray(data["labels"]) if "labels" in keys else None
-        cn = [str(c) for c in np.asarray(data["class_names"]).ravel()] if "class_names" in keys else None
+        z, y, cn = np.asarray(data), None, None
+    else:
+        with data:
+            keys = list(data.keys())
+            if "features" not in keys:
+                raise ValueError(f"{name} file {str(p)!r} must hold an array named 'features' (and optionally "
+                                 f"'labels', 'class_names'); it holds {keys}: save it with numpy.savez(path, "
+                                 "features=z, labels=y)")
+            z, y, cn = (_member(data, k, name, p) for k in ("features", "labels", "class_names"))
+        cn = None if cn is None else [str(c) for c in cn.ravel()]
+    if z.dtype.kind in "fc":  # the one range rule of every door (CrossModalTask.from_arrays, explore_gap)
+        from ._validation import check_float32_range
+        check_float32_range(f"{name} file {str(p)!r}: features", z)
     return z, y, cn
+
+
+def _member(data, key: str, name: str, p: Path):
+    """One array of an open .npz (None when absent); an unreadable one (a pickled object array) names the file."""
+    if key not in data.files:
+        return None
+    try:
+        return np.asarray(data[key])
+    except Exception as e:
+        raise ValueError(f"{name} file {str(p)!r}: its array {key!r} cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); save plain numeric arrays with "
+                         "numpy.savez") from None
 
 
 def gap_json(result: dict) -> str:
@@ -257,7 +274,7 @@ def load_pairs(spec: str):
     p = Path(spec)
     if not p.is_file():
         raise ValueError(f"--pairs must be 'rows' or a .npy / .csv file of (row in A, row in B) pairs; "
-                         f"{spec!r} is neither")
+                         f"{spec!r} {'is a directory' if p.is_dir() else 'does not exist'}")
     try:
         arr = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else \
             np.loadtxt(p, delimiter=",", ndmin=2)

@@ -204,10 +204,61 @@ def test_scaling_solver_under_overflow_names_the_cause_and_falls_back_to_the_log
 
 
 def test_ot_cost_on_overflowing_costs_says_so_instead_of_raise_max_iter():
+    # Features ~1e30 no longer overflow the l2 cost (cost_matrix rescales: see
+    # test_cost_matrix_is_scale_equivariant_and_finite); a squared cost ~1e60 is itself beyond float32.
     with pytest.warns(SinkhornConvergenceWarning, match=r"the cost matrix holds inf or NaN \(the features reach "
                                                         r"[0-9.e+]+, too large for torch.float32 costs\); rescale"):
-        v = ot_cost(X * 1e30, Y * 1e30)
+        v = ot_cost(X * 1e30, Y * 1e30, cost="sqeuclidean")
     assert math.isnan(float(v))  # NaN is kept (never a fake number), but the warning names the cause
+
+
+@pytest.mark.parametrize("cost", ["l2", "sqeuclidean", "l1", "cosine", "chordal"])
+@pytest.mark.parametrize("scale", [1e-19, 1e-6, 1e6, 1e19])
+def test_cost_matrix_is_scale_equivariant_and_finite(cost, scale):
+    """Features times a give a × (l2, l1), a² × (sqeuclidean) or the same (cosine, chordal) costs, in float32,
+    without a warning or an inf, up to 1e19 (whose squares are beyond float32) and down to 1e-19."""
+    power = {"l2": 1, "l1": 1, "sqeuclidean": 2}.get(cost, 0)
+    if power == 2 and scale == 1e19:
+        scale = 1e18  # (1e19)² × D is beyond float32 itself: no frame can return it
+    ref = cost_matrix(X.double(), Y.double(), cost)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cost_matrix(X * scale, Y * scale, cost)
+    assert got.dtype == torch.float32 and bool(torch.isfinite(got).all())
+    torch.testing.assert_close(got.double() / scale ** power, ref, rtol=2e-5, atol=2e-6)
+
+
+def test_ot_cost_on_large_features_is_the_scaled_cost():
+    """ot_cost with a scale-free eps (eps_units='median'): features ×1e30 give 1e30 × the cost, finite."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big = ot_cost(X * 1e30, Y * 1e30, eps=0.1, eps_units="median", max_iter=300)
+    ref = ot_cost(X, Y, eps=0.1, eps_units="median", max_iter=300)
+    assert math.isfinite(float(big)) and float(big) / 1e30 == pytest.approx(float(ref), rel=1e-4)
+
+
+@pytest.mark.parametrize("cost", ["l2", "sqeuclidean", "l1", "cosine", "chordal"])
+def test_cost_matrix_rescales_by_powers_of_two_so_bit_for_bit(cost, monkeypatch):
+    """The features are divided by a power of two and the costs multiplied back: exact, so the scaled
+    computation (always taken on a GPU, where reading the scale would synchronise) gives the very bits
+    of the plain one, and features times 2^40 give exactly 2^40 (or 2^80) times the costs."""
+    from cmkd_lab.align import costs
+    power = {"l2": 1, "l1": 1, "sqeuclidean": 2}.get(cost, 0)
+    plain = cost_matrix(X, Y, cost)  # the CPU computes moderate features as they are
+    assert torch.equal(cost_matrix(X * 2.0 ** 40, Y * 2.0 ** 40, cost), plain * 2.0 ** (40 * power))
+    monkeypatch.setattr(costs, "_host_scale", costs.pow2_scale)  # the device path: scaled, no host read
+    monkeypatch.setattr(costs, "_as_is", lambda p, dtype: False)
+    assert torch.equal(cost_matrix(X, Y, cost), plain)
+
+
+def test_cost_matrix_gradient_is_unchanged_by_the_rescaling():
+    for cost in ("l2", "sqeuclidean", "l1", "cosine"):
+        a = (X * 1e6).double().requires_grad_()
+        cost_matrix(a, (Y * 1e6).double(), cost).sum().backward()
+        b = X.double().requires_grad_()
+        cost_matrix(b, Y.double(), cost).sum().backward()
+        power = {"l2": 1, "l1": 1, "sqeuclidean": 2}.get(cost, 0)
+        torch.testing.assert_close(a.grad * 1e6 / 1e6 ** power, b.grad, rtol=1e-6, atol=1e-10)
 
 
 @pytest.mark.parametrize("scale", [1e-19, 1e-6, 1e6, 1e19])

@@ -231,7 +231,7 @@ def _split(n=10, d=3, k=2):
 
 CTOR_BAD = [
     ("split missing", dict(teacher={"train": _split(), "val": _split()}), ValueError,
-     r"teacher splits must include \('train', 'val', 'test'\); missing \['test'\]"),
+     r"teacher must have keys \('train', 'val', 'test'\); missing \['test'\]"),
     ("per-sample shapes differ", dict(student={"train": _split(), "val": _split(d=4), "test": _split()}), ValueError,
      r"student splits must share one per-sample shape; got \[\(3,\), \(4,\)\]"),
     ("x/y rows differ", dict(teacher={"train": Split(np.zeros((10, 3), np.float32), np.zeros(9, int)), "val": _split(),

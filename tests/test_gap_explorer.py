@@ -348,7 +348,7 @@ def test_png_export_says_why_without_kaleido(npz_files, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "kaleido", None)  # makes `import kaleido` fail
     assert main(["gap", str(npz_files / "img.npz"), str(npz_files / "txt.npz"), "--out", str(npz_files / "p"),
                  "--projection", "none", "--permutations", "20", "--png"]) == 0
-    assert "PNG export skipped: kaleido is not installed" in capsys.readouterr().out
+    assert "PNG export skipped: kaleido is not installed" in capsys.readouterr().err  # a warning, even with --quiet
 
 
 def test_notebook_helpers():

@@ -7,25 +7,9 @@ from typing import Optional, Sequence, Union
 import torch
 
 from .._validation import check_choice, check_int
+from .costs import feature_frame, sqdist, to_frame
 
 __all__ = ["mmd", "median_bandwidth", "rbf_kernel_sum"]
-
-
-def _sqdist(x, y):
-    return ((x * x).sum(1, keepdim=True) + (y * y).sum(1)[None, :] - 2.0 * x @ y.T).clamp_min(0.0)
-
-
-@torch.no_grad()
-def _frame(z: torch.Tensor):
-    """Centre ``c`` (D,) and scale ``s`` (a float > 0) with ``(z - c) / s`` in [-1, 1]: distances computed
-    there neither overflow (features ~1e19 squared exceed float32) nor lose their digits to cancellation
-    far from the origin, and times ``s`` they are the distances of ``z``. All points equal: s = 1."""
-    m = float(z.abs().max()) if z.numel() else 0.0
-    if m == 0.0:
-        return torch.zeros_like(z[0]), 1.0
-    c = (z / m).mean(0) * m  # (D,), no overflow in the sum
-    s = float((z - c).abs().max())
-    return c, (s if s > 0 else 1.0)
 
 
 @torch.no_grad()
@@ -42,12 +26,12 @@ def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None, *, max_p
     if z.shape[0] > max_points:
         g = torch.Generator().manual_seed(seed)
         z = z[torch.randperm(z.shape[0], generator=g)[:max_points].to(z.device)]
-    c, s = _frame(z)
-    z = (z - c) / s
-    d2 = _sqdist(z, z)
+    fr = feature_frame(z)
+    z = to_frame(z, fr)
+    d2 = sqdist(z, z)
     iu = torch.triu_indices(z.shape[0], z.shape[0], 1, device=z.device)
     med = float(d2[iu[0], iu[1]].median().sqrt()) if iu.shape[1] else 0.0
-    return (med if med > 1e-12 else 1.0) * s
+    return (med if med > 1e-12 else 1.0) * float(fr[2]) * float(fr[0])
 
 
 def rbf_kernel_sum(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float], *, exclude_diag: bool = False,
@@ -59,7 +43,7 @@ def rbf_kernel_sum(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float]
     inv = torch.tensor([1.0 / (2.0 * s * s) for s in bandwidths], dtype=x.dtype, device=x.device)  # (S,)
     total = x.new_zeros(())
     for i in range(0, x.shape[0], block):
-        d2 = _sqdist(x[i:i + block], y)  # (b, M)
+        d2 = sqdist(x[i:i + block], y)  # (b, M)
         k = torch.exp(-d2[None] * inv[:, None, None]).sum(0)  # (b, M)
         if exclude_diag:
             r = torch.arange(k.shape[0], device=x.device)
@@ -127,8 +111,9 @@ def mmd(
     # The kernel is computed on centred, rescaled features (a fixed frame, no gradient through it) with the
     # bandwidths rescaled alike: the same MMD, but no overflow for large features (1e19 squared is inf in
     # float32, inf - inf = NaN) and no cancellation far from the origin.
-    c, scale = _frame(torch.cat([x.detach(), y.detach()], 0))
-    x, y = (x - c) / scale, (y - c) / scale
+    fr = feature_frame(x, y)
+    x, y = to_frame(x, fr), to_frame(y, fr)
+    scale = float(fr[2]) * float(fr[0])  # distances of the framed features times scale are those of x, y
     # 1 / (2 sigma^2) must be a finite number in x's dtype, else exp(-0 * inf) = NaN.
     smallest = math.sqrt(0.5 / torch.finfo(x.dtype).max)
     if any(not (b > 0) for b in bws):

@@ -108,6 +108,30 @@ def _thin(y: np.ndarray, fraction: float, rng) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
+def _student_clips(z, clip_level: bool):
+    """Student: log-mel clips (N, 1, n_mels, n_frames), split by voice, standardised per band with the
+    training voices' statistics (then each clip's own level removed, with ``clip_level``)."""
+    sx = z["x"].astype(np.float32)                                     # (N, 1, n_mels, n_frames)
+    clip_split = z["voice_split"][z["voice"]]                          # (N,)
+    s_idx = {s: np.flatnonzero(clip_split == i) for i, s in enumerate(SPLITS)}
+    band_mu = sx[s_idx["train"]].mean(axis=(0, 1, 3), keepdims=True)   # (1, 1, n_mels, 1)
+    band_sd = sx[s_idx["train"]].std(axis=(0, 1, 3), keepdims=True)
+    sx = (sx - band_mu) / band_sd
+    if clip_level:
+        sx = sx - sx.mean(axis=(1, 2, 3), keepdims=True)                  # each clip's own level removed
+    return sx, s_idx
+
+
+def _constructed_pairs(teacher, student, rng) -> dict:
+    """For each student clip, a fixed (seeded) image of the same digit from the same-named teacher split."""
+    paired = {}
+    for s in SPLITS:
+        by_class = {k: np.flatnonzero(teacher[s].y == k) for k in range(len(CLASS_NAMES))}
+        pick = np.array([rng.choice(by_class[k]) for k in student[s].y])
+        paired[s] = teacher[s].x[pick]                                  # (N_s, 1, 8, 8)
+    return paired
+
+
 @register_task("digits-speech")
 def load_digits_speech(*, seed: int = 0, fast: bool = False, path=None, pool: str = "max", clip_level: bool = True,
                        **kw) -> CrossModalTask:
@@ -154,15 +178,7 @@ def load_digits_speech(*, seed: int = 0, fast: bool = False, path=None, pool: st
     mu, sd = tx[t_idx["train"]].mean(), tx[t_idx["train"]].std()
     tx = (tx - mu) / sd
 
-    # Student: log-mel clips, split by voice, per-band standardisation.
-    sx = z["x"].astype(np.float32)                                     # (N, 1, n_mels, n_frames)
-    clip_split = z["voice_split"][z["voice"]]                          # (N,)
-    s_idx = {s: np.flatnonzero(clip_split == i) for i, s in enumerate(SPLITS)}
-    band_mu = sx[s_idx["train"]].mean(axis=(0, 1, 3), keepdims=True)   # (1, 1, n_mels, 1)
-    band_sd = sx[s_idx["train"]].std(axis=(0, 1, 3), keepdims=True)
-    sx = (sx - band_mu) / band_sd
-    if clip_level:
-        sx = sx - sx.mean(axis=(1, 2, 3), keepdims=True)                  # each clip's own level removed
+    sx, s_idx = _student_clips(z, clip_level)
 
     if fast:
         t_idx = {s: t_idx[s][_thin(ty[t_idx[s]], FAST_FRACTION, rng)] for s in SPLITS}
@@ -171,12 +187,7 @@ def load_digits_speech(*, seed: int = 0, fast: bool = False, path=None, pool: st
     teacher = {s: Split(tx[t_idx[s]], ty[t_idx[s]]) for s in SPLITS}
     student = {s: Split(sx[s_idx[s]], z["y"][s_idx[s]].astype(np.int64)) for s in SPLITS}
 
-    # Constructed pairs: a fixed image of the same digit from the same-named teacher split.
-    paired = {}
-    for s in SPLITS:
-        by_class = {k: np.flatnonzero(teacher[s].y == k) for k in range(len(CLASS_NAMES))}
-        pick = np.array([rng.choice(by_class[k]) for k in student[s].y])
-        paired[s] = teacher[s].x[pick]                                  # (N_s, 1, 8, 8)
+    paired = _constructed_pairs(teacher, student, rng)
 
     names = [str(n) for n in z["voice_names"]]
     meta_keys = ("voice", "pitch", "rate", "snr_db", "offset")

@@ -16,8 +16,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._validation import (check_class_names, check_finite_array, check_indices, check_int, check_labels,
-                           check_positive, check_rectangular)
+from .._validation import (check_class_names, check_finite_array, check_float32_range, check_indices, check_int,
+                           check_labels, check_positive, check_rectangular)
 from .lazy import is_lazy, take
 from .._seeds import STUDENT_SUBSET, numpy_rng
 
@@ -112,12 +112,7 @@ class CrossModalTask:
         """One modality's splits: train/val/test, each a Split (an (x, y) pair is accepted), x finite with
         one sample per label (a lazy x: its shape only), y in 0..K-1, one per-sample shape."""
         K = len(self.class_names)
-        if not isinstance(side, Mapping):
-            raise TypeError(f"{side_name} must be a dict split -> Split(x, y) with keys {SPLITS}; got "
-                            f"{type(side).__name__}")
-        missing = [s for s in SPLITS if s not in side]
-        if missing:
-            raise ValueError(f"{side_name} splits must include {SPLITS}; missing {missing}")
+        _check_split_keys(side_name, side, f"split -> Split(x, y) with keys {SPLITS}")
         for s in SPLITS:
             sp = side[s]
             if not isinstance(sp, Split):
@@ -150,13 +145,8 @@ class CrossModalTask:
         """``paired_teacher_x``: a dict split -> array with one teacher-shaped row per student sample."""
         if self.paired_teacher_x is None:
             return
-        if not isinstance(self.paired_teacher_x, Mapping):
-            raise TypeError(f"paired_teacher_x must be a dict split -> array (N_split, ...) or None; got "
-                            f"{type(self.paired_teacher_x).__name__} (CrossModalTask.from_arrays takes one array "
-                            "and splits it)")
-        unknown = sorted(map(str, set(self.paired_teacher_x) - set(SPLITS)))
-        if unknown:
-            raise ValueError(f"paired_teacher_x has unknown keys {unknown}; the keys are {SPLITS}")
+        _check_split_keys("paired_teacher_x", self.paired_teacher_x, "split -> array (N_split, ...) or None",
+                          required=False, hint=" (CrossModalTask.from_arrays takes one array and splits it)")
         for s in SPLITS:
             if s not in self.paired_teacher_x:
                 continue
@@ -382,7 +372,7 @@ def _input_arrays(teacher_x, teacher_y, student_x, student_y):
     sx, sy = _array("student_x", student_x), _array("student_y", student_y)
     for n, x in (("teacher_x", tx), ("student_x", sx)):
         check_finite_array(n, x, min_ndim=2, min_len=3)
-        _fits_float32(n, x)
+        check_float32_range(n, x)
     if ty.ndim != 1 or sy.ndim != 1:
         raise ValueError(f"teacher_y and student_y must be 1-D; got shapes {ty.shape} and {sy.shape}")
     if tx.shape[0] != ty.shape[0]:
@@ -411,19 +401,23 @@ def _label_set(ty, sy, class_names):
     return class_names, check_labels("teacher_y", ty, K), check_labels("student_y", sy, K)
 
 
+def _check_split_keys(name: str, d, what: str, *, required: bool = True, hint: str = "") -> None:
+    """``d`` is a dict keyed by the split names: every split (when ``required``) and no other key."""
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{name} must be a dict {what}; got {type(d).__name__}{hint}")
+    missing = [s for s in SPLITS if s not in d]
+    if required and missing:
+        raise ValueError(f"{name} must have keys {SPLITS}; missing {missing}")
+    unknown = sorted(map(str, set(d) - set(SPLITS)))
+    if unknown:
+        raise ValueError(f"{name} has unknown keys {unknown}; the keys are {SPLITS}")
+
+
 def _given_or_stratified(side, y, given, val_fraction, test_fraction, seed) -> Dict[str, np.ndarray]:
     """The user's splits of one side, checked (keys, indices, non-empty, disjoint), or a stratified draw."""
     if given is None:
         return stratified_split(y, val_fraction, test_fraction, seed)
-    if not isinstance(given, Mapping):
-        raise TypeError(f"{side}_splits must be a dict {{'train', 'val', 'test'}} -> indices; "
-                        f"got {type(given).__name__}")
-    missing = [s for s in SPLITS if s not in given]
-    if missing:
-        raise ValueError(f"{side}_splits must have keys {SPLITS}; missing {missing}")
-    unknown = sorted(map(str, set(given) - set(SPLITS)))
-    if unknown:
-        raise ValueError(f"{side}_splits has unknown keys {unknown}; the keys are {SPLITS}")
+    _check_split_keys(f"{side}_splits", given, f"split -> indices with keys {SPLITS}")
     out = {s: check_indices(f"{side}_splits[{s!r}]", given[s], y.shape[0]) for s in SPLITS}
     for s in SPLITS:
         if out[s].size == 0:
@@ -442,23 +436,13 @@ def _paired_views(paired_teacher_x, tx, sx, ss):
         return None
     px = _array("paired_teacher_x", paired_teacher_x)
     check_finite_array("paired_teacher_x", px, min_ndim=2, min_len=0)
-    _fits_float32("paired_teacher_x", px)
+    check_float32_range("paired_teacher_x", px)
     if px.shape[0] != sx.shape[0]:
         raise ValueError(f"paired_teacher_x must have one row per student sample ({sx.shape[0]}); got {px.shape[0]}")
     if px.shape[1:] != tx.shape[1:]:
         raise ValueError(f"paired_teacher_x must have the teacher's per-sample shape {tuple(tx.shape[1:])} "
                          f"(teacher_x is {tuple(tx.shape)}); got {tuple(px.shape[1:])} (shape {px.shape})")
     return {s: px[ss[s]].astype(np.float32) for s in SPLITS}
-
-
-def _fits_float32(name: str, x: np.ndarray) -> None:
-    """Finite inputs must stay finite once cast to float32 (1e300 would become inf)."""
-    lim = float(np.finfo(np.float32).max)
-    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
-        big = float(np.abs(x).max())
-        if big > lim:
-            raise ValueError(f"{name} holds values up to {big:.3g}, beyond float32 (max {lim:.2g}), the precision "
-                             "cmkd_lab trains in; rescale (standardise) the inputs")
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Dict[str, np.ndarray]:

@@ -69,7 +69,7 @@ def gap_vector(norm: float, share: Optional[float], a: str, b: str) -> str:
 
 
 def centred(m2: float, p: Optional[float], w: float, w_raw: float, alpha: float, a: str, b: str) -> str:
-    drop = "" if w_raw <= 1e-12 else f" ({pct(1 - w / w_raw)} less than before)"
+    drop = "" if not w_raw > 0 else f" ({pct(1 - w / w_raw)} less than before)"
     if p is None:
         verdict = ""
     elif p < alpha:

@@ -44,8 +44,6 @@ def _ints(v):
     return v
 
 
-def _take(x, idx):
-    return take(x, idx)
 
 
 def _snapshot(z) -> list:
@@ -139,9 +137,9 @@ class DiagnosticsCallback(Callback):
         sv, tv = task.student["val"], task.teacher["val"]
         self._is = stratified_indices(sv.y, self.n_ref, self.seed)
         it = stratified_indices(tv.y, self.n_ref, self.seed + 1)
-        self._xs, self._ys = _take(sv.x, self._is), sv.y[self._is]  # a lazy split stays lazy (decoded per batch)
+        self._xs, self._ys = take(sv.x, self._is), sv.y[self._is]  # a lazy split stays lazy (decoded per batch)
         self._yt = tv.y[it]
-        self._zt = batched_features(trainer.teacher, _take(tv.x, it), trainer.device)  # (M, D), fixed for the run
+        self._zt = batched_features(trainer.teacher, take(tv.x, it), trainer.device)  # (M, D), fixed for the run
         self._bw = rbf_bandwidths(self._zt, scales=self.scales, seed=self.seed)
         self._cache: dict = {}
         self._eps_abs = self.eps * median_cost(self._zt, cost=self.settings.ot_cost, seed=self.seed)

@@ -16,7 +16,7 @@ from .bound import bound_terms, lipschitz_estimate
 from .gap import modality_gap
 from .labels import label_diagnostics
 from .mmd_test import class_conditional_mmd, linear_mmd, mmd_permutation_test
-from .transport import entropic_ot, exact_ot, plan_class_purity
+from .transport import exact_ot, plan_class_purity, sinkhorn_divergence
 
 __all__ = ["DiagnosticsSettings", "diagnose", "pool_plan"]
 
@@ -161,17 +161,15 @@ def diagnose(z_s, y_s, z_t, y_t, *, teacher_head, student_head, bandwidth: Seque
     sc["mmd_class_mean"], sc["mmd_class_rejected"] = cc["mean_mmd2"], cc["n_rejected"]
     art["class_mmd"] = cc["per_class"]
 
-    ent = entropic_ot(ts, tt, eps=eps, cost=st.ot_cost, max_iter=st.sinkhorn_iter, return_plan=True)
-    sc["ot_cost"], sc["ot_marginal_err"] = ent["cost"], ent["marginal_error"]
     # S_ε = OT_ε(s, t) − ½OT_ε(s, s) − ½OT_ε(t, t); the teacher's self-term is cached (frozen teacher).
     key = ("tt_objective", float(eps), st.ot_cost, st.sinkhorn_iter, tt.shape[0])
-    if cache is None or key not in cache:
-        tt_obj = entropic_ot(tt, tt, eps=eps, cost=st.ot_cost, max_iter=st.sinkhorn_iter)["objective"]
-        if cache is not None:
-            cache[key] = tt_obj
-    tt_obj = cache[key] if cache is not None else tt_obj
-    ss_obj = entropic_ot(ts, ts, eps=eps, cost=st.ot_cost, max_iter=st.sinkhorn_iter)["objective"]
-    sc["sinkhorn_div"] = ent["objective"] - 0.5 * (ss_obj + tt_obj)
+    sd = sinkhorn_divergence(ts, tt, eps=eps, cost=st.ot_cost, max_iter=st.sinkhorn_iter, full=True,
+                             y_self=None if cache is None else cache.get(key))
+    if cache is not None:
+        cache[key] = sd["yy"]
+    ent = sd["xy"]
+    sc["ot_cost"], sc["ot_marginal_err"] = ent["cost"], ent["marginal_error"]
+    sc["sinkhorn_div"] = sd["divergence"]
     pe = plan_class_purity(ent["plan"], ys, yt, num_classes)
     sc["purity_entropic"], sc["purity_chance"] = pe["purity"], pe["chance"]
     art["class_mass_entropic"] = pe["class_mass"]

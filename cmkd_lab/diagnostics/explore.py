@@ -28,16 +28,21 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .._validation import check_bool, check_class_names, check_indices, check_int, check_positive
+from .._validation import (check_bool, check_class_names, check_float32_range, check_indices, check_int,
+                           check_positive)
+from ._gap_text import (cka as cka_text, centred as centred_text, centroid as centroid_text, f as fmt,
+                        gap_vector as gap_vector_text, mmd as mmd_text, pct, per_class as per_class_text,
+                        prior_tv as prior_tv_text, procrustes as procrustes_text, purity as purity_text,
+                        retrieval as retrieval_text, sinkhorn as sinkhorn_text, transfer as transfer_text,
+                        w1 as w1_text)
 from ..store import jsonable
-from . import _gap_text as T
 from ._common import as_features, stratified_indices
 from .core import pool_plan
 from .gap import modality_gap
 from .mmd_test import class_conditional_mmd, mmd_permutation_test, rbf_bandwidths
 from .paired import paired_measures
 from .transfer import linear_transfer
-from .transport import entropic_ot, exact_ot, median_cost, plan_class_purity
+from .transport import exact_ot, median_cost, plan_class_purity, sinkhorn_divergence
 
 __all__ = ["GapResult", "explore_gap"]
 
@@ -69,12 +74,14 @@ def _check_names(names) -> tuple:
 
 def _features(name, z, normalize: bool) -> np.ndarray:
     arr = as_features(name, z, min_len=4).cpu().double().numpy()  # (N, D)
+    check_float32_range(name, arr)  # squared distances (W2², the gap vector's share) then stay finite
     if normalize:
-        nrm = np.linalg.norm(arr, axis=1, keepdims=True)
-        if np.any(nrm <= 1e-12):
-            raise ValueError(f"{name} has {int(np.sum(nrm <= 1e-12))} all-zero rows, which normalize=True cannot "
+        big = np.abs(arr).max(1, keepdims=True)  # (N, 1): each row over its largest entry first (no underflow)
+        if np.any(big == 0):
+            raise ValueError(f"{name} has {int(np.sum(big == 0))} all-zero rows, which normalize=True cannot "
                              "scale to unit length: drop them or pass normalize=False")
-        arr = arr / nrm
+        arr = arr / big
+        arr = arr / np.linalg.norm(arr, axis=1, keepdims=True)
     return arr
 
 
@@ -124,6 +131,9 @@ def _pairs(pairs, n_a: int, n_b: int):
             raise ValueError(f"pairs=True needs as many rows in z_b as in z_a (row i of each is one instance); got "
                              f"{n_a} and {n_b}: pass an array of (row in z_a, row in z_b) pairs instead")
         return np.arange(n_a), "rows"
+    if isinstance(pairs, str):
+        raise TypeError(f"pairs must be True (row i of z_a and row i of z_b are one instance) or an integer array "
+                        f"of shape (P, 2); got pairs={pairs!r}: pass pairs=True for row-aligned sets")
     p = pairs.detach().cpu().numpy() if isinstance(pairs, torch.Tensor) else np.asarray(pairs)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"pairs must be True or an integer array of shape (P, 2) holding (row in z_a, row in z_b); "
@@ -155,7 +165,10 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
     Parameters
     ----------
     z_a : array or Tensor (N, D)
-        The first set (numpy or torch, any float or integer dtype).
+        The first set (numpy or torch, any float or integer dtype), finite
+        and within float32's range (as ``CrossModalTask.from_arrays`` asks).
+        Every number of the result follows the features' scale: times 1, c
+        or c² for features times c.
     z_b : array or Tensor (M, D)
         The second set, in the same D-dimensional space.
     y_a : array (N,), optional
@@ -241,9 +254,10 @@ def explore_gap(z_a, z_b, *, y_a=None, y_b=None, pairs=None, names: Sequence[str
     ia, ib = _sub(A.shape[0], ya, max_points, seed), _sub(B.shape[0], yb, max_points, seed + 1)
     As, Bs = A[ia], B[ib]  # (n, D), (m, D)
     ta, tb = (torch.as_tensor(x, device=dev) for x in (As, Bs))
-    if dev.type != "cpu":
-        ta, tb = ta.float(), tb.float()
     pooled = np.concatenate([As, Bs])  # (n + m, D)
+    # float32 on a GPU, unless distances between these features would be beyond float32 (features ~1e37)
+    if dev.type != "cpu" and 2.0 * math.sqrt(A.shape[1]) * float(np.abs(pooled).max()) < np.finfo(np.float32).max:
+        ta, tb = ta.float(), tb.float()
     scale = median_cost(pooled, cost="l2", max_points=2000, seed=seed)
     c = SimpleNamespace(A=A, B=B, As=As, Bs=Bs, ta=ta, tb=tb, ya=ya, yb=yb, ia=ia, ib=ib, K=K, cnames=cnames,
                         a=a, b=b, dev=dev, seed=seed, alpha=alpha, cv=cv, max_points=max_points,
@@ -290,25 +304,25 @@ def _distance(c):
     w2sq = exact_ot(c.As, c.Bs, cost="sqeuclidean", max_points=c.max_points)
     times["exact_ot"] = time.perf_counter() - t
     t = time.perf_counter()
-    ent = entropic_ot(c.ta, c.tb, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter, return_plan=True)
-    self_a = entropic_ot(c.ta, c.ta, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter)["objective"]
-    self_b = entropic_ot(c.tb, c.tb, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter)["objective"]
-    sdiv = ent["objective"] - 0.5 * (self_a + self_b)  # S_ε, as sinkhorn_divergence (plan kept for the figure)
+    sd = sinkhorn_divergence(c.ta, c.tb, eps=c.eps, cost="l2", max_iter=c.sinkhorn_iter, full=True)
+    ent, sdiv = sd["xy"], sd["divergence"]  # S_ε, and the entropic plan (kept for the figure)
     times["sinkhorn"] = time.perf_counter() - t
     mg = modality_gap(c.B, c.A)  # ratios over A's RMS radius
     mean_a, mean_b = c.A.mean(0), c.B.mean(0)
-    cos = None if min(np.linalg.norm(mean_a), np.linalg.norm(mean_b)) <= 1e-12 else mg["mean_cos"]
+    # a mean at the origin (relative to the spread) has no direction
+    cos = None if min(np.linalg.norm(mean_a), np.linalg.norm(mean_b)) <= 1e-12 * c.scale else mg["mean_cos"]
     ratio = mg["gap_ratio"] if math.isfinite(mg["gap_ratio"]) else None
     section = {
         "mmd": {"mmd2": mm["mmd2"], "p_value": mm["p_value"], "n_permutations": c.n_permutations,
-                "bandwidths": c.bws, "reading": T.mmd(mm["mmd2"], mm["p_value"], c.n_permutations, c.alpha, a, b)},
+                "bandwidths": c.bws,
+                "reading": mmd_text(mm["mmd2"], mm["p_value"], c.n_permutations, c.alpha, a, b)},
         "w1": {"w1": w1, "w1_relative": w1 / c.scale, "median_distance": c.scale, "w2_squared": w2sq,
-               "reading": T.w1(w1, w1 / c.scale, a, b)},
+               "reading": w1_text(w1, w1 / c.scale, a, b)},
         "sinkhorn": {"divergence": sdiv, "transport_cost": ent["cost"], "eps": c.eps, "eps_relative": c.eps_relative,
                      "marginal_error": ent["marginal_error"],
-                     "reading": T.sinkhorn(sdiv, c.eps_relative, ent["marginal_error"])},
+                     "reading": sinkhorn_text(sdiv, c.eps_relative, ent["marginal_error"])},
         "centroid": {"centroid_gap": mg["centroid_gap"], "gap_ratio": ratio, "mean_cos": cos,
-                     "norm_ratio": mg["norm_ratio"], "reading": T.centroid(mg["centroid_gap"], ratio, cos, a, b)},
+                     "norm_ratio": mg["norm_ratio"], "reading": centroid_text(mg["centroid_gap"], ratio, cos, a, b)},
     }
     return section, SimpleNamespace(w1=w1, w2sq=w2sq, plan_exact=plan_exact, ent=ent, ratio=ratio,
                                     mean_a=mean_a, mean_b=mean_b)
@@ -320,7 +334,7 @@ def _gap_vector(c, ot_):
     t = time.perf_counter()
     g = ot_.mean_b - ot_.mean_a  # (D,)
     g_sub = c.Bs.mean(0) - c.As.mean(0)
-    share = float(np.clip(g_sub @ g_sub / ot_.w2sq, 0.0, 1.0)) if ot_.w2sq > 1e-12 else None
+    share = float(np.clip(g_sub @ g_sub / ot_.w2sq, 0.0, 1.0)) if ot_.w2sq > 1e-12 * c.scale ** 2 else None
     Ac, Bc = c.As - ot_.mean_a, c.Bs - ot_.mean_b
     mc = mmd_permutation_test(torch.as_tensor(Ac, device=c.dev, dtype=c.ta.dtype),
                               torch.as_tensor(Bc, device=c.dev, dtype=c.ta.dtype), bandwidth=c.bws,
@@ -330,10 +344,11 @@ def _gap_vector(c, ot_):
     w1 = ot_.w1
     return {
         "gap": {"norm": float(np.linalg.norm(g)), "relative": ot_.ratio, "shift_share_w2": share,
-                "vector": np.round(g, 5), "reading": T.gap_vector(float(np.linalg.norm(g)), share, c.a, c.b)},
+                "vector": [float(f"{v:.5g}") for v in g],  # 5 significant digits, whatever the scale
+                "reading": gap_vector_text(float(np.linalg.norm(g)), share, c.a, c.b)},
         "centred": {"mmd2": mc["mmd2"], "p_value": mc["p_value"], "w1": w1c, "w1_relative": w1c / c.scale,
-                    "w1_reduction": (1 - w1c / w1) if w1 > 1e-12 else None,
-                    "reading": T.centred(mc["mmd2"], mc["p_value"], w1c, w1, c.alpha, c.a, c.b)},
+                    "w1_reduction": (1 - w1c / w1) if w1 > 1e-12 * c.scale else None,
+                    "reading": centred_text(mc["mmd2"], mc["p_value"], w1c, w1, c.alpha, c.a, c.b)},
     }
 
 
@@ -362,15 +377,15 @@ def _classes_and_transfer(c, ot_):
     classes = {
         "per_class_mmd": {"classes": rows, "n_rejected": cc["n_rejected"], "n_tested": len(tested),
                           "n_permutations": n_cls, "alpha": c.alpha,
-                          "reading": T.per_class(cc["n_rejected"], len(tested), c.alpha,
-                                                 worst["name"] if worst else None,
-                                                 worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
+                          "reading": per_class_text(cc["n_rejected"], len(tested), c.alpha,
+                                                    worst["name"] if worst else None,
+                                                    worst["mmd2"] if worst else None, a, b, tested=n_cls > 0)},
         "purity": {"purity": pur["purity"], "chance": pur["chance"], "purity_matched": pur["purity_matched"],
                    "max_purity": best, "matching": [cnames[int(j)] for j in pur["matching"]],
                    "class_mass": np.round(pur["class_mass"], 5), "plan": "exact (ot.emd, l2 cost)",
-                   "reading": T.purity(pur["purity"], pur["chance"], pur["purity_matched"], best, a, b, True)},
+                   "reading": purity_text(pur["purity"], pur["chance"], pur["purity_matched"], best, a, b, True)},
         "prior_tv": {"tv": tv, "prior_a": np.round(pa, 5), "prior_b": np.round(pb, 5),
-                     "reading": T.prior_tv(tv, a, b)},
+                     "reading": prior_tv_text(tv, a, b)},
     }
     pooled_plan = pool_plan(ot_.ent["plan"], ya_s, yb_s)
     rs, cs = np.asarray(pooled_plan["row_sizes"], float), np.asarray(pooled_plan["col_sizes"], float)
@@ -384,8 +399,8 @@ def _classes_and_transfer(c, ot_):
         transfer = linear_transfer(c.A, ya, c.B, yb, names=(a, b), cv=c.cv, seed=c.seed)
         for src, dst in ((a, b), (b, a)):
             d = transfer["transfer"][f"{src}→{dst}"]
-            d["reading"] = T.transfer(src, dst, d["raw"], d["centred"], transfer["own"][src], transfer["own"][dst],
-                                      transfer["chance"][dst])
+            d["reading"] = transfer_text(src, dst, d["raw"], d["centred"], transfer["own"][src],
+                                         transfer["own"][dst], transfer["chance"][dst])
         transfer["reading"] = " ".join(transfer["transfer"][k]["reading"] for k in transfer["transfer"])
         if transfer["n_not_converged"]:
             c.notes.append(f"{transfer['n_not_converged']} logistic-regression fits stopped at max_iter before "
@@ -404,7 +419,8 @@ def _paired(c, pr, pair_how):
     pk = pr[keep]
     pm = paired_measures(c.A[pk[:, 0]], c.B[pk[:, 1]], ks=KS, seed=c.seed, device=c.dev)
     ret = pm["retrieval"]
-    readings = [T.retrieval(w, ret, pm["retrieval_chance"][1], pm["n_candidates"]) for w in ("x_to_y", "y_to_x")]
+    readings = [retrieval_text(w, ret, pm["retrieval_chance"][1], pm["n_candidates"])
+                for w in ("x_to_y", "y_to_x")]
     rename = {"x_to_y": f"{a}→{b}", "y_to_x": f"{b}→{a}"}
     section = {
         "n_pairs": int(len(pr)), "n_used": int(len(pk)), "how": pair_how,
@@ -412,9 +428,9 @@ def _paired(c, pr, pair_how):
                       "chance": {f"@{k}": ch for k, ch in pm["retrieval_chance"].items()},
                       "n_candidates": pm["n_candidates"],
                       "reading": " ".join(readings).replace("x→y", f"{a}→{b}").replace("y→x", f"{b}→{a}")},
-        "cka": {"cka": pm["cka"], "reading": T.cka(pm["cka"])},
+        "cka": {"cka": pm["cka"], "reading": cka_text(pm["cka"])},
         "procrustes": {"residual": pm["procrustes"], "residual_heldout": pm["procrustes_heldout"],
-                       "reading": T.procrustes(pm["procrustes"], pm["procrustes_heldout"], a, b)},
+                       "reading": procrustes_text(pm["procrustes"], pm["procrustes_heldout"], a, b)},
     }
     c.times["paired"] = time.perf_counter() - t
     return section
@@ -454,13 +470,13 @@ def _headline(r: dict) -> str:
          f"{a} and {b} are not distinguishable at this sample size" if p is not None else f"{a} vs {b}")
     share = r["gap_vector"]["gap"]["shift_share_w2"]
     if share is not None:
-        s += f"; a shift explains {T.pct(share)} of W2²"
+        s += f"; a shift explains {pct(share)} of W2²"
     if r.get("transfer"):
         t = r["transfer"]["transfer"][f"{a}→{b}"]
-        s += (f"; a linear classifier trained on {a} scores {T.f(t['raw'])} on {b} "
-              f"({b}'s own: {T.f(r['transfer']['own'][b])}), {T.f(t['centred'])} after centring")
+        s += (f"; a linear classifier trained on {a} scores {fmt(t['raw'])} on {b} "
+              f"({b}'s own: {fmt(r['transfer']['own'][b])}), {fmt(t['centred'])} after centring")
     if r.get("paired") and "orthogonal map" in r["paired"]["retrieval"]["recall"]:
         rec = r["paired"]["retrieval"]["recall"]
-        s += (f"; paired recall@1 {a}→{b} {T.f(rec['as is'][f'{a}→{b}']['@1'])} as is, "
-              f"{T.f(rec['orthogonal map'][f'{a}→{b}']['@1'])} after an orthogonal map")
+        s += (f"; paired recall@1 {a}→{b} {fmt(rec['as is'][f'{a}→{b}']['@1'])} as is, "
+              f"{fmt(rec['orthogonal map'][f'{a}→{b}']['@1'])} after an orthogonal map")
     return s + "."

@@ -36,8 +36,9 @@ def modality_gap(z_s, z_t, *, y_s=None, y_t=None, num_classes: Optional[int] = N
     denom = float(ms.norm() * mt.norm())
     cos = float(ms @ mt) / denom if denom > 0 else 0.0
     radius = float(((tt - mt) ** 2).sum(1).mean().sqrt())
+    ns, nt = float(ts.norm(dim=1).mean()), float(tt.norm(dim=1).mean())
     out = {"centroid_gap": gap, "mean_cos": cos, "gap_ratio": gap / radius if radius > 0 else float("inf"),
-           "norm_ratio": float(ts.norm(dim=1).mean() / tt.norm(dim=1).mean().clamp_min(1e-12))}
+           "norm_ratio": ns / nt if nt > 0 else (1.0 if ns == 0 else float("inf"))}
     if y_s is not None and y_t is not None:
         K = num_classes or int(max(np.max(np.asarray(y_s)), np.max(np.asarray(y_t)))) + 1
         ls = as_labels("y_s", y_s, ts.shape[0], K)

@@ -12,6 +12,11 @@
 
 Bandwidths should be fixed from a reference set (:func:`rbf_bandwidths` on
 the teacher's features) so that values are comparable across epochs.
+
+Every kernel is computed on features moved into a frame where they lie in
+[-1, 1] (:func:`cmkd_lab.align.costs.feature_frame`), with the bandwidths
+rescaled alike: the same statistics, whatever the features' magnitude
+(features ~1e19 squared overflow float32; ~1e200 overflow float64).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 
 from .._validation import check_int, check_positive
+from ..align.costs import feature_frame, sqdist, to_frame
 from ..align.mmd import median_bandwidth
 from ._common import as_features, as_labels, pair_features
 
@@ -55,6 +61,22 @@ def rbf_bandwidths(reference, *, scales: Sequence[float] = (0.5, 1.0, 2.0), max_
     return [float(base * s) for s in scales]
 
 
+def _framed(tx: torch.Tensor, ty: torch.Tensor, bws: list):
+    """``tx``, ``ty`` in their joint frame, and the γ = 1 / (2 σ²) of the bandwidths rescaled alike.
+
+    A bandwidth so narrow that γ is not a finite number in the features' dtype is refused (exp(-0·inf)
+    would be NaN); one so wide that γ underflows to 0 gives the constant kernel (MMD² 0), its limit."""
+    fr = feature_frame(tx, ty)
+    scale = float(fr[2]) * float(fr[0]) or float(fr[0])  # framed distances × scale = distances of tx, ty
+    gammas = [1.0 / (2.0 * (b / scale) * (b / scale)) if b / scale > 0 else math.inf for b in bws]
+    big = torch.finfo(tx.dtype).max
+    if any(not g < big for g in gammas):
+        raise ValueError(f"bandwidth must be wider than {scale * math.sqrt(0.5 / big):.1e} for these features "
+                         f"(they span {scale:.3g}; {tx.dtype}); got bandwidth={bws}: take it from "
+                         "rbf_bandwidths(reference features)")
+    return to_frame(tx, fr), to_frame(ty, fr), gammas
+
+
 def _check_bandwidths(bandwidth) -> list:
     bws = list(bandwidth) if isinstance(bandwidth, (list, tuple, np.ndarray)) else [bandwidth]
     if not bws:
@@ -71,6 +93,8 @@ def _squaring_chain(gammas) -> Optional[list]:
     entry instead of one per bandwidth (the default scales 0.5, 1, 2 qualify).
     """
     g = sorted(float(v) for v in gammas)
+    if not g[0] > 0:  # a bandwidth so wide that γ underflows to 0: the kernel is 1 (no chain)
+        return None
     js = [math.log2(v / g[0]) for v in g]
     if all(abs(j - round(j)) < 1e-9 for j in js) and max(js) <= 8:
         return [int(round(j)) for j in js]
@@ -79,7 +103,7 @@ def _squaring_chain(gammas) -> Optional[list]:
 
 def _kernel(x: torch.Tensor, y: torch.Tensor, gammas: Sequence[float]) -> torch.Tensor:
     # Mean over bandwidths of exp(-||x_i - y_j||² γ_s), γ_s = 1 / (2 σ_s²).  # (b, c)
-    d2 = ((x * x).sum(1, keepdim=True) + (y * y).sum(1)[None, :] - 2.0 * x @ y.T).clamp_min(0.0)
+    d2 = sqdist(x, y)
     chain = _squaring_chain(gammas)
     if chain is None:
         k = torch.exp(-d2 * gammas[0])
@@ -203,8 +227,8 @@ def mmd_permutation_test(x, y, *, bandwidth, n_permutations: int = 500, seed: in
     check_int("seed", seed, minimum=0)
     tx, ty = pair_features("x", x, "y", y, device=device, min_len=2)
     n, m = tx.shape[0], ty.shape[0]
+    tx, ty, gammas = _framed(tx, ty, bws)  # (S,) γ of the framed features
     z = torch.cat([tx, ty], 0)  # (N, D), N = n + m
-    gammas = [1.0 / (2.0 * b * b) for b in bws]  # (S,)
     A = permutation_masks(n + m, n, n_permutations, seed=seed, device=z.device, dtype=z.dtype)  # (N, P+1)
     sxx, sx1, s11 = _split_sums(z, A, gammas, _block_size(n + m, z.device, block))
     stats = _stats(sxx, sx1, s11, n, m).cpu().numpy()  # (P+1,)
@@ -242,13 +266,13 @@ def linear_mmd(x, y, *, bandwidth, seed: int = 0, device=None) -> dict:
     bws = _check_bandwidths(bandwidth)
     check_int("seed", seed, minimum=0)
     tx, ty = pair_features("x", x, "y", y, device=device, min_len=4)
+    tx, ty, gam = _framed(tx, ty, bws)
     g = torch.Generator().manual_seed(int(seed))
     px = torch.randperm(tx.shape[0], generator=g).to(tx.device)
     py = torch.randperm(ty.shape[0], generator=g).to(ty.device)
     h2 = min(tx.shape[0], ty.shape[0]) // 2
     x1, x2 = tx[px[:h2]], tx[px[h2:2 * h2]]  # (h2, D) each
     y1, y2 = ty[py[:h2]], ty[py[h2:2 * h2]]
-    gam = [1.0 / (2.0 * b * b) for b in bws]
 
     def k(a, b):  # row-wise kernel  # (h2,)
         d2 = ((a - b) ** 2).sum(1)

@@ -83,6 +83,11 @@ def linear_cka(x, y) -> Optional[float]:
     if tx.ndim != 2 or ty.ndim != 2 or tx.shape[0] != ty.shape[0]:
         raise ValueError(f"x and y must be paired matrices (P, D); got shapes {tuple(tx.shape)} and {tuple(ty.shape)}")
     tx, ty = tx - tx.mean(0), ty - ty.mean(0)
+    # CKA is the same for each set times any factor: each over its largest entry first (no under/overflow)
+    bx, by = float(tx.abs().max()) if tx.numel() else 0.0, float(ty.abs().max()) if ty.numel() else 0.0
+    if not (bx > 0 and by > 0):
+        return None
+    tx, ty = tx / bx, ty / by
     den = float((tx.T @ tx).norm() * (ty.T @ ty).norm())
     if den <= 1e-24:
         return None
@@ -114,6 +119,11 @@ def procrustes_residual(x, y, *, fit=None) -> Optional[dict]:
     else:
         FX, FY = (np.asarray(a, dtype=np.float64) for a in fit)
         FX, FY = FX - FX.mean(0), FY - FY.mean(0)
+    # the residual is the same for both sets times one factor: over their largest entry first
+    big = max(float(np.abs(v).max()) if v.size else 0.0 for v in (X, Y, FX, FY))
+    if not big > 0:
+        return None
+    X, Y, FX, FY = X / big, Y / big, FX / big, FY / big
     ny = float(np.linalg.norm(Y))
     if ny <= 1e-12:
         return None

@@ -25,7 +25,9 @@ def explore_run_gap(result: dict, **options) -> dict:
     Returns
     -------
     dict with ``before`` and ``after`` (GapResult), ``epochs`` [first, last],
-    ``table`` (rows: quantity, before, after) and ``run`` (task, method, seed)
+    ``table`` (rows: quantity, before, after), ``run`` (task, method, seed,
+    status) and ``notes`` (e.g. that the run was interrupted, so that its last
+    snapshot is not a finished run's)
     """
     if not isinstance(result, dict):
         raise TypeError(f"result must be a run's result dict (result.json) or its ['diagnostics']; got "
@@ -43,17 +45,53 @@ def explore_run_gap(result: dict, **options) -> dict:
     mods = d.get("modalities") or {}
     names = ("teacher", "student")
     cn = d.get("class_names")
-    zt = np.asarray(d["features_teacher"], dtype=np.float64)
+    zt = _stored("diagnostics.features_teacher", d["features_teacher"], None)
     first, last = snaps[0], snaps[-1]
     out = {}
-    for key, s in (("before", first), ("after", last)):
-        out[key] = explore_gap(zt, np.asarray(s["features_student"], dtype=np.float64), y_a=d["labels_teacher"],
-                               y_b=d["labels_student"], names=names, class_names=cn, **options)
+    for key, i in (("before", 0), ("after", len(snaps) - 1)):
+        s = snaps[i]
+        where = f"diagnostics.snapshots[{i}].features_student" + (f" (epoch {s['epoch']})" if isinstance(s, dict) and
+                                                                 "epoch" in s else "")
+        zs = _stored(where, s.get("features_student") if isinstance(s, dict) else None, zt.shape[1])
+        out[key] = explore_gap(zt, zs, y_a=d["labels_teacher"], y_b=d["labels_student"], names=names,
+                               class_names=cn, **options)
     out["epochs"] = [int(first["epoch"]), int(last["epoch"])]
-    out["run"] = {k: result.get(k) for k in ("task", "method", "seed", "pairing", "student_test_acc")}
+    out["run"] = {k: result.get(k) for k in ("task", "method", "seed", "pairing", "student_test_acc", "status")}
     out["run"]["modalities"] = {"teacher": mods.get("teacher"), "student": mods.get("student")}
     out["table"] = before_after_table(out["before"], out["after"])
+    out["notes"] = _run_notes(result, out["epochs"])
+    for n in out["notes"]:
+        out["after"]["notes"].append(n)
     return out
+
+
+def _stored(where: str, v, dim) -> np.ndarray:
+    """A feature matrix read back from a run's result, checked: a damaged one is named by where it sits."""
+    try:
+        z = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        z = None
+    if z is None or z.ndim != 2 or z.shape[0] < 4 or not np.all(np.isfinite(z)) or (dim is not None and
+                                                                                     z.shape[1] != dim):
+        got = "no numeric matrix" if z is None or z.ndim != 2 else (
+            f"{z.shape[0]} row(s)" if z.shape[0] < 4 else
+            f"{z.shape[1]} column(s), not the teacher's {dim}" if dim is not None and z.shape[1] != dim else
+            "NaN or inf values")
+        raise ValueError(f"the run's result.json holds {got} in {where}; the gap needs a finite (N >= 4, D) feature "
+                         "matrix there: re-run with n_snapshot >= 4 (DiagnosticsCallback), or pass another run (this "
+                         "file may be damaged)")
+    return z
+
+
+def _run_notes(result: dict, epochs: list) -> list:
+    """What the reader must know about the epochs compared (an unfinished run's last snapshot)."""
+    status = result.get("status")
+    if status in (None, "completed"):
+        return []
+    done, total = result.get("epochs_done"), result.get("epochs")
+    how = f" after {done} of {total} epochs" if done is not None and total is not None else ""
+    return [f"the run is {status}{how}: 'after' is its last snapshot, epoch {epochs[1]} (compared with epoch "
+            f"{epochs[0]}), not the end of a finished run"]
 
 
 def before_after_table(before: dict, after: dict) -> list:

@@ -1,7 +1,7 @@
 """Wasserstein distances between two feature sets, and how the transport plan
 treats the classes.
 
-* :func:`exact_ot`: exact OT (POT's network simplex, ``ot.emd2``) for small
+* :func:`exact_ot`: exact OT (POT's network simplex, ``ot.emd``) for small
   sets; with the ``l2`` cost its value is the Wasserstein-1 distance W1.
 * :func:`entropic_ot`: the entropic plan (the FA loss's solver,
   :func:`cmkd_lab.align.sinkhorn_plan`) and its transport cost ⟨π, C⟩ and
@@ -51,13 +51,16 @@ def median_cost(z, *, cost: str = "l2", max_points: int = 1000, seed: int = 0) -
         t = t[torch.randperm(t.shape[0], generator=g)[:max_points].to(t.device)]
     C = cost_matrix(t, t, cost)  # (n, n)
     iu = torch.triu_indices(t.shape[0], t.shape[0], 1, device=t.device)
-    med = float(C[iu[0], iu[1]].median())
-    return med if med > 1e-12 else 1.0
+    off = C[iu[0], iu[1]]
+    med = float(off.median())
+    if not med > 0:  # most pairs coincide: their mean cost (scale-free); all points equal: 1
+        med = float(off.mean())
+    return med if med > 0 else 1.0
 
 
 def exact_ot(x, y, *, cost: str = "l2", a=None, b=None, max_points: int = 5000, return_plan: bool = False,
              num_iter_max: int = 1_000_000):
-    """Exact OT cost min_π ⟨π, C⟩ with POT's ``ot.emd2`` (float64).
+    """Exact OT cost min_π ⟨π, C⟩ with POT's ``ot.emd`` (float64).
 
     Parameters
     ----------
@@ -87,10 +90,13 @@ def exact_ot(x, y, *, cost: str = "l2", a=None, b=None, max_points: int = 5000, 
                          f"{n} and {m}. Subsample them or use entropic_ot")
     wa, wb = _marginals(a, b, n, m)
     C = cost_matrix(tx.double().cpu(), ty.double().cpu(), cost).numpy()  # (N, M)
-    if return_plan:
-        P = ot.emd(wa, wb, C, numItermax=num_iter_max)
-        return float((P * C).sum()), P
-    return float(ot.emd2(wa, wb, C, numItermax=num_iter_max))
+    # The network simplex compares costs with absolute tolerances: it solves C over its largest entry, a power
+    # of two (exact), and the cost is scaled back, so that costs of any magnitude get the same plan.
+    top = float(C.max()) if C.size else 0.0
+    unit = 2.0 ** math.floor(math.log2(top)) if top > 0 else 1.0
+    P = ot.emd(wa, wb, C / unit, numItermax=num_iter_max)
+    value = float((P * (C / unit)).sum()) * unit
+    return (value, P) if return_plan else value
 
 
 @torch.no_grad()
@@ -143,7 +149,8 @@ def entropic_ot(x, y, *, eps: float, cost: str = "l2", a=None, b=None, max_iter:
     return out
 
 
-def sinkhorn_divergence(x, y, *, eps: float, cost: str = "l2", max_iter: int = 500) -> float:
+def sinkhorn_divergence(x, y, *, eps: float, cost: str = "l2", max_iter: int = 500, y_self: Optional[float] = None,
+                        full: bool = False):
     """Debiased Sinkhorn divergence on the regularised objective.
 
     S_ε(x, y) = OT_ε(x, y) − ½·OT_ε(x, x) − ½·OT_ε(y, y), uniform weights.
@@ -155,16 +162,25 @@ def sinkhorn_divergence(x, y, *, eps: float, cost: str = "l2", max_iter: int = 5
     eps : float > 0 (absolute)
     cost : str
     max_iter : int
+    y_self : float, optional
+        OT_ε(y, y) when already known (a fixed reference set ``y`` compared
+        with many ``x``: pass ``result["yy"]`` of an earlier ``full=True`` call).
+    full : bool
+        Return the terms too.
 
     Returns
     -------
-    float (0 for a set with itself)
+    float (0 for a set with itself), or with ``full=True`` a dict with
+    ``divergence``, ``xy`` (:func:`entropic_ot` of x and y, its plan included),
+    ``xx`` and ``yy`` (the two self-terms)
     """
     tx, ty = pair_features("x", x, "y", y, min_len=1)
-    xy = entropic_ot(tx, ty, eps=eps, cost=cost, max_iter=max_iter)["objective"]
+    xy = entropic_ot(tx, ty, eps=eps, cost=cost, max_iter=max_iter, return_plan=full)
+    if y_self is None:
+        y_self = entropic_ot(ty, ty, eps=eps, cost=cost, max_iter=max_iter)["objective"]
     xx = entropic_ot(tx, tx, eps=eps, cost=cost, max_iter=max_iter)["objective"]
-    yy = entropic_ot(ty, ty, eps=eps, cost=cost, max_iter=max_iter)["objective"]
-    return float(xy - 0.5 * (xx + yy))
+    div = float(xy["objective"] - 0.5 * (xx + y_self))
+    return {"divergence": div, "xy": xy, "xx": xx, "yy": float(y_self)} if full else div
 
 
 def class_mass_matrix(plan, y_x, y_y, num_classes: int) -> np.ndarray:

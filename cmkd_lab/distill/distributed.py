@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import atexit
 import os
-from contextlib import contextmanager
 from dataclasses import fields
 from typing import Dict, Optional
 
@@ -159,15 +158,6 @@ class DistContext:
         """Rank 0's BatchNorm buffers everywhere, and the epoch's terms averaged."""
         self.broadcast_module(model, buffers_only=True)
         return self.average_terms(sums)
-
-    @contextmanager
-    def main_first(self):
-        """Run the body on rank 0, then on the others (e.g. filling a cache)."""
-        if not self.is_main:
-            dist.barrier()
-        yield
-        if self.is_main:
-            dist.barrier()
 
 
 def from_env(config, device: torch.device) -> Optional[DistContext]:

@@ -35,6 +35,7 @@ from ..data.loader import EVAL_BATCH_LAZY, iterate_batches
 from .._atomic import atomic_write_bytes
 from .._seeds import CONTROL_STREAM, TEACHER_TORCH, numpy_rng
 from ..models import Classifier, build_classifier
+from .._names import safe_name
 from ..store import cache_dir, code_version, locked
 from .runtime import resolve_device
 
@@ -235,7 +236,7 @@ def get_teacher(task, cfg, device=None, *, cache: bool = True, progress=None) ->
     if not cache:
         model, info = train_teacher(task, cfg, device, progress=progress)
         return model, dict(info, teacher_cached=False)
-    path = cache_dir() / "teachers" / f"{task.name}-{teacher_key(task, cfg)}.pt"
+    path = cache_dir() / "teachers" / f"{safe_name(task.name)}-{teacher_key(task, cfg)}.pt"  # inside the cache
     with locked(path):
         found = _load(path, task, cfg, device)
         if found is not None:

@@ -18,6 +18,7 @@ once per machine (:func:`umap_cache_dir`, :func:`warm_umap`):
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -236,6 +237,12 @@ def project_features(teacher, students: Sequence, *, method: str = "umap", fit_o
     for i, s in enumerate(zs):
         if s.shape[1] != zt.shape[1]:
             raise ValueError(f"students[{i}] must have the teacher's dimension D={zt.shape[1]}; got {s.shape}")
+    # One power of two for every set (exact in floating point): PCA and UMAP fit features of order 1 whatever
+    # their magnitude (features ~1e19 squared overflow float32); PCA's coordinates are scaled back.
+    big = max(float(np.abs(z).max()) if z.size else 0.0 for z in [zt, *zs])
+    unit = 2.0 ** round(math.log2(big)) if big > 0 else 1.0
+    zt, zs = zt / np.float32(unit), [s / np.float32(unit) for s in zs]
+    back = unit if method == "pca" else 1.0
     fit = zt if fit_on == "teacher" else np.concatenate([zt, *zs], 0)  # (F, D)
     if fit.shape[0] < 3:
         raise ValueError(f"the projection needs at least 3 points to fit on; got {fit.shape[0]}")
@@ -259,12 +266,12 @@ def project_features(teacher, students: Sequence, *, method: str = "umap", fit_o
             emb_fit = model.fit_transform(fit)
     if fit_on == "both":
         cuts = np.cumsum([zt.shape[0]] + [s.shape[0] for s in zs])[:-1]
-        parts = np.split(emb_fit, cuts)
+        parts = np.split(emb_fit * back, cuts)
         return parts[0], parts[1:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = [model.transform(s) for s in zs]
-    return emb_fit, out
+        out = [model.transform(s) * back for s in zs]
+    return emb_fit * back, out
 
 
 def _subsample(y, n, seed):

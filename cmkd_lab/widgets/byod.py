@@ -148,6 +148,10 @@ def run_byod(task, *, method: str = "ucmkd", baseline: Optional[str] = "ce", epo
     if not isinstance(task, CrossModalTask):
         raise TypeError(f"task must be a CrossModalTask (build one with CrossModalTask.from_arrays); got "
                         f"{type(task).__name__}")
+    from ..distill.methods import available_methods
+    check_choice("method", method, available_methods())  # both names before any training
+    if baseline is not None and baseline != "":
+        check_choice("baseline", baseline, available_methods())
     lab = lab or lab_settings()
     kw = dict(epochs=epochs, teacher_epochs=teacher_epochs, seed=seed, lab=lab, progress=progress, **options)
     if baseline and baseline != method:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
+import numpy as np
+
 from .._validation import check_int, check_nonneg, check_positive
 from .runner import RunSession, load_named_task, make_sink
 from .settings import LabSettings, settings as lab_settings
@@ -39,11 +41,13 @@ def debugger_config(*, epochs: int, teacher_epochs: int, cost: str = "l2", eps: 
     check_positive("eps", eps, hint="with eps_units='median' typical values are 0.05-0.5")
     check_nonneg("lambda_fa", lambda_fa)
     check_nonneg("lambda_la", lambda_la)
-    return DistillConfig.from_dict(dict(
-        epochs=int(epochs), teacher_epochs=int(teacher_epochs), cost=cost, eps=float(eps), batch_size=int(batch_size),
-        lambda_fa=float(lambda_fa), lambda_la=float(lambda_la), n1=int(n1), n2=int(n2), pairing=pairing,
-        la_teacher_grad=la_teacher_grad, seed=int(seed), diagnostics_every=int(diagnostics_every), **more),
-        source="debugger options")
+    # Passed as given (a widget's numpy scalar as its Python value): the config checks each type and range,
+    # so 2.7 epochs or seed=True are refused by name, never rounded.
+    opts = dict(epochs=epochs, teacher_epochs=teacher_epochs, cost=cost, eps=eps, batch_size=batch_size,
+                lambda_fa=lambda_fa, lambda_la=lambda_la, n1=n1, n2=n2, pairing=pairing,
+                la_teacher_grad=la_teacher_grad, seed=seed, diagnostics_every=diagnostics_every, **more)
+    return DistillConfig.from_dict({k: v.item() if isinstance(v, np.generic) else v for k, v in opts.items()},
+                                   source="debugger options")
 
 
 def live_figures(history, initial: Optional[dict] = None, config: Optional[dict] = None) -> Dict[str, object]:

@@ -178,10 +178,6 @@ class RunSession:
         self._stop = threading.Event()
 
     # ----------------------------------------------------------------- control
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
     def stop(self) -> None:
         """Stop after the current step; what was recorded so far is kept."""
         self._stop.set()
