@@ -53,19 +53,27 @@ def check_seeds(seeds, *, flag: str = "seeds") -> list:
 
 def parse_method(spec: str):
     """``"ucmkd-joint[la_teacher_grad=align;lambda_fa=0.1]"`` → (``"ucmkd-joint"``, its option overrides):
-    a method variant, compared like any method (values read as JSON where they parse)."""
+    a method variant, compared like any method (values read as JSON where they parse; the one key=value
+    parser, :func:`cmkd_lab._validation.parse_assignments`).
+
+    Raises
+    ------
+    ValueError
+        A malformed spec, an option given twice, or an option of another method (the variant would never
+        read it).
+    """
+    from .._validation import parse_assignments
+    from ..distill.methods.options import option_owner
     m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\s*(?:\[(.*)\])?\s*", str(spec))
     if not m:
         raise ValueError(f"a method is a name, or name[option=value;...] for a variant; got {spec!r}")
-    over = {}
-    for item in filter(None, (x.strip() for x in (m.group(2) or "").split(";"))):
-        if "=" not in item:
-            raise ValueError(f"method variant {spec!r}: each option is key=value (separated by ';'); got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            over[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            over[k.strip()] = v.strip()
+    items = [x.strip() for x in (m.group(2) or "").split(";") if x.strip()]
+    over = parse_assignments(items, what=f"method variant {spec!r}", form="key=value options separated by ';'")
+    for k, v in over.items():
+        owner = option_owner(k)
+        if owner not in (None, m.group(1)):
+            raise ValueError(f"method variant {spec!r}: {k}={v!r} is an option of method {owner!r}, which "
+                             f"{m.group(1)!r} never reads: leave it out, or make it a variant of {owner!r}")
     return m.group(1), over
 
 
@@ -119,6 +127,7 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
     ``config.diagnostics_every`` epochs), a dict of its options, or None (none). ``dir_of(cell)``: the
     cell's folder under ``out/runs`` (default: the cell's name made safe).
     """
+    from ..distill.methods.options import config_for
     from ..distill.rules import same_as_unpaired, same_under_controls, why_not
     from ..distill.teacher import teacher_key
 
@@ -134,6 +143,7 @@ def plan(task: str, methods: List[str], cells: List[dict], seeds: List[int], out
             for label, method, over, replicate in variants:
                 cfg = base_cfg.replace(**over, **({"replicate": replicate} if replicate else {})) \
                     if (over or replicate) else base_cfg
+                cfg = config_for(method, cfg)  # other methods' options: not this run's
                 why = why_not(method, pairing=cfg.pairing, task_name=task, task_has_pairs=has_pairs,
                               student_unlabelled=cfg.student_unlabelled)
                 if why is not None:
