@@ -30,6 +30,7 @@ __all__ = [
     "check_class_names",
     "check_rectangular",
     "check_path",
+    "check_workers",
     "Rule",
     "Int",
     "Float",
@@ -89,6 +90,17 @@ def check_path(name: str, value, *, hint: str = ""):
         raise TypeError(f"{name} must be a path (str or os.PathLike); got {_fmt(value)} of type {type(value).__name__}"
                         + (f"; {hint}" if hint else ""))
     return value
+
+
+def check_workers(workers, *, flag: str = "workers"):
+    """The one rule of a number of local worker processes (bench and sweep, CLI and Python): None (the
+    caller's default) or an integer >= 1."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        got = f"{flag} {workers}" if flag.startswith("--") else f"{flag}={workers!r}"
+        raise ValueError(f"{flag} must be an integer >= 1 (the local processes that run at once); got {got}: "
+                         "pass 1 to run one at a time, or leave it out for the default")
+    return None if workers is None else int(workers)
 
 
 def check_positive(name: str, value, *, hint: str = "") -> float:

@@ -78,14 +78,6 @@ def _flag_help(name: str, more: str = "") -> str:
     return (option_table()[name].describe() + more).replace("%", "%%")
 
 
-def check_workers(workers, flag: str = "--workers"):
-    """The one rule of ``--workers`` (bench and sweep): None (the command's default) or an integer >= 1."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"{flag} must be an integer >= 1 (the local processes that run at once); got {flag} "
-                         f"{workers}: pass 1 to run one at a time, or leave it out for the default")
-    return workers
-
-
 def _add_common(p, *, seed=True):
     from .distill import PRESETS
     p.add_argument("--task", default=None, help="built-in task (python -m cmkd_lab tasks)")
@@ -219,7 +211,8 @@ def cmd_bench(args):
     from .experiments import run_bench
     # --pairing and --teacher-control list the bench's pairings and controls (comma-separated); each run's
     # config gets one of each.
-    check_workers(args.workers)
+    from ._validation import check_workers
+    check_workers(args.workers, flag="--workers")  # one rule in bench and sweep
     cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None, "teacher_control": None}))
     if not _csv(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
@@ -239,8 +232,9 @@ def cmd_bench(args):
 
 
 def cmd_sweep(args):
+    from ._validation import check_workers
     from .experiments import parse_grid, run_sweep
-    check_workers(args.workers)
+    check_workers(args.workers, flag="--workers")
     cfg = build_config(args)
     seeds = _seeds(args, cfg)
     if args.dask and args.scheduler:

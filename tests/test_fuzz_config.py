@@ -137,3 +137,12 @@ def test_workers_follow_one_rule_in_bench_and_sweep(cmd, n, capsys, tmp_path):
     msg = _cli_error([cmd, "--workers", n, *FAST, "--out", "OUT"], capsys, tmp_path)
     assert msg == (f"--workers must be an integer >= 1 (the local processes that run at once); got --workers {n}: "
                    "pass 1 to run one at a time, or leave it out for the default")
+
+
+def test_workers_rule_is_the_same_in_python():
+    from cmkd_lab._validation import check_workers
+    assert check_workers(None) is None and check_workers(3) == 3
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match=r"^workers must be an integer >= 1 \(the local processes that run at "
+                                             r"once\); got workers="):
+            check_workers(bad)

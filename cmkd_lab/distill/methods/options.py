@@ -56,26 +56,36 @@ class PseudoLabelOptions(MethodOptions):
                            "pseudo-label confidence an unlabelled student sample needs to join the term")
 
 
+def _registry() -> Dict[str, Tuple[str, Type[MethodOptions], Field]]:
+    """name → (method, options class, field) of every registered method option, built again only when a
+    method is registered (methods are never unregistered)."""
+    from . import METHODS
+    key = tuple((name, getattr(cls, "options", None)) for name, cls in METHODS.items())
+    if _CACHE.get("key") != key:
+        out = {}
+        for name, opts in sorted(key, key=lambda x: x[0]):
+            for k, f in (opts.specs().items() if opts is not None else ()):
+                out[k] = (name, opts, f)
+        _CACHE.update(key=key, registry=out)
+    return _CACHE["registry"]
+
+
+_CACHE: Dict[str, Any] = {}
+
+
 def option_fields() -> Dict[str, Tuple[str, Type[MethodOptions]]]:
     """Every registered method option: ``"<prefix><field>"`` → (method name, its options class)."""
-    from . import METHODS
-    out = {}
-    for name in sorted(METHODS):
-        opts = getattr(METHODS[name], "options", None)
-        if opts is not None:
-            for key in opts.specs():
-                out[key] = (name, opts)
-    return out
+    return {k: (m, cls) for k, (m, cls, _) in _registry().items()}
 
 
 def option_specs() -> Dict[str, Tuple[str, Field]]:
     """Every registered method option: name → (method name, its declared field)."""
-    return {k: (m, cls.specs()[k]) for k, (m, cls) in option_fields().items()}
+    return {k: (m, f) for k, (m, _, f) in _registry().items()}
 
 
 def option_owner(name: str) -> Optional[str]:
     """The method that option ``name`` belongs to (None for a shared config field or an unknown name)."""
-    hit = option_fields().get(name)
+    hit = _registry().get(name)
     return None if hit is None else hit[0]
 
 
