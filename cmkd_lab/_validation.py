@@ -391,7 +391,10 @@ class Float(Rule):
         v = _plain(v)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self._type_error(name, v, "a number")
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an int beyond any float
+            raise ValueError(f"{name} must be finite; got an integer of {len(str(abs(v)))} digits") from None
 
     def _bounds(self) -> str:
         lo = f"({_num(self.gt)}" if self.gt is not None else f"[{_num(self.ge)}" if self.ge is not None else None
@@ -484,13 +487,14 @@ class Mapping(Rule):
         bad = [k for k in v if not isinstance(k, str)]
         if bad:
             raise TypeError(f"{name} must have string keys; got keys {bad!r}")
-        v = {k: _plain(x) for k, x in v.items()}
+        return {k: _plain(x) for k, x in v.items()}
+
+    def check(self, name, v):
         try:  # travels into result.json and checkpoints
             json.dumps(v, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{name} must hold plain JSON values (numbers, strings, booleans, lists, dicts); "
                             f"{e}") from None
-        return v
 
     def describe(self):
         return "dict of method options"

@@ -146,3 +146,29 @@ def test_workers_rule_is_the_same_in_python():
         with pytest.raises(ValueError, match=r"^workers must be an integer >= 1 \(the local processes that run at "
                                              r"once\); got workers="):
             check_workers(bad)
+
+
+# ------------------------------------------------------------------ every option, odd values, every door
+ODD = ["abc", "", "null", "[]", "{}", "-1", "0", "1e30", "true", '"1e-3"', "NaN", "-Infinity", "1" + "0" * 400]
+
+
+def test_every_option_refuses_an_odd_value_by_name_and_alike_at_every_door():
+    """Each option of the table, given each odd value as --set writes it: accepted, or refused with one line
+    that starts with the option's name — the same text from the constructor and from --set."""
+    from cmkd_lab._validation import parse_value
+    from cmkd_lab.cli import build_config, make_parser
+    from cmkd_lab.distill.config import option_table
+    refused = 0
+    for name in option_table():
+        for raw in ODD:
+            v = parse_value(raw)
+            try:
+                DistillConfig(**{name: v, "epochs": 100})
+            except (TypeError, ValueError) as e:
+                refused += 1
+                assert str(e).startswith(name) and "\n" not in str(e), (name, raw, str(e))
+                with pytest.raises(type(e)) as cli:
+                    build_config(make_parser().parse_args(["bench", "--out", "o", "--epochs", "100",
+                                                           "--set", f"{name}={raw}"]))
+                assert str(cli.value) in (f"--set: {e}", str(e))  # a rule joining options: no one layer to name
+    assert refused > 8 * len(option_table())

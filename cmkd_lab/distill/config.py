@@ -76,15 +76,15 @@ class DistillConfig:
     weight_decay: float = _train(0.0, Float(ge=0), "student weight decay")
     schedule: str = _train("cosine", Choice(choices=_SCHEDULES),
                            "learning-rate schedule: cosine decays to 0 at the last epoch (a stable last epoch)")
-    warmup_epochs: int = _train(0, Int(min=0), "linear warm-up epochs, fewer than epochs (paper: 5)")
+    warmup_epochs: int = _train(0, Int(min=0, max=MAX_EPOCHS), "linear warm-up epochs, fewer than epochs (paper: 5)")
     grad_clip: float = _train(5.0, Float(ge=0), "max gradient norm, 0 = off (paper: 5)")
-    feature_dim: int = _train(64, Int(min=1), "D, shared by teacher and student (paper: 512)")
+    feature_dim: int = _train(64, Int(min=1, max=65_536), "D, shared by teacher and student (paper: 512)")
     cost: str = _ot("l2", Choice(choices=COSTS), "OT ground cost (paper: l2; public code: cosine)")
     eps: float = _ot(0.1, Float(gt=0, hint="typical: 0.05-0.5 with eps_units='median'"),
                      "entropic regularisation (paper: 0.1)")
     eps_units: str = _ot("median", Choice(choices=("absolute", "median")),
                          "median: eps × the median batch cost (scale-free); absolute: as POT")
-    sinkhorn_iter: int = _ot(100, Int(min=1), "Sinkhorn iterations (paper: 100)")
+    sinkhorn_iter: int = _ot(100, Int(min=1, max=1_000_000), "Sinkhorn iterations (paper: 100)")
     lambda_fa: float = _ot(1.0, Float(ge=0), "λ1, weight of the feature-alignment (OT) term (paper: 1)")
     lambda_la: float = _la(1.0, Float(ge=0), "λ2, weight of the label-alignment term (paper: 1)")
     la_teacher_grad: str = _la("none", Choice(choices=TEACHER_GRAD_MODES),
@@ -102,7 +102,7 @@ class DistillConfig:
                                     "the real teacher or a control: untrained, trained on shuffled labels, or "
                                     "with its classes renamed")
     seed: int = _run(0, Int(min=0, max=2**32 - 1), "the seed of the data split, the teacher and the training")
-    replicate: int = _run(0, Int(min=0), "another draw of the training noise (init, batch order) on the same "
+    replicate: int = _run(0, Int(min=0, max=2**32 - 1), "another draw of the training noise (init, batch order) on the same "
                                          "data and teacher")
     device: str = _run("auto", Pattern(regex=r"auto|cpu|mps|cuda(:\d+)?", like="'auto', 'cpu' or 'cuda'",
                                        spelled="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
@@ -157,9 +157,11 @@ class DistillConfig:
         opt_rules = extra_rules(typed["extra"])
         opts = {k: opt_rules[k].coerce(k, v) for k, v in typed["extra"].items()}
         for n, v in typed.items():
-            rules[n].check(n, v)
-        for k, v in opts.items():
+            if n != "extra":
+                rules[n].check(n, v)
+        for k, v in opts.items():  # each method option by its own rule (the name in the message) ...
             opt_rules[k].check(k, v)
+        rules["extra"].check("extra", opts)  # ... so this guard (plain JSON) only speaks for a new rule kind
         for n, v in typed.items():
             object.__setattr__(self, n, v)
         object.__setattr__(self, "extra", canonical_extra(opts))
@@ -224,13 +226,12 @@ class DistillConfig:
         that join options, which need the whole config): how the CLI tells which of its layers (a config
         file, ``--set``) holds a bad option. Returns the coerced values."""
         _check_keys(d, source)
-        table = option_table()
-        d = dict(d)
-        if "extra" in d:
-            extra = rule_of(_fields()["extra"]).coerce("extra", d.pop("extra"))
-            extra_rules(extra)
-            d.update(extra)
+        table, d = option_table(), dict(d)
         try:
+            if "extra" in d:
+                extra = rule_of(_fields()["extra"]).coerce("extra", d.pop("extra"))
+                extra_rules(extra)
+                d.update(extra)
             return apply_rules(d, {k: table[k].rule for k in d})
         except (TypeError, ValueError) as e:
             if source:

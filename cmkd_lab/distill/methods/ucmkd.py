@@ -59,8 +59,8 @@ class UCMKDOptions(MethodOptions):
     """The bilevel step's options, named without a prefix (``n1``, ``inner_lr`` ...)."""
 
     prefix = ""
-    n1: int = opt(1, Int(min=0), "inner FA steps (paper: 1)")
-    n2: int = opt(1, Int(min=0), "inner LA steps (paper: 1)")
+    n1: int = opt(1, Int(min=0, max=1000), "inner FA steps (paper: 1)")
+    n2: int = opt(1, Int(min=0, max=1000), "inner LA steps (paper: 1)")
     inner_optimizer: str = opt("sgd", Choice(choices=("sgd", "adamw")),
                                "inner optimiser; adamw: a fresh AdamW state per batch, as the public code")
     inner_lr: float = opt(1e-3, Float(gt=0), "η, the inner step size (paper: AdamW 1e-5)")
