@@ -126,9 +126,15 @@ def test_a_temperature_has_a_sane_range_and_the_advice_names_the_methods_knobs(c
                      capsys, tmp_path)
     assert cli == "--set: " + py
     from cmkd_lab.distill.methods.options import divergence_advice
-    assert divergence_advice("class-kd") == "lower lr, or lower classkd_weight or classkd_temperature"
-    assert divergence_advice("fa") == "lower lr, or lower lambda_fa, or raise eps"
+    assert divergence_advice("class-kd") == "lower lr, classkd_weight or classkd_temperature"
+    assert divergence_advice("fa") == "lower lr or lambda_fa, or raise eps"
+    assert divergence_advice("ucmkd") == "lower lr, inner_lr, lambda_fa or lambda_la, or raise eps"
     assert divergence_advice("ce") == "lower lr"
+    from cmkd_lab.distill.config import option_table
+    from cmkd_lab.distill.methods import METHODS
+    for name, cls in METHODS.items():  # every knob is an option of the table, and the method's own or shared
+        for k in (*cls.knobs, *cls.knobs_up):
+            assert k in option_table() and option_table()[k].method in (None, name), (name, k)
 
 
 # ------------------------------------------------------------------ --workers, one rule

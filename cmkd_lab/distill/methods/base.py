@@ -19,7 +19,7 @@ Speed options every method honours through this base class:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Type
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -109,16 +109,18 @@ class Method:
     options : MethodOptions subclass or None
         The method's own options (:mod:`.options`), given as ``<prefix><field>`` config options; the
         method reads them from ``self.opts`` (an instance, checked).
-    knobs : str
-        What to change besides the learning rate when a run diverges (e.g. ``"lower lambda_fa or raise
-        eps"``), for :func:`~cmkd_lab.distill.methods.options.divergence_advice`.
+    knobs, knobs_up : tuple of str
+        The options to lower (``knobs``) or raise (``knobs_up``) besides the learning rate when a run
+        diverges (``fa``: ``("lambda_fa",)``, ``("eps",)``), for
+        :func:`~cmkd_lab.distill.methods.options.divergence_advice`.
     """
 
     name = "base"
     terms: Dict[str, str] = {"loss": "total loss", "ce": "student cross-entropy"}
     records: Dict[str, str] = {}
     options = None
-    knobs = ""
+    knobs: Tuple[str, ...] = ()
+    knobs_up: Tuple[str, ...] = ()
     needs_pairs = False
     uses_teacher_samples = True
     uses_teacher = True

@@ -75,7 +75,7 @@ class C2KD(Method):
     records = {"selected": "share of samples selected (Kendall τ)"}
     needs_pairs = True
     options = C2KDOptions
-    knobs = "lower c2kd_weight or c2kd_temperature"
+    knobs = ("c2kd_weight", "c2kd_temperature")
 
     def __init__(self, trainer):
         super().__init__(trainer)

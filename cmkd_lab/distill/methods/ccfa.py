@@ -54,7 +54,7 @@ class CCFA(Method):
     terms = {**Method.terms, "ccfa": "class-conditional OT"}
     records = {"pseudo_share": "share of unlabelled samples pseudo-labelled"}
     options = CCFAOptions
-    knobs = "lower ccfa_weight, or raise eps"
+    knobs, knobs_up = ("ccfa_weight",), ("eps",)
 
     def __init__(self, trainer):
         super().__init__(trainer)

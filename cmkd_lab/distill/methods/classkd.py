@@ -52,7 +52,7 @@ class ClassKD(Method):
     description = "CE + weight * KL(teacher's mean prediction for the class || student), no pairs"
     terms = {**Method.terms, "classkd": "class-level soft-target KL (× T²)"}
     options = ClassKDOptions
-    knobs = "lower classkd_weight or classkd_temperature"
+    knobs = ("classkd_weight", "classkd_temperature")
 
     def __init__(self, trainer):
         super().__init__(trainer)

@@ -30,7 +30,7 @@ class EntMin(Method):
     description = "CE + lambda_ent * entropy of the student's predictions on unlabelled data (teacher-free control)"
     terms = {**Method.terms, "ent": "prediction entropy on unlabelled data"}
     options = EntMinOptions
-    knobs = "lower lambda_ent"
+    knobs = ("lambda_ent",)
 
     def loss_terms(self, b):
         ce = self.ce(self.student(b.x_s), b.y_s)

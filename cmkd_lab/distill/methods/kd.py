@@ -37,7 +37,7 @@ class KD(Method):
     terms = {**Method.terms, "kd": "soft-target KL (× T²)"}
     needs_pairs = True
     options = KDOptions
-    knobs = "lower kd_alpha or kd_temperature"
+    knobs = ("kd_alpha", "kd_temperature")
 
     def loss_terms(self, b):
         T, a = self.opts.temperature, self.opts.alpha
@@ -56,7 +56,7 @@ class FitNet(Method):
     terms = {**Method.terms, "hint": "feature regression (MSE)"}
     needs_pairs = True
     options = FitNetOptions
-    knobs = "lower fitnet_weight"
+    knobs = ("fitnet_weight",)
 
     def __init__(self, trainer):
         super().__init__(trainer)

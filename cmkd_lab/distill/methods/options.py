@@ -151,8 +151,11 @@ def check_method_options(method: str, config) -> None:
 
 
 def divergence_advice(method: str) -> str:
-    """What to change when a run of ``method`` diverges: the learning rate and the method's own knobs
-    (``Method.knobs``, e.g. ``"lower lambda_fa or raise eps"``)."""
+    """What to change when a run of ``method`` diverges, naming its own knobs (``Method.knobs`` to lower,
+    ``Method.knobs_up`` to raise): ``"lower lr or lambda_fa, or raise eps"`` for ``fa``."""
     from .base import get_method
-    knobs = get_method(method).knobs
-    return f"lower lr{', or ' + knobs if knobs else ''}"
+    cls = get_method(method)
+
+    def either(names):
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"lower {either(['lr', *cls.knobs])}" + (f", or raise {either(list(cls.knobs_up))}" if cls.knobs_up else "")

@@ -37,7 +37,7 @@ class Proto(Method):
     terms = {**Method.terms, "proto": "distance to the teacher's class centroid (/ r²)"}
     records = {"pseudo_share": "share of unlabelled samples pseudo-labelled"}
     options = ProtoOptions
-    knobs = "lower proto_weight"
+    knobs = ("proto_weight",)
 
     def __init__(self, trainer):
         super().__init__(trainer)

@@ -135,7 +135,7 @@ class UCMKD(Method):
     terms = {**Method.terms, "fa": "inner OT(student, teacher features)", "la": "inner label alignment LA_e"}
     records = {"inner_shift": "how far the inner steps move the parameters"}
     options = UCMKDOptions
-    knobs = "lower inner_lr, lambda_fa or lambda_la, or raise eps"
+    knobs, knobs_up = ("inner_lr", "lambda_fa", "lambda_la"), ("eps",)
 
     def __init__(self, trainer):
         super().__init__(trainer)
