@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["FAST_ENV", "fast_mode"]
+__all__ = ["FAST_ENV", "fast_mode", "check_env"]
 
 FAST_ENV = "CMKD_LAB_FAST"
 _TRUE = ("1", "true", "yes", "on")
@@ -32,3 +32,15 @@ def fast_mode() -> bool:
         return False
     raise ValueError(f"{FAST_ENV} must be one of {', '.join(map(repr, _TRUE + _FALSE[1:]))} (or unset); "
                      f"got {FAST_ENV}={raw!r}: set it to 1 for the fast mode or unset it for the full mode")
+
+
+def check_env() -> None:
+    """Check the environment variables cmkd_lab parses here, before any work starts (the command line
+    calls it first: a bad value is refused at once, not after a run when a report reads it).
+
+    Raises
+    ------
+    ValueError
+        Naming the variable, the values it takes and the value found.
+    """
+    fast_mode()

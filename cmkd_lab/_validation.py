@@ -6,9 +6,13 @@ of scikit-learn ("eps must be > 0; got eps=-1.0").
 """
 from __future__ import annotations
 
+import copy
+import json
 import math
+import re
 import sys
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -27,6 +31,19 @@ __all__ = [
     "check_class_names",
     "check_rectangular",
     "check_path",
+    "check_workers",
+    "Rule",
+    "Int",
+    "Float",
+    "Bool",
+    "Choice",
+    "Pattern",
+    "Mapping",
+    "opt",
+    "rule_of",
+    "apply_rules",
+    "parse_value",
+    "parse_assignments",
 ]
 
 
@@ -67,12 +84,24 @@ def check_number(name: str, value) -> float:
     return _number(name, value)
 
 
-def check_path(name: str, value):
+def check_path(name: str, value, *, hint: str = ""):
     """``value`` must be a path (``str`` or ``os.PathLike``), or None."""
     import os
     if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike); got {_fmt(value)} of type {type(value).__name__}")
+        raise TypeError(f"{name} must be a path (str or os.PathLike); got {_fmt(value)} of type {type(value).__name__}"
+                        + (f"; {hint}" if hint else ""))
     return value
+
+
+def check_workers(workers, *, flag: str = "workers"):
+    """The one rule of a number of local worker processes (bench and sweep, CLI and Python): None (the
+    caller's default) or an integer >= 1."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        got = f"{flag} {workers}" if flag.startswith("--") else f"{flag}={workers!r}"
+        raise ValueError(f"{flag} must be an integer >= 1 (the local processes that run at once); got {got}: "
+                         "pass 1 to run one at a time, or leave it out for the default")
+    return None if workers is None else int(workers)
 
 
 def check_positive(name: str, value, *, hint: str = "") -> float:
@@ -92,14 +121,11 @@ def check_nonneg(name: str, value, *, hint: str = "") -> float:
 
 
 def check_int(name: str, value, *, minimum: int = 0, maximum: Optional[int] = None) -> int:
-    """``value`` must be an int in ``minimum..maximum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer; got {name}={_fmt(value)} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}; got {name}={value}")
-    return int(value)
+    """``value`` must be an int in ``minimum..maximum`` (the :class:`Int` rule)."""
+    rule = Int(min=minimum, max=maximum)
+    value = rule.coerce(name, value)
+    rule.check(name, value)
+    return value
 
 
 def check_bool(name: str, value) -> bool:
@@ -287,3 +313,272 @@ def check_rectangular(name: str, v) -> None:
     except _Ragged as e:
         raise ValueError(f"{name} must have rows of one shape; {e}: pad or crop the samples to one shape") from None
 
+
+
+# ---------------------------------------------------------------- declared option rules
+# One rule per option (DistillConfig's fields and each method's options, declared with :func:`opt`):
+# the rule checks the type first (with the one coercion: NumPy scalars become Python values, an int
+# given for a float becomes a float), then the allowed values, and describes itself for the CLI help
+# and the generated reference (:func:`cmkd_lab.distill.config.options_reference`).
+def _plain(v):
+    """NumPy scalars as Python values (strings and bytes unchanged)."""
+    if isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_)):
+        return v.item()
+    return v
+
+
+def _num(b) -> str:
+    return f"{b:g}" if isinstance(b, float) else str(b)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of the option rules.
+
+    Parameters
+    ----------
+    why : str
+        A reason shown in parentheses after the rule (``"kd_alpha must be in [0, 1] (why); got ..."``).
+    hint : str
+        What to do, appended after the value (``"...; got eps=0.0; typical: 0.05-0.5"``).
+    max_hint : str
+        Replaces ``hint`` when the value is above the rule's upper bound.
+    """
+
+    why: str = ""
+    hint: str = ""
+    max_hint: str = ""
+    py_type = object
+
+    def coerce(self, name: str, v):
+        """``v`` in the option's type (TypeError naming ``name`` otherwise)."""
+        return v
+
+    def check(self, name: str, v) -> None:
+        """Raise ValueError naming ``name`` when ``v`` (already of the right type) is not allowed."""
+
+    def describe(self) -> str:
+        """The rule in words, for the help and the reference."""
+        raise NotImplementedError
+
+    def _fail(self, name, v, rule, *, shown=None, hint=None):
+        why = f" ({self.why})" if self.why else ""
+        hint = self.hint if hint is None else hint
+        hint = f"; {hint}" if hint else ""
+        raise ValueError(f"{name} must be {rule}{why}; got {name}={_fmt(v) if shown is None else shown}{hint}")
+
+    def _type_error(self, name, v, what):
+        raise TypeError(f"{name} must be {what}; got {name}={_fmt(v)} of type {type(v).__name__}")
+
+
+@dataclass(frozen=True)
+class Int(Rule):
+    """An integer (bools refused) in ``min..max``."""
+
+    min: Optional[int] = None
+    max: Optional[int] = None
+    py_type = int
+
+    def coerce(self, name, v):
+        v = _plain(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            self._type_error(name, v, "an integer")
+        return v
+
+    def check(self, name, v):
+        if self.min is not None and v < self.min:
+            self._fail(name, v, f">= {self.min}", shown=str(v))
+        if self.max is not None and v > self.max:
+            self._fail(name, v, f"<= {self.max}", shown=str(v), hint=self.max_hint or None)
+
+    def describe(self):
+        if self.min is not None and self.max is not None:
+            return f"integer in {self.min}..{self.max}"
+        if self.min is not None:
+            return f"integer >= {self.min}"
+        return "integer" if self.max is None else f"integer <= {self.max}"
+
+
+@dataclass(frozen=True)
+class Float(Rule):
+    """A finite number (an int is taken as a float; bools refused), with optional bounds: ``gt``/``ge`` below,
+    ``lt``/``le`` above."""
+
+    gt: Optional[float] = None
+    ge: Optional[float] = None
+    lt: Optional[float] = None
+    le: Optional[float] = None
+    py_type = float
+
+    def coerce(self, name, v):
+        v = _plain(v)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self._type_error(name, v, "a number")
+        try:
+            return float(v)
+        except OverflowError:  # an int beyond any float
+            raise ValueError(f"{name} must be finite; got an integer of {len(str(abs(v)))} digits") from None
+
+    def _bounds(self) -> str:
+        lo = f"({_num(self.gt)}" if self.gt is not None else f"[{_num(self.ge)}" if self.ge is not None else None
+        hi = f"{_num(self.lt)})" if self.lt is not None else f"{_num(self.le)}]" if self.le is not None else None
+        if lo and hi:
+            return f"in {lo}, {hi}"
+        if lo:
+            return ("> " if lo[0] == "(" else ">= ") + lo[1:]
+        if hi:
+            return ("< " if hi[-1] == ")" else "<= ") + hi[:-1]
+        return ""
+
+    def check(self, name, v):
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite; got {name}={_fmt(v)}")
+        ok = ((self.gt is None or v > self.gt) and (self.ge is None or v >= self.ge)
+              and (self.lt is None or v < self.lt) and (self.le is None or v <= self.le))
+        if not ok:
+            high = (self.lt is not None and v >= self.lt) or (self.le is not None and v > self.le)
+            self._fail(name, v, self._bounds(), hint=self.max_hint or None if high else None)
+
+    def describe(self):
+        b = self._bounds()
+        return f"number {b}" if b else "finite number"
+
+
+@dataclass(frozen=True)
+class Bool(Rule):
+    """A real boolean: ``0``/``1`` and words such as ``"false"`` are refused, not coerced (:func:`check_bool`)."""
+
+    py_type = bool
+
+    def coerce(self, name, v):
+        return check_bool(name, v)
+
+    def describe(self):
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Choice(Rule):
+    """One of ``choices`` (strings)."""
+
+    choices: Tuple[str, ...] = ()
+    py_type = str
+
+    def coerce(self, name, v):
+        if not isinstance(v, str):
+            self._type_error(name, v, f"a string, one of {', '.join(map(repr, self.choices))}")
+        return str(v)
+
+    def check(self, name, v):
+        check_choice(name, v, self.choices)
+
+    def describe(self):
+        return "one of " + ", ".join(map(repr, self.choices))
+
+
+@dataclass(frozen=True)
+class Pattern(Rule):
+    """A string matching ``regex`` (its availability checked elsewhere), described by ``spelled``."""
+
+    regex: str = ""
+    spelled: str = ""
+    like: str = ""
+    py_type = str
+
+    def coerce(self, name, v):
+        if not isinstance(v, str):
+            self._type_error(name, v, f"a string like {self.like}")
+        return str(v)
+
+    def check(self, name, v):
+        if not re.fullmatch(self.regex, v):
+            self._fail(name, v, self.spelled)
+
+    def describe(self):
+        return self.spelled
+
+
+@dataclass(frozen=True)
+class Mapping(Rule):
+    """A dict of string keys to plain JSON values (numbers, strings, booleans, lists, dicts)."""
+
+    py_type = dict
+
+    def coerce(self, name, v):
+        if not isinstance(v, dict):
+            raise TypeError(f"{name} must be a dict; got {type(v).__name__}")
+        bad = [k for k in v if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{name} must have string keys; got keys {bad!r}")
+        return {k: _plain(x) for k, x in v.items()}
+
+    def check(self, name, v):
+        try:  # travels into result.json and checkpoints
+            json.dumps(v, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must hold plain JSON values (numbers, strings, booleans, lists, dicts); "
+                            f"{e}") from None
+
+    def describe(self):
+        return "dict of method options"
+
+
+def opt(default, rule: Rule, help: str, **meta):
+    """A dataclass field declared with its rule and its help (the option table's one entry for it).
+
+    ``meta`` adds entries to the field's metadata (e.g. ``group`` for the reference's sections)."""
+    metadata = {"rule": rule, "help": help, **meta}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def rule_of(f) -> Rule:
+    """The rule declared on a dataclass field ``f`` (by :func:`opt`)."""
+    return f.metadata["rule"]
+
+
+def apply_rules(values: Dict[str, Any], rules: Dict[str, Rule]) -> Dict[str, Any]:
+    """``values`` checked by their ``rules``: every entry's type first (and coerced), then every entry's
+    allowed values; the coerced values are returned in the same order."""
+    out = {k: rules[k].coerce(k, v) for k, v in values.items()}
+    for k, v in out.items():
+        rules[k].check(k, v)
+    return out
+
+
+# ---------------------------------------------------------------- key=value
+def parse_value(raw: str):
+    """A value written on a command line: JSON where it parses (numbers, ``true``/``false``, ``null``,
+    lists, quoted strings), else the text itself (stripped)."""
+    raw = raw.strip()
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def parse_assignments(items: Iterable[str], *, what: str, form: str = "key=value") -> Dict[str, Any]:
+    """``["k=v", ...]`` → ``{k: parse_value(v)}``: the one key=value parser of ``--set``, ``--task-option``
+    and method variants (``name[k=v;k2=v2]``).
+
+    Raises
+    ------
+    ValueError
+        An item without ``=`` or without a key, or a key given twice (the last one would silently win);
+        the message starts with ``what`` (e.g. ``"--set"``) and shows the expected ``form``.
+    """
+    out: Dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, str) or "=" not in item:
+            raise ValueError(f"{what} takes {form}; got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise ValueError(f"{what} takes {form}, a key before each '='; got {item!r}")
+        v = parse_value(v)
+        if k in out:
+            raise ValueError(f"{what} gives {k} twice ({k}={out[k]!r} and {k}={v!r}); give each key once "
+                             "(the last one would silently win)")
+        out[k] = v
+    return out

@@ -1,11 +1,11 @@
-"""The command line: ``python -m cmkd_lab demo | run | bench | sweep | report | gap | methods | tasks``.
+"""The command line: ``python -m cmkd_lab demo | run | bench | sweep | report | gap | methods | tasks | options``.
 
-Bad arguments exit with status 2 and one line naming the argument.
+Bad arguments exit with status 2 and one line naming the argument. The help of every config flag is the
+option table's (:func:`cmkd_lab.distill.config.option_table`); ``options`` prints the whole table.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -38,64 +38,74 @@ def _fmt_acc(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _parse_value(raw: str):
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+# The config options that have a flag of their own (their help is the option table's).
+_CONFIG_FLAGS = ("epochs", "seed", "pairing", "device", "batch_size", "student_fraction", "student_unlabelled",
+                 "teacher_epochs", "lr", "cost", "eps", "teacher_control", "min_steps")
 
 
-def build_config(args, **fixed):
-    """Preset → config file → --set key=value → explicit flags."""
+def build_config(args, *, method=None, **fixed):
+    """Per-task defaults → preset → config file → --set key=value → explicit flags → ``fixed``.
+
+    With ``method`` (a single run), the preset's options of other methods are left out (a preset is a
+    recipe for every method: ``paper`` sets ucmkd's inner optimiser); what the user gives is kept, and a
+    single run refuses another method's option (:func:`~cmkd_lab.distill.methods.options.check_method_options`).
+    Each layer is checked alone first, so an error names the file or ``--set`` that holds the bad option.
+    """
+    from ._validation import parse_assignments
     from .distill import PRESETS, DistillConfig, load_config_file
     from .distill.config import TASK_DEFAULTS
+    from .distill.methods.options import option_owner
 
     d = dict(TASK_DEFAULTS.get(getattr(args, "task", None) or "", {}))  # per-task defaults come first
     preset = getattr(args, "preset", None) or "default"
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {', '.join(map(repr, PRESETS))}; got {preset!r}")
-    d.update(PRESETS[preset])
+    d.update({k: v for k, v in PRESETS[preset].items() if method is None or option_owner(k) in (None, method)})
     if getattr(args, "config", None):
-        d.update(load_config_file(args.config))
-    for item in getattr(args, "set", None) or []:
-        if "=" not in item:
-            raise ValueError(f"--set takes key=value; got {item!r}")
-        k, v = item.split("=", 1)
-        d[k.strip()] = _parse_value(v)
-    for k in ("epochs", "seed", "pairing", "device", "batch_size", "student_fraction", "student_unlabelled",
-              "teacher_epochs", "lr", "cost", "eps", "teacher_control", "min_steps"):
-        v = getattr(args, k, None)
-        if v is not None:
-            d[k] = v
+        given = load_config_file(args.config)
+        DistillConfig.check_options(given, source=f"--config {args.config}")
+        d.update(given)
+    sets = parse_assignments(getattr(args, "set", None) or [], what="--set")
+    DistillConfig.check_options(sets, source="--set")
+    d.update(sets)
+    d.update({k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None})
     d.update(fixed)
-    return DistillConfig.from_dict(d, source=f"--config {args.config}" if getattr(args, "config", None) else "options")
+    return DistillConfig.from_dict(d)
+
+
+def _flag_help(name: str, more: str = "") -> str:
+    """A config flag's help: the option table's help and rule (and ``more``), escaped for argparse."""
+    from .distill.config import option_table
+    return (option_table()[name].describe() + more).replace("%", "%%")
 
 
 def _add_common(p, *, seed=True):
+    from .distill import PRESETS
     p.add_argument("--task", default=None, help="built-in task (python -m cmkd_lab tasks)")
-    p.add_argument("--epochs", type=int, default=None, help="student epochs")
+    p.add_argument("--epochs", type=int, default=None, help=_flag_help("epochs"))
     if seed:
-        p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--pairing", default=None, help="unpaired | class-matched | paired")
+        p.add_argument("--seed", type=int, default=None, help=_flag_help("seed"))
+    p.add_argument("--pairing", default=None, help=_flag_help("pairing"))
     p.add_argument("--teacher-control", dest="teacher_control", default=None,
-                   help="none | random | shuffled-labels | permuted-classes: the real teacher or a control teacher "
-                        "(bench: a comma-separated list, one column each)")
-    p.add_argument("--min-steps", dest="min_steps", type=int, default=None,
-                   help="at least this many optimiser steps (epochs are raised when few labels make them short)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--cost", default=None, help="l2 | sqeuclidean | cosine | l1 | chordal")
-    p.add_argument("--eps", type=float, default=None)
-    p.add_argument("--teacher-epochs", dest="teacher_epochs", type=int, default=None)
+                   help=_flag_help("teacher_control", " (bench: a comma-separated list, one column each)"))
+    p.add_argument("--min-steps", dest="min_steps", type=int, default=None, help=_flag_help("min_steps"))
+    p.add_argument("--device", default=None, help=_flag_help("device"))
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help=_flag_help("batch_size"))
+    p.add_argument("--lr", type=float, default=None, help=_flag_help("lr"))
+    p.add_argument("--cost", default=None, help=_flag_help("cost"))
+    p.add_argument("--eps", type=float, default=None, help=_flag_help("eps"))
+    p.add_argument("--teacher-epochs", dest="teacher_epochs", type=int, default=None, help=_flag_help("teacher_epochs"))
     p.add_argument("--student-fraction", dest="student_fraction", type=float, default=None,
-                   help="train the student on this stratified fraction of its labelled data")
+                   help=_flag_help("student_fraction"))
+    from .distill.methods import METHODS
+    readers = ", ".join(m for m in sorted(METHODS) if METHODS[m].uses_unlabelled)
     p.add_argument("--student-unlabelled", dest="student_unlabelled", action="store_const", const=True, default=None,
-                   help="with --student-fraction < 1: the rest of the student's training data, labels withheld, "
-                        "feeds the OT term of fa, ucmkd-joint and ucmkd and the entropy term of entmin (unpaired only)")
-    p.add_argument("--preset", default=None, help="default | paper | public-code")
+                   help=_flag_help("student_unlabelled", f" (the flag sets it true; read by {readers})"))
+    p.add_argument("--preset", default=None, help=" | ".join(PRESETS) + " (python -m cmkd_lab options lists them)")
     p.add_argument("--config", default=None, help="JSON or TOML file of DistillConfig options")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config option (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config option or method option, each once (repeatable; python -m cmkd_lab options "
+                        "lists them with their rules)")
     p.add_argument("--fast", action="store_true", help="small data subset (quick checks)")
     p.add_argument("--data-root", dest="data_root", default=None,
                    help="your copy of the data for ave | crema-d | ravdess | vggsound (default: $CMKD_LAB_DATA)")
@@ -105,12 +115,8 @@ def _add_common(p, *, seed=True):
 
 def _task_kwargs(args) -> dict:
     """Task options from the flags: --data-root goes only to the tasks that read one."""
-    kw = {}
-    for item in getattr(args, "task_option", None) or []:
-        if "=" not in item:
-            raise ValueError(f"--task-option takes key=value; got {item!r}")
-        k, v = item.split("=", 1)
-        kw[k.strip()] = _parse_value(v)
+    from ._validation import parse_assignments
+    kw = parse_assignments(getattr(args, "task_option", None) or [], what="--task-option")
     root = getattr(args, "data_root", None)
     if root is None:
         return kw
@@ -146,15 +152,35 @@ def cmd_tasks(args):
         print(name)
 
 
+def cmd_options(args):
+    """Every option with its default, rule and meaning (the option table), or its Markdown reference."""
+    from .distill import PRESETS, get_method
+    from .distill.config import CROSS_RULES, option_table, options_reference
+    if args.markdown:
+        print(options_reference(), end="")
+        return 0
+    if args.method is not None:
+        get_method(args.method)
+    for name, row in option_table().items():
+        if args.method is None or row.method in (None, args.method):
+            print(f"{name}{f' [{row.method}]' if row.method else ''}: {row.describe()}")
+    print("\nrules that join options:\n" + "\n".join(f"  {r.text}" for r in CROSS_RULES))
+    print("\npresets (--preset):\n" + "\n".join(
+        f"  {n}: {', '.join(f'{k}={v}' for k, v in p.items()) or 'the defaults'}" for n, p in PRESETS.items()))
+    return 0
+
+
 def cmd_run(args):
     from .data import load_task
     from .experiments import run_one
     if args.overwrite and args.resume:
         raise ValueError("--overwrite and --resume exclude each other: --resume continues the run in --out, "
                          "--overwrite starts it again")
-    cfg = build_config(args)
     from .distill import get_method
+    from .distill.methods.options import check_method_options
     get_method(args.method)  # an unknown name fails before the task is loaded
+    cfg = build_config(args, method=args.method)
+    check_method_options(args.method, cfg)  # another method's option would be stored and never read
     out = out_dir(args.out)
     task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
     r = run_one(task, args.method, cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
@@ -166,7 +192,8 @@ def cmd_run(args):
         print("interrupted: continue with the same command and --resume", file=sys.stderr)
         return 130
     if r["status"] == "diverged":
-        print(f"diverged: {r.get('error')}; lower --lr or lambda_fa, or raise --eps", file=sys.stderr)
+        from .distill.methods.options import divergence_advice
+        print(f"diverged: {r.get('error')}; {divergence_advice(args.method)}", file=sys.stderr)
     return 0 if r["status"] == "completed" else 1
 
 
@@ -185,6 +212,8 @@ def cmd_bench(args):
     from .experiments import run_bench
     # --pairing and --teacher-control list the bench's pairings and controls (comma-separated); each run's
     # config gets one of each.
+    from ._validation import check_workers
+    check_workers(args.workers, flag="--workers")  # one rule in bench and sweep
     cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None, "teacher_control": None}))
     if not _csv(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
@@ -215,7 +244,9 @@ def _interrupted(res) -> int:
 
 
 def cmd_sweep(args):
+    from ._validation import check_workers
     from .experiments import parse_grid, run_sweep
+    check_workers(args.workers, flag="--workers")
     cfg = build_config(args)
     seeds = _seeds(args, cfg)
     if args.dask and args.scheduler:
@@ -330,7 +361,7 @@ def make_parser():
     _add_common(s, seed=True)
     s.add_argument("--methods", default="ce,fa,la,ucmkd,ucmkd-joint")
     s.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
-    s.add_argument("--workers", type=int, default=1, help="local processes (default 1: one run at a time)")
+    s.add_argument("--workers", type=int, default=1, help="local processes, >= 1 (default 1: one run at a time)")
     s.add_argument("--overwrite", action="store_true", help="run again the folders that hold runs made with other "
                                                              "options (refused otherwise)")
     s.add_argument("--ceiling", default="ceiling-kd", help=_CEILING_HELP)
@@ -344,7 +375,7 @@ def make_parser():
                    help="a DistillConfig option or a task option and its values (repeatable)")
     s.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     s.add_argument("--baseline", default="ce", help="the method every other is compared with, seed by seed")
-    s.add_argument("--workers", type=int, default=None, help="local processes (default: the number of cores)")
+    s.add_argument("--workers", type=int, default=None, help="local processes, >= 1 (default: the number of cores)")
     s.add_argument("--dask", action="store_true", help="run on a local Dask cluster (pip install cmkd_lab[cluster])")
     s.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
     s.add_argument("--diag-epoch", dest="diag_epoch", type=int, default=2, help="epoch whose diagnostics are predictors")
@@ -379,6 +410,10 @@ def make_parser():
     s.set_defaults(fn=cmd_gap)
     s = sub.add_parser("methods", help="list the methods")
     s.set_defaults(fn=cmd_methods)
+    s = sub.add_parser("options", help="list every config option and method option: default, rule, meaning")
+    s.add_argument("--method", default=None, help="only the shared options and this method's own")
+    s.add_argument("--markdown", action="store_true", help="the Markdown reference (docs/config_reference.md)")
+    s.set_defaults(fn=cmd_options)
     s = sub.add_parser("tasks", help="list the built-in tasks")
     s.set_defaults(fn=cmd_tasks)
     return p
@@ -392,6 +427,8 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 2
     from .store import DirectoryInUse
     try:
+        from ._env import check_env
+        check_env()  # a bad environment variable is refused before any work (not after training)
         with warnings.catch_warnings():  # a warning is one line too: `python -m cmkd_lab CMD: warning: ...`
             warnings.showwarning = lambda msg, *_a, **_k: print(f"python -m cmkd_lab {args.cmd}: warning: {msg}",
                                                                 file=sys.stderr)

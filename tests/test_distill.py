@@ -135,7 +135,7 @@ def test_config_bad_values(kw, match):
 def test_config_from_dict_unknown_and_wrong_types():
     with pytest.raises(ValueError, match=r"unknown keys \['epoch'\]"):
         DistillConfig.from_dict({"epoch": 3})
-    with pytest.raises(TypeError, match="epochs must be of type int"):
+    with pytest.raises(TypeError, match="epochs must be an integer; got epochs=.3. of type str"):  # the Int rule
         DistillConfig.from_dict({"epochs": "3"})
     assert DistillConfig.from_dict({"lr": 1}).lr == 1.0
 

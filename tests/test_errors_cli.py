@@ -31,15 +31,16 @@ BAD = [
     ("unknown device", ["run", "--device", "tpu", "--out", "OUT"], r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got device='tpu'"),
     ("unknown preset", ["run", "--preset", "papers", "--out", "OUT"], r"--preset must be one of 'default', 'paper'.*; got 'papers'"),
     ("--set without =", ["run", "--set", "eps", "--out", "OUT"], r"--set takes key=value; got 'eps'"),
-    ("--set unknown key", ["run", "--set", "epoch=3", "--out", "OUT"], r"options has unknown keys \['epoch'\] \('epoch': did you mean 'epochs'\?\)"),
-    ("--set wrong type", ["run", "--set", "epochs=many", "--out", "OUT"], r"options: epochs must be of type int; got epochs='many'"),
+    # the message names the flag that holds the bad option (and one type message per rule, at every door)
+    ("--set unknown key", ["run", "--set", "epoch=3", "--out", "OUT"], r"--set has unknown keys \['epoch'\] \('epoch': did you mean 'epochs'\?\)"),
+    ("--set wrong type", ["run", "--set", "epochs=many", "--out", "OUT"], r"--set: epochs must be an integer; got epochs='many' of type str"),
     ("--set bad value", ["run", "--set", "eps=-1", "--out", "OUT"], r"eps must be > 0; got eps=-1.0"),
     # config files
     ("missing config file", ["run", "--config", "nope.json", "--out", "OUT"], r"config file 'nope.json' does not exist"),
     ("config file, unknown key", ["run", "--config", "CFG:{\"lamda_fa\": 1}", "--out", "OUT"],
      r"--config .*cfg.json has unknown keys \['lamda_fa'\] \('lamda_fa': did you mean 'lambda_fa'\?\)"),
     ("config file, wrong type", ["run", "--config", "CFG:{\"epochs\": \"3\"}", "--out", "OUT"],
-     r"--config .*cfg.json: epochs must be of type int; got epochs='3'"),
+     r"--config .*cfg.json: epochs must be an integer; got epochs='3' of type str"),
     ("config file, invalid JSON", ["run", "--config", "CFG:{epochs: 3}", "--out", "OUT"], r"config file '.*cfg.json' is not valid JSON"),
     # names
     ("unknown task", ["run", "--task", "nope", "--out", "OUT"], r"task must be one of .*'synthetic'.*; got task='nope'"),

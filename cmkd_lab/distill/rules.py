@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional, Tuple, Type
 
 from .methods import get_method
+from .methods.options import check_method_options
 
 __all__ = ["PairingError", "why_not", "check_runnable", "same_as_unpaired", "same_under_controls"]
 
@@ -54,6 +55,7 @@ def check_runnable(method: str, config, task) -> None:
                   student_unlabelled=config.student_unlabelled)
     if why is not None:
         raise why[0](why[1])
+    check_method_options(method, config)  # another method's option would be stored and never read
 
 
 def same_as_unpaired(method: str, pairing: str) -> bool:

@@ -37,12 +37,11 @@ from .._seeds import CONTROL_STREAM, TEACHER_TORCH, numpy_rng
 from ..models import Classifier, build_classifier
 from .._names import safe_name
 from ..store import cache_dir, code_version, locked
+from .config import TEACHER_CONTROLS  # declared once, with the option's rule
 from .runtime import resolve_device
 
 __all__ = ["train_teacher", "get_teacher", "teacher_key", "evaluate", "batched_features", "TEACHER_CONTROLS",
            "bank_labels", "class_derangement", "shuffled_labels"]
-
-TEACHER_CONTROLS = ("none", "random", "shuffled-labels", "permuted-classes")
 
 
 def class_derangement(num_classes: int, seed: int) -> np.ndarray:

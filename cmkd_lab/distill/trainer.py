@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._seeds import STUDENT_BATCHES, UNLABELLED_BATCHES, training_seed as _training_seed
+from .._validation import check_path
 from ..data.lazy import is_lazy
 from ..data.loader import iterate_batches
 from ..data.sampling import TeacherBatchSampler
@@ -26,7 +27,7 @@ from ..store import code_version
 from .callbacks import Callback
 from .checkpoint import (CHECKPOINT_FORMAT, from_json, global_rng_state, read_checkpoint, set_global_rng_state,
                          to_json, write_checkpoint)
-from .config import DistillConfig
+from .config import DistillConfig, planned_epochs
 from .distributed import from_env
 from .methods import Batch, get_method
 from .rules import PairingError, check_runnable
@@ -132,6 +133,7 @@ class Trainer:
     def __init__(self, task, method: str = "ucmkd", config: Optional[DistillConfig] = None, *,
                  callbacks: Sequence[Callback] = (), teacher=None, checkpoint=None, progress: bool = False):
         _check_arguments(task, method, config, callbacks, teacher)
+        check_path("checkpoint", checkpoint, hint="pass a file path such as 'runs/x/checkpoint.pt', or None for none")
         self.config = cfg = (config or DistillConfig()).validate()
         self.method_name = method
         method_cls = get_method(method)
@@ -237,7 +239,7 @@ class Trainer:
         """The epochs to run: ``config.epochs``, raised so that the student takes at least
         ``config.min_steps`` optimiser steps; a warning when the budget is a handful of steps."""
         cfg, spe = self.config, self.steps_per_epoch
-        self.epochs = max(cfg.epochs, math.ceil(cfg.min_steps / spe))
+        self.epochs = planned_epochs(cfg, spe)  # refuses a budget over MAX_EPOCHS
         if spe <= 2 and self.epochs * spe < UNDER_TRAINED_STEPS:
             n = self.x_train.shape[0]
             why = (f"student_fraction={cfg.student_fraction!r} leaves {n} labelled training samples"

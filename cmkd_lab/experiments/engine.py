@@ -48,19 +48,27 @@ def check_seeds(seeds, *, flag: str = "seeds") -> list:
 
 def parse_method(spec: str):
     """``"ucmkd-joint[la_teacher_grad=align;lambda_fa=0.1]"`` → (``"ucmkd-joint"``, its option overrides):
-    a method variant, compared like any method (values read as JSON where they parse)."""
+    a method variant, compared like any method (values read as JSON where they parse; the one key=value
+    parser, :func:`cmkd_lab._validation.parse_assignments`).
+
+    Raises
+    ------
+    ValueError
+        A malformed spec, an option given twice, or an option of another method (the variant would never
+        read it).
+    """
+    from .._validation import parse_assignments
+    from ..distill.methods.options import option_owner
     m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\s*(?:\[(.*)\])?\s*", str(spec))
     if not m:
         raise ValueError(f"a method is a name, or name[option=value;...] for a variant; got {spec!r}")
-    over = {}
-    for item in filter(None, (x.strip() for x in (m.group(2) or "").split(";"))):
-        if "=" not in item:
-            raise ValueError(f"method variant {spec!r}: each option is key=value (separated by ';'); got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            over[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            over[k.strip()] = v.strip()
+    items = [x.strip() for x in (m.group(2) or "").split(";") if x.strip()]
+    over = parse_assignments(items, what=f"method variant {spec!r}", form="key=value options separated by ';'")
+    for k, v in over.items():
+        owner = option_owner(k)
+        if owner not in (None, m.group(1)):
+            raise ValueError(f"method variant {spec!r}: {k}={v!r} is an option of method {owner!r}, which "
+                             f"{m.group(1)!r} never reads: leave it out, or make it a variant of {owner!r}")
     return m.group(1), over
 
 
@@ -172,9 +180,10 @@ class Plan:
 
 
 def _job_config(method: str, cfg):
-    """THE one place where a job's config is made for its method: today ``cfg`` itself. (Call point for
-    stripping the options that belong to other methods, so that a run's identity holds only what it reads.)"""
-    return cfg
+    """The one place where a job's config is made for its method: ``cfg`` without the options of other
+    methods (a run's identity holds only what it reads)."""
+    from ..distill.methods.options import config_for
+    return config_for(method, cfg)
 
 
 def _task_facts(task_name, seed, fast, task_kwargs, cache: dict):

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..distill.config import TEACHER_CONTROLS as CONTROLS  # declared once, with the option's rule
 from .keys import describe
 from .stats import headroom_recovered, paired_difference, spearman
 
@@ -288,9 +289,6 @@ def predictor_table(runs: List[dict], *, baseline: str = "ce", metric: str = "st
     order = {m: i for i, m in enumerate(groups)}
     rows.sort(key=lambda r: (order[r["method"]], -(abs(r["rho"]) if r["rho"] is not None else -1)))
     return points, rows
-
-
-CONTROLS = ("none", "random", "shuffled-labels", "permuted-classes")
 
 
 def control_table(runs: List[dict], *, baseline: str = "ce", metric: str = "student_test_acc",

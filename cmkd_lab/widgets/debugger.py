@@ -177,6 +177,8 @@ class DebugSession:
                       task_has_pairs=True, student_unlabelled=self.config.student_unlabelled)
         if why is not None:
             raise why[0](why[1])
+        from ..distill.methods.options import check_method_options
+        check_method_options(method, self.config)  # n1, n2 are ucmkd's: refused for another method, before training
         sink = make_sink(sink, label=str(method))
         self.task_spec, self.method = task, method
         self.projection = "pca" if self.lab.fast else "umap"

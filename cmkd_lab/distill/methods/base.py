@@ -19,7 +19,7 @@ Speed options every method honours through this base class:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Type
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -107,13 +107,20 @@ class Method:
     records : dict name -> label
         Other per-step numbers it returns that are not losses (e.g. ``inner_shift``).
     options : MethodOptions subclass or None
-        The method's own options (:mod:`.options`), given as ``<prefix><field>`` config options.
+        The method's own options (:mod:`.options`), given as ``<prefix><field>`` config options; the
+        method reads them from ``self.opts`` (an instance, checked).
+    knobs, knobs_up : tuple of str
+        The options to lower (``knobs``) or raise (``knobs_up``) besides the learning rate when a run
+        diverges (``fa``: ``("lambda_fa",)``, ``("eps",)``), for
+        :func:`~cmkd_lab.distill.methods.options.divergence_advice`.
     """
 
     name = "base"
     terms: Dict[str, str] = {"loss": "total loss", "ce": "student cross-entropy"}
     records: Dict[str, str] = {}
     options = None
+    knobs: Tuple[str, ...] = ()
+    knobs_up: Tuple[str, ...] = ()
     needs_pairs = False
     uses_teacher_samples = True
     uses_teacher = True
@@ -126,6 +133,7 @@ class Method:
         self.cfg = trainer.config
         self.student = trainer.student
         self.teacher = trainer.teacher
+        self.opts = self.options.from_extra(self.cfg.extra) if self.options is not None else None
         if getattr(self.cfg, "compile", "none") == "all" and not getattr(self.student, "_cmkd_compiled", False):
             self.student.encoder.compile()
             self.student.head.compile()

@@ -21,18 +21,18 @@ so bidirectionality acts through the proxies; the student's main head is
 trained by cross-entropy and by the same non-target distillation from the
 teacher proxy on selected samples. Options (:class:`C2KDOptions`, given as
 ``c2kd_tau`` etc. like any config option): ``c2kd_tau`` (0.0), ``c2kd_weight``
-(1.0), ``c2kd_temperature`` (defaults to ``kd_temperature``).
+(1.0), ``c2kd_temperature`` (4.0, the ``kd`` baseline's default).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import Method, register_method
+from ..._validation import Float, opt
 from .options import MethodOptions
 
 __all__ = ["C2KD", "C2KDOptions", "kendall_tau", "non_target_kl"]
@@ -41,18 +41,11 @@ __all__ = ["C2KD", "C2KDOptions", "kendall_tau", "non_target_kl"]
 @dataclass
 class C2KDOptions(MethodOptions):
     prefix = "c2kd_"
-    tau: float = 0.0                      # Kendall-τ threshold of the on-the-fly selection, in [-1, 1]
-    weight: float = 1.0                   # weight of the non-target distillation terms, >= 0
-    temperature: Optional[float] = None   # softmax temperature, > 0 (None: kd_temperature)
-
-    def validate(self):
-        if not -1.0 <= self.tau <= 1.0:
-            raise ValueError(f"c2kd_tau must be in [-1, 1] (a Kendall tau); got c2kd_tau={self.tau!r}")
-        if self.weight < 0:
-            raise ValueError(f"c2kd_weight must be >= 0; got c2kd_weight={self.weight!r}")
-        if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"c2kd_temperature must be > 0; got c2kd_temperature={self.temperature!r}")
-        return self
+    tau: float = opt(0.0, Float(ge=-1, le=1, why="a Kendall tau"),
+                     "Kendall-τ threshold of the on-the-fly sample selection")
+    weight: float = opt(1.0, Float(ge=0), "weight of the non-target distillation terms")
+    temperature: float = opt(4.0, Float(gt=0, le=100, why="a softmax temperature; KD uses 1-20"),
+                             "softmax temperature of the proxies' distillation")
 
 
 def kendall_tau(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,13 +75,12 @@ class C2KD(Method):
     records = {"selected": "share of samples selected (Kendall τ)"}
     needs_pairs = True
     options = C2KDOptions
+    knobs = ("c2kd_weight", "c2kd_temperature")
 
     def __init__(self, trainer):
         super().__init__(trainer)
         D, K = self.cfg.feature_dim, trainer.task.num_classes
-        opts = C2KDOptions.from_extra(self.cfg.extra)
-        self.tau, self.weight = opts.tau, opts.weight
-        self.T = self.cfg.kd_temperature if opts.temperature is None else opts.temperature
+        self.tau, self.weight, self.T = self.opts.tau, self.opts.weight, self.opts.temperature
         self.teacher_proxy = nn.Sequential(nn.Linear(D, D), nn.ReLU(), nn.Linear(D, K)).to(trainer.device)
         self.student_proxy = nn.Sequential(nn.Linear(D, D), nn.ReLU(), nn.Linear(D, K)).to(trainer.device)
 

@@ -19,23 +19,16 @@ import torch
 
 from ._classes import ClassBank, pseudo_labels
 from .base import Method, register_method
-from .options import MethodOptions
+from .options import PseudoLabelOptions
 
 __all__ = ["CCFA", "CCFAOptions", "class_conditional_ot"]
 
 
 @dataclass
-class CCFAOptions(MethodOptions):
-    prefix = "ccfa_"
-    weight: float = 1.0       # λ of the class-conditional OT term, >= 0
-    threshold: float = 0.9    # pseudo-label confidence for unlabelled student samples, in (0, 1]
+class CCFAOptions(PseudoLabelOptions):
+    """``ccfa_weight`` (λ of the class-conditional OT term) and ``ccfa_threshold``."""
 
-    def validate(self):
-        if self.weight < 0:
-            raise ValueError(f"ccfa_weight must be >= 0; got ccfa_weight={self.weight!r}")
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"ccfa_threshold must be in (0, 1] (a probability); got ccfa_threshold={self.threshold!r}")
-        return self
+    prefix = "ccfa_"
 
 
 def class_conditional_ot(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor, ot) -> torch.Tensor:
@@ -61,10 +54,10 @@ class CCFA(Method):
     terms = {**Method.terms, "ccfa": "class-conditional OT"}
     records = {"pseudo_share": "share of unlabelled samples pseudo-labelled"}
     options = CCFAOptions
+    knobs, knobs_up = ("ccfa_weight",), ("eps",)
 
     def __init__(self, trainer):
         super().__init__(trainer)
-        self.opts = CCFAOptions.from_extra(self.cfg.extra)
         self.bank, self.bank_u = ClassBank(trainer, 0), ClassBank(trainer, 1)
 
     def state_dict(self) -> dict:

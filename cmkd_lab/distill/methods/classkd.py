@@ -6,19 +6,19 @@ teacher's own samples of class k. Every labelled student sample of class k is di
 ``q_k``: CE + w · T² · KL(q_y ‖ softmax(s / T)) — Hinton's soft targets with the pair replaced by the
 class. It needs labels, not pairs. Classes the teacher holds no sample of get no soft target.
 
-Options (:class:`ClassKDOptions`): ``classkd_weight`` (w, 1.0), ``classkd_temperature`` (T, default
-``kd_temperature``).
+Options (:class:`ClassKDOptions`): ``classkd_weight`` (w, 1.0), ``classkd_temperature`` (T, 4.0, the ``kd``
+baseline's default).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from ._classes import ClassBank
 from .base import Method, register_method
+from ..._validation import Float, opt
 from .options import MethodOptions
 
 __all__ = ["ClassKD", "ClassKDOptions", "class_soft_targets"]
@@ -27,15 +27,9 @@ __all__ = ["ClassKD", "ClassKDOptions", "class_soft_targets"]
 @dataclass
 class ClassKDOptions(MethodOptions):
     prefix = "classkd_"
-    weight: float = 1.0                   # weight of the soft-target term, >= 0
-    temperature: Optional[float] = None   # softmax temperature, > 0 (None: kd_temperature)
-
-    def validate(self):
-        if self.weight < 0:
-            raise ValueError(f"classkd_weight must be >= 0; got classkd_weight={self.weight!r}")
-        if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"classkd_temperature must be > 0; got classkd_temperature={self.temperature!r}")
-        return self
+    weight: float = opt(1.0, Float(ge=0), "weight of the class-level soft-target term")
+    temperature: float = opt(4.0, Float(gt=0, le=100, why="a softmax temperature; KD uses 1-20"),
+                             "softmax temperature of the class-level soft targets")
 
 
 @torch.no_grad()
@@ -58,11 +52,11 @@ class ClassKD(Method):
     description = "CE + weight * KL(teacher's mean prediction for the class || student), no pairs"
     terms = {**Method.terms, "classkd": "class-level soft-target KL (× T²)"}
     options = ClassKDOptions
+    knobs = ("classkd_weight", "classkd_temperature")
 
     def __init__(self, trainer):
         super().__init__(trainer)
-        self.opts = ClassKDOptions.from_extra(self.cfg.extra)
-        self.T = self.cfg.kd_temperature if self.opts.temperature is None else self.opts.temperature
+        self.T = self.opts.temperature
         bank = ClassBank(trainer)
         self.q, self.have = class_soft_targets(self.teacher.head, bank.z, bank.y, bank.K, self.T)
 

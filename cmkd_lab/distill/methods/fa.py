@@ -8,6 +8,7 @@ class FA(Method):
     uses_unlabelled = True
     description = "CE + lambda_fa * OT(student features, teacher features)"
     terms = {**Method.terms, "fa": "OT(student, teacher features)"}
+    knobs, knobs_up = ("lambda_fa",), ("eps",)
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)  # (B, D)

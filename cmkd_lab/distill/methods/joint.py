@@ -9,6 +9,7 @@ class UCMKDJoint(Method):
     uses_unlabelled = True
     description = "CE + lambda_fa * OT + lambda_la * LA, one level (the paper's ablation)"
     terms = {**Method.terms, "fa": "OT(student, teacher features)", "la": "label alignment LA_e"}
+    knobs, knobs_up = ("lambda_fa", "lambda_la"), ("eps",)
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)

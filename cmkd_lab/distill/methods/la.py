@@ -17,6 +17,7 @@ class LA(Method):
     uses_teacher_samples = False
     description = "CE + lambda_la * label alignment (teacher head on student features)"
     terms = {**Method.terms, "la": "label alignment LA_e"}
+    knobs = ("lambda_la",)
 
     def loss_terms(self, b):
         z = self.student.features(b.x_s)

@@ -18,23 +18,16 @@ import torch
 
 from ._classes import ClassBank, pseudo_labels
 from .base import Method, register_method
-from .options import MethodOptions
+from .options import PseudoLabelOptions
 
 __all__ = ["Proto", "ProtoOptions"]
 
 
 @dataclass
-class ProtoOptions(MethodOptions):
-    prefix = "proto_"
-    weight: float = 1.0       # weight of the anchoring term, >= 0
-    threshold: float = 0.9    # pseudo-label confidence for unlabelled student samples, in (0, 1]
+class ProtoOptions(PseudoLabelOptions):
+    """``proto_weight`` (weight of the anchoring term) and ``proto_threshold``."""
 
-    def validate(self):
-        if self.weight < 0:
-            raise ValueError(f"proto_weight must be >= 0; got proto_weight={self.weight!r}")
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"proto_threshold must be in (0, 1] (a probability); got proto_threshold={self.threshold!r}")
-        return self
+    prefix = "proto_"
 
 
 @register_method("proto")
@@ -44,10 +37,10 @@ class Proto(Method):
     terms = {**Method.terms, "proto": "distance to the teacher's class centroid (/ r²)"}
     records = {"pseudo_share": "share of unlabelled samples pseudo-labelled"}
     options = ProtoOptions
+    knobs = ("proto_weight",)
 
     def __init__(self, trainer):
         super().__init__(trainer)
-        self.opts = ProtoOptions.from_extra(self.cfg.extra)
         bank = ClassBank(trainer)
         self.mu, self.have = bank.centroids()  # (K, D), (K,)
         y = torch.as_tensor(bank.y, device=bank.z.device)

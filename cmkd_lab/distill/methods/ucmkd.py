@@ -40,6 +40,7 @@ batch, no communication) and the outer gradients are averaged over ranks in
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
@@ -47,8 +48,28 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..._validation import Bool, Choice, Float, Int, opt
 from .base import Batch, Method, register_method
 from .la import la_term
+from .options import MethodOptions
+
+
+@dataclass
+class UCMKDOptions(MethodOptions):
+    """The bilevel step's options, named without a prefix (``n1``, ``inner_lr`` ...)."""
+
+    prefix = ""
+    n1: int = opt(1, Int(min=0, max=1000), "inner FA steps (paper: 1)")
+    n2: int = opt(1, Int(min=0, max=1000), "inner LA steps (paper: 1)")
+    inner_optimizer: str = opt("sgd", Choice(choices=("sgd", "adamw")),
+                               "inner optimiser; adamw: a fresh AdamW state per batch, as the public code")
+    inner_lr: float = opt(1e-3, Float(gt=0), "η, the inner step size (paper: AdamW 1e-5)")
+    inner_weight_decay: float = opt(0.0, Float(ge=0), "inner weight decay (paper: 0.05 with adamw)")
+    inner_lambdas: bool = opt(True, Bool(), "scale the inner steps by λ1, λ2 (the public code does not)")
+    first_order: bool = opt(True, Bool(), "first-order MAML-style outer gradient (false: full second order)")
+    inner_scope: str = opt("full", Choice(choices=("full", "last-layer")),
+                           "full: Algorithm 1; last-layer: an approximation, the inner steps adapt only the "
+                           "encoder's last linear layer and the head")
 
 
 class _InnerAdamW:
@@ -71,10 +92,10 @@ class _InnerAdamW:
 class _Temporaries:
     """The temporary parameters φ̃ and their inner updates (SGD or fresh AdamW)."""
 
-    def __init__(self, cfg, params: Dict[str, torch.Tensor], names: List[str]):
-        self.cfg, self.fo = cfg, cfg.first_order
+    def __init__(self, opts: UCMKDOptions, params: Dict[str, torch.Tensor], names: List[str]):
+        self.lr, self.fo = opts.inner_lr, opts.first_order
         self.tmp = {n: (params[n].detach().requires_grad_() if self.fo else params[n]) for n in names}
-        self.opt = _InnerAdamW(cfg.inner_lr, cfg.inner_weight_decay) if cfg.inner_optimizer == "adamw" else None
+        self.opt = _InnerAdamW(opts.inner_lr, opts.inner_weight_decay) if opts.inner_optimizer == "adamw" else None
 
     def __getitem__(self, name):
         return self.tmp[name]
@@ -86,7 +107,7 @@ class _Temporaries:
         for n, g in zip(names, grads):
             if g is None:
                 continue
-            new = self.opt.update(n, tmp[n], g) if self.opt is not None else tmp[n] - self.cfg.inner_lr * g
+            new = self.opt.update(n, tmp[n], g) if self.opt is not None else tmp[n] - self.lr * g
             tmp[n] = new.detach().requires_grad_() if self.fo else new
 
 
@@ -113,6 +134,8 @@ class UCMKD(Method):
     description = "UCMKD bilevel: n1 inner OT steps, n2 inner LA steps, outer CE at the adapted parameters"
     terms = {**Method.terms, "fa": "inner OT(student, teacher features)", "la": "inner label alignment LA_e"}
     records = {"inner_shift": "how far the inner steps move the parameters"}
+    options = UCMKDOptions
+    knobs, knobs_up = ("inner_lr", "lambda_fa", "lambda_la"), ("eps",)
 
     def __init__(self, trainer):
         super().__init__(trainer)
@@ -120,7 +143,7 @@ class UCMKD(Method):
         self.enc_names = [n for n in self.names if n.startswith("encoder.")]
         self.head_names = [n for n in self.names if n.startswith("head.")]
         self.last: Optional[nn.Module] = None
-        if self.cfg.inner_scope == "last-layer":
+        if self.opts.inner_scope == "last-layer":
             found = _last_linear(self.student.encoder)
             if found is None:
                 raise ValueError(
@@ -141,8 +164,8 @@ class UCMKD(Method):
         return _apply(self.student.head, {n[5:]: tmp[n] for n in self.head_names}, z)  # (B, K)
 
     def _scales(self):
-        c = self.cfg
-        return (c.lambda_fa if c.inner_lambdas else 1.0), (c.lambda_la if c.inner_lambdas else 1.0)
+        c, scaled = self.cfg, self.opts.inner_lambdas
+        return (c.lambda_fa if scaled else 1.0), (c.lambda_la if scaled else 1.0)
 
     def step(self, b: Batch) -> Dict[str, torch.Tensor]:
         if self.last is not None:
@@ -151,20 +174,20 @@ class UCMKD(Method):
         params = dict(self.student.named_parameters())
         buffers = dict(self.student.named_buffers())
         inner_buffers = {k: v.clone() for k, v in buffers.items()}  # inner passes leave running stats alone
-        tmp = _Temporaries(c, params, self.names)
+        tmp = _Temporaries(self.opts, params, self.names)
         tmp_all = tmp.tmp  # live dict: functional_call reads the current temporaries
         l1, l2 = self._scales()
         share = c.la_detach_features  # LA steps cannot move the encoder: one forward at φ̃1 serves LA and CE
 
         fa = la = None
         with self.autocast(b.x_s.device.type):
-            for _ in range(c.n1):
+            for _ in range(self.opts.n1):
                 z = self._features(tmp_all, inner_buffers, b.x_s)  # (B, D)
                 fa_k = self.align_ot(z, b, lambda x: self._features(tmp_all, inner_buffers, x))
                 fa = fa_k.detach() if fa is None else fa
                 tmp.update(self.enc_names, fa_k, l1)
             z_out = self._features(tmp_all, buffers, b.x_s) if share else None  # running stats updated once
-            for _ in range(c.n2):
+            for _ in range(self.opts.n2):
                 z = z_out if share else self._features(tmp_all, inner_buffers, b.x_s)
                 la_k = la_term(c, lambda h: self._head(tmp_all, h), self.teacher.head, z, b.y_s)
                 la = la_k.detach() if la is None else la
@@ -179,7 +202,7 @@ class UCMKD(Method):
         c = self.cfg
         params = dict(self.student.named_parameters())
         inner = list(self.last_names.values()) + self.head_names
-        tmp = _Temporaries(c, params, inner)
+        tmp = _Temporaries(self.opts, params, inner)
         l1, l2 = self._scales()
         seen = {}
         hook = self.last.register_forward_hook(lambda m, i, o: seen.update(h=i[0], z=o))
@@ -212,11 +235,11 @@ class UCMKD(Method):
         fa = la = None
         with self.autocast(b.x_s.device.type):
             hd = h.detach()  # inner steps adapt the last layer and head only
-            for _ in range(c.n1):
+            for _ in range(self.opts.n1):
                 fa_k = self.align_ot(last(hd), b, None if hu is None else (lambda _x: last(hu)))
                 fa = fa_k.detach() if fa is None else fa
                 tmp.update(list(self.last_names.values()), fa_k, l1)
-            for _ in range(c.n2):
+            for _ in range(self.opts.n2):
                 la_k = la_term(c, lambda zz: self._head(tmp, zz), self.teacher.head, last(hd), b.y_s)
                 la = la_k.detach() if la is None else la
                 tmp.update(inner, la_k, l2)
@@ -229,7 +252,7 @@ class UCMKD(Method):
         # First-order: the gradient at the temporaries is written onto φ's .grad.
         opt_outer = self.trainer.optimizer
         opt_outer.zero_grad(set_to_none=True)
-        if self.cfg.first_order:
+        if self.opts.first_order:
             grads = torch.autograd.grad(ce, [targets[n] for n in names], allow_unused=True)
             for n, g in zip(names, grads):
                 params[n].grad = None if g is None else g.detach()
