@@ -147,7 +147,7 @@ def test_the_report_shows_every_number_a_run_records(small_task, method, kw, own
     column of the report's tables: none is dropped by a list kept by hand."""
     import html
     from cmkd_lab import DistillConfig
-    from cmkd_lab.distill import distill
+    from cmkd_lab import distill
     from cmkd_lab.report import render_report
     r = distill(small_task, method, DistillConfig(epochs=1, teacher_epochs=1, batch_size=32, **kw))
     page = render_report(r, projection="none")
@@ -160,7 +160,7 @@ def test_the_report_shows_every_number_a_run_records(small_task, method, kw, own
 
 def test_distill_records_diagnostics_as_run_does(small_task):
     from cmkd_lab import DistillConfig
-    from cmkd_lab.distill import distill
+    from cmkd_lab import distill
     r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32))
     assert "mmd2" in r["history"][0] and r["diagnostics"]["enabled"]
     r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32), diagnostics=False)

@@ -84,6 +84,8 @@ class DistillConfig:
     replicate: int = 0            # another draw of the training noise (init, batch order) on the same data and teacher
     device: str = "auto"          # "auto" | "cpu" | "cuda" | "cuda:N"
     diagnostics_every: int = 1    # epochs between diagnostics (0 = off)
+    audit_every: int = 5          # epochs between gradient audits (distill/audit.py; 0 = off)
+    eval_test: str = "best"       # "best": test split at each new best validation epoch and the last | "every"
     amp: bool = False             # bf16 autocast for the encoders on CUDA (OT stays fp32)
     # --- speed and scale (see benchmarks/ and distill/distributed.py)
     compile: str = "none"         # torch.compile: "none" | "ot" (the Sinkhorn loop) | "all" (also encoder and head)
@@ -150,6 +152,8 @@ class DistillConfig:
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         check_int("replicate", self.replicate, minimum=0)
         check_int("diagnostics_every", self.diagnostics_every, minimum=0)
+        check_int("audit_every", self.audit_every, minimum=0)
+        check_choice("eval_test", self.eval_test, ("best", "every"))
         check_choice("compile", self.compile, ("none", "ot", "all"))
         check_choice("ot_solver", self.ot_solver, ("auto", "scaling", "log"))
         check_nonneg("ot_stop_thr", self.ot_stop_thr, hint="0 runs sinkhorn_iter iterations; POT's default is 1e-9")
