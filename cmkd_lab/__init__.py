@@ -8,9 +8,10 @@ __version__ = "0.1.0"
 
 from .align import cost_matrix, label_alignment_loss, mmd, ot_cost
 from .data import CrossModalTask, available_tasks, load_task, make_synthetic_task
-from .distill import DistillConfig, Trainer, available_methods, distill
+from .distill import DistillConfig, Trainer, available_methods
 from .diagnostics.explore import explore_gap
 from .diagnostics.run_gap import explore_run_gap
+from .experiments.job import distill
 
 __all__ = ["__version__", "cost_matrix", "label_alignment_loss", "mmd", "ot_cost", "CrossModalTask",
            "available_tasks", "load_task", "make_synthetic_task", "DistillConfig", "Trainer",

@@ -13,6 +13,7 @@ Kinds
 ``loss``         a loss term a method optimises (per-epoch mean)
 ``diagnostic``   a measurement of the two feature distributions or of the heads
 ``reference``    a measurement that restates an outcome or a constant (teacher error, solver residual)
+``audit``        the gradient audit: a loss term's gradient norm on the encoder / head, its cosine with CE
 
 This module is a leaf: producers import it to declare. Readers use :mod:`cmkd_lab.results.keys`, which
 imports the producers first so that every declaration is in.
@@ -24,7 +25,7 @@ from typing import Dict
 
 __all__ = ["Key", "declare", "lookup", "all_keys", "KINDS", "PREDICTOR_KINDS"]
 
-KINDS = ("bookkeeping", "outcome", "loss", "diagnostic", "reference", "other")
+KINDS = ("bookkeeping", "outcome", "loss", "diagnostic", "reference", "audit", "other")
 PREDICTOR_KINDS = ("loss", "diagnostic")  # may be read as early predictors of a final difference
 
 

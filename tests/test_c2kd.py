@@ -3,7 +3,8 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from cmkd_lab.distill import DistillConfig, PairingError, Trainer, distill
+from cmkd_lab import distill
+from cmkd_lab.distill import DistillConfig, PairingError, Trainer
 from cmkd_lab.distill.methods.c2kd import kendall_tau, non_target_kl
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cmkd_lab import DistillConfig, make_synthetic_task
-from cmkd_lab.distill import Trainer, distill
+from cmkd_lab import distill
+from cmkd_lab.distill import Trainer
 from cmkd_lab.distill.methods.ccfa import class_conditional_ot
 from cmkd_lab.distill.methods.classkd import class_soft_targets
 from cmkd_lab.distill.teacher import bank_labels, class_derangement, get_teacher, shuffled_labels

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmkd_lab.distill import DistillConfig, PairingError, Trainer, available_methods, distill
+from cmkd_lab import distill
+from cmkd_lab.distill import DistillConfig, PairingError, Trainer, available_methods
 from cmkd_lab.models import build_classifier, check_compatible
 
 

@@ -27,11 +27,7 @@ CORE_RANKS = [
     ("diagnostics", ("diagnostics",)),
 ]
 # Known arrows against CORE_RANKS, each to be removed by the change that fixes it.
-ALLOWED_CORE = {
-    # distill() builds its DiagnosticsCallback here; it moves beside experiments.run_one (issue 23): remove
-    # this entry when it does.
-    ("cmkd_lab.distill.trainer", "cmkd_lab.diagnostics.callback"),
-}
+ALLOWED_CORE: set = set()  # known exceptions to the core's order (none: distill() lives beside run_one)
 
 
 def _modules():
@@ -220,7 +216,7 @@ def test_the_report_shows_every_number_a_run_records(small_task, method, kw, own
     column of the report's tables: none is dropped by a list kept by hand."""
     import html
     from cmkd_lab import DistillConfig
-    from cmkd_lab.distill import distill
+    from cmkd_lab import distill
     from cmkd_lab.report import render_report
     r = distill(small_task, method, DistillConfig(epochs=1, teacher_epochs=1, batch_size=32, **kw))
     page = render_report(r, projection="none")
@@ -233,7 +229,7 @@ def test_the_report_shows_every_number_a_run_records(small_task, method, kw, own
 
 def test_distill_records_diagnostics_as_run_does(small_task):
     from cmkd_lab import DistillConfig
-    from cmkd_lab.distill import distill
+    from cmkd_lab import distill
     r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32))
     assert "mmd2" in r["history"][0] and r["diagnostics"]["enabled"]
     r = distill(small_task, "ce", DistillConfig(epochs=1, teacher_epochs=1, batch_size=32), diagnostics=False)

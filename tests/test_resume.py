@@ -202,8 +202,9 @@ def test_stop_during_the_last_step_then_fit_again_continues_exactly(small_task, 
 
 def test_non_finite_loss_stops_at_the_step_and_keeps_history(small_task, tmp_path):
     out = tmp_path / "run"
-    with pytest.warns(RuntimeWarning, match=r"training stopped at epoch 2, step 3: loss terms .* became NaN/inf; lower lr "
-                                             r"or lambda_fa, or raise eps. The history up to here is kept"):
+    with pytest.warns(RuntimeWarning, match=r"training stopped at epoch 2, step 3: loss terms .* became NaN/inf; lower lr, "
+                                             r"inner_lr, lambda_fa or lambda_la, or raise eps. The history up to here "
+                                             r"is kept"):
         r = run_one(small_task, "ucmkd", CFG, out, callbacks=[At(1, 1, "nan")], report=False, diagnostics=False)
     assert r["status"] == "diverged" and "at step 3" in r["error"]
     assert len(r["history"]) == 2 and "val_acc" in r["history"][0]

@@ -9,12 +9,23 @@ Shared latent classes, two different nonlinear views:
   (``student_dim`` features), where ``R`` rotates the first two latent axes and
   ``u`` is a fixed unit direction;
 * ``label_shift`` skews the student's class prior (geometric weights) while the
-  teacher's stays uniform.
+  teacher's stays uniform; ``prior_skew`` skews both priors alike (a class layout that is no longer
+  symmetric under a relabelling, which can pin the classes of a class-agnostic alignment);
+* ``shared_decisive`` (off by default: every latent factor is seen by both views) moves a share of the
+  class separation into factors **only the teacher sees**: the latent gains a private block of
+  ``latent_dim`` factors that enters the teacher view alone; the class means are split so that a share
+  ``s`` of the squared separation lies in the shared block and ``1 − s`` in the private one. The teacher's
+  total separation (and so its accuracy) stays the same for every ``s``; the student sees only the
+  shared part: at ``s = 1`` everything that decides the label is visible in both modalities, at
+  ``s = 0`` nothing the student sees tells the classes apart (the modality focusing hypothesis, Xue et
+  al., ICLR 2023: cross-modal transfer needs decisive features that both modalities carry).
 
 Every student sample also gets the teacher view of the *same* latent, so the
 task supports the ``paired`` mode.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -44,6 +55,8 @@ def make_synthetic_task(
     teacher_noise: float = 0.1,
     overlap: float = 1.0,
     label_shift: float = 0.0,
+    prior_skew: float = 0.0,
+    shared_decisive: Optional[float] = None,
     seed: int = 0,
 ) -> CrossModalTask:
     """Generate a two-view task with controllable modality gap.
@@ -67,7 +80,14 @@ def make_synthetic_task(
     overlap : float > 0
         Within-class latent spread (larger: classes overlap more).
     label_shift : float >= 0
-        Student class prior ∝ exp(-label_shift * k); 0 = uniform.
+        Student class prior ∝ exp(-(prior_skew + label_shift) * k); 0 = the teacher's prior.
+    prior_skew : float >= 0
+        Both class priors ∝ exp(-prior_skew * k) (the student's further skewed by ``label_shift``);
+        0 = uniform.
+    shared_decisive : float in [0, 1] or None
+        None (default): every latent factor is seen by both views. A number ``s``: the teacher also sees
+        a private block of ``latent_dim`` factors, and a share ``s`` of the class separation lies in the
+        factors both views see, ``1 - s`` in the teacher's private ones.
     seed : int
     """
     check_int("n_teacher", n_teacher, minimum=20)
@@ -81,15 +101,21 @@ def make_synthetic_task(
     check_nonneg("teacher_noise", teacher_noise)
     check_positive("overlap", overlap)
     check_nonneg("label_shift", label_shift)
+    check_nonneg("prior_skew", prior_skew)
+    if shared_decisive is not None:
+        check_number("shared_decisive", shared_decisive)
+        if not 0 <= shared_decisive <= 1:
+            raise ValueError(f"shared_decisive must be in [0, 1] (the share of the class separation both views "
+                             f"see) or None (every factor shared); got shared_decisive={shared_decisive!r}")
+        shared_decisive = float(shared_decisive)
     check_int("seed", seed)
     check_number("rotation", rotation)
 
-    lay = _Layout(num_classes, latent_dim, teacher_dim, student_dim, rotation)
+    lay = _Layout(num_classes, latent_dim, teacher_dim, student_dim, rotation, shared_decisive)
     rng = np.random.default_rng(seed)
-    prior_s = np.exp(-label_shift * np.arange(num_classes))
-    prior_s /= prior_s.sum()
+    prior_t, prior_s = _prior(num_classes, prior_skew), _prior(num_classes, prior_skew + label_shift)
     # Draw order (one stream): teacher latents, teacher view, student latents, student view, paired view.
-    h_t, y_t = lay.latents(rng, n_teacher, np.full(num_classes, 1.0 / num_classes), overlap)
+    h_t, y_t = lay.latents(rng, n_teacher, prior_t, overlap)
     x_t = lay.teacher_view(rng, h_t, teacher_noise)
     h_s, y_s = lay.latents(rng, n_student, prior_s, overlap)
     x_s = lay.student_view(rng, h_s, gap, noise)
@@ -109,17 +135,30 @@ def make_synthetic_task(
             "source": "synthetic generator",
             "knobs": dict(gap=gap, rotation=rotation, noise=noise, teacher_noise=teacher_noise,
                           overlap=overlap, label_shift=label_shift, num_classes=num_classes,
-                          latent_dim=latent_dim, seed=seed),
+                          latent_dim=latent_dim, seed=seed,
+                          **({"prior_skew": prior_skew} if prior_skew else {}),
+                          **({"shared_decisive": shared_decisive} if shared_decisive is not None else {})),
         },
     )
+
+
+def _prior(num_classes: int, skew: float) -> np.ndarray:
+    """Class prior ∝ exp(-skew · k), shape (K,)."""
+    p = np.exp(-skew * np.arange(num_classes))
+    return p / p.sum()
 
 
 class _Layout:
     """The generator's geometry: class means (K, L) on a sphere of radius 2.5, the two view maps, the gap
     direction u and the rotation R of the student's latent. It depends only on the structure (K and the
-    dimensions), never on ``seed``, so tasks that differ by a knob share their geometry."""
+    dimensions), never on ``seed``, so tasks that differ by a knob share their geometry.
 
-    def __init__(self, num_classes, latent_dim, teacher_dim, student_dim, rotation):
+    With ``shared_decisive = s`` the latent has a second, teacher-only block of L factors: class means
+    (K, 2L) = [√s · shared means, √(1−s) · private means] (each block's means on a sphere of radius 2.5,
+    so the squared separation splits s : 1−s and its total does not depend on s), and the teacher view
+    maps all 2L factors (its map drawn from a stream of its own: the default geometry is unchanged)."""
+
+    def __init__(self, num_classes, latent_dim, teacher_dim, student_dim, rotation, shared_decisive=None):
         geo = numpy_rng(SYNTHETIC_LAYOUT, num_classes, latent_dim, teacher_dim, student_dim)
         self.means = geo.normal(size=(num_classes, latent_dim))
         self.means *= 2.5 / np.linalg.norm(self.means, axis=1, keepdims=True)  # (K, L)
@@ -131,17 +170,25 @@ class _Layout:
         c, s = np.cos(rotation), np.sin(rotation)
         self.R[:2, :2] = [[c, -s], [s, c]]
         self.K, self.L = num_classes, latent_dim
+        if shared_decisive is not None:
+            private = numpy_rng(SYNTHETIC_LAYOUT, num_classes, latent_dim, teacher_dim, student_dim, 1)
+            mp = private.normal(size=(num_classes, latent_dim))
+            mp *= 2.5 / np.linalg.norm(mp, axis=1, keepdims=True)  # (K, L)
+            self.means = np.concatenate([np.sqrt(shared_decisive) * self.means,
+                                         np.sqrt(1 - shared_decisive) * mp], axis=1)  # (K, 2L)
+            self.W_T = private.normal(size=(2 * latent_dim, teacher_dim)) / np.sqrt(2 * latent_dim)  # (2L, Dt)
 
     def latents(self, rng, n, prior, overlap):
-        """(h (n, L), y (n,)): labels from ``prior``, latents around their class mean."""
+        """(h (n, L) or (n, 2L), y (n,)): labels from ``prior``, latents around their class mean."""
         y = rng.choice(self.K, size=n, p=prior)
-        h = self.means[y] + overlap * rng.normal(size=(n, self.L))  # (n, L)
+        h = self.means[y] + overlap * rng.normal(size=(n, self.means.shape[1]))  # (n, L) or (n, 2L)
         return h, y
 
     def teacher_view(self, rng, h, teacher_noise):
         return np.tanh(h @ self.W_T) + teacher_noise * rng.normal(size=(h.shape[0], self.W_T.shape[1]))
 
     def student_view(self, rng, h, gap, noise):
+        h = h[:, :self.L]  # the student sees the shared block only, shape (n, L)
         g = h @ self.R.T + gap * self.u
         return _softplus(g @ self.W_S) + noise * rng.normal(size=(h.shape[0], self.W_S.shape[1]))
 

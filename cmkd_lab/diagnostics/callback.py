@@ -207,8 +207,8 @@ class DiagnosticsCallback(Callback):
         if sc is not None:
             record.update(sc)
 
-    def on_train_end(self, trainer, result: dict):
-        result["diagnostics"] = self.diagnostics
+    def result_entries(self, trainer) -> dict:
+        return {"diagnostics": self.diagnostics}
 
     # Checkpoints (Trainer.state_dict): the per-epoch artefacts, so a resumed
     # run keeps them; the reference sets are rebuilt identically from the seed.

@@ -111,8 +111,9 @@ class DistillConfig:
     eval_test: str = _run("best", Choice(choices=("best", "every")),
                           "when the test split is evaluated: best = at every new best validation accuracy and "
                           "the last epoch (what a result reads); every = every epoch (a per-epoch test curve)")
-    audit_every: int = _run(1, Int(min=0), "epochs between gradient audits (per-loss-term gradient norms and "
-                                           "cosines), 0 = off")
+    audit_every: int = _run(5, Int(min=0), "gradient audit (per-loss-term gradient norms on encoder and head, "
+                                           "cosine with CE) at the first step of every N-th epoch from the first "
+                                           "and of the last epoch; 0 = off")
     amp: bool = _run(False, Bool(), "bf16 autocast for the encoders on CUDA (OT stays fp32)")
     compile: str = _speed("none", Choice(choices=("none", "ot", "all")),
                           "torch.compile: ot = the Sinkhorn loop, all = also encoder and head")

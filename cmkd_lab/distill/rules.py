@@ -43,6 +43,11 @@ def why_not(method: str, *, pairing: str, task_name: str, task_has_pairs: bool,
         return PairingError, (f"method {method!r} needs a teacher sample tied to each student sample; it cannot run "
                               "with pairing='unpaired'. Use pairing='paired' (or 'class-matched' for class-level "
                               "pseudo-pairs)")
+    if cls.needs_unlabelled_pairs and not task_has_pairs:
+        return PairingError, (f"method {method!r} is the paired ceiling: it reads the teacher's view of each "
+                              f"unlabelled student sample, and task {task_name!r} has no paired views; it runs on "
+                              "tasks with pairs (synthetic, hapt, digits-speech, or from_arrays(..., "
+                              "paired_teacher_x=...))")
     if cls.needs_unlabelled and not student_unlabelled:
         return ValueError, (f"method {method!r} needs unlabelled student data: set student_unlabelled=True "
                             "(--student-unlabelled) with student_fraction < 1")

@@ -27,6 +27,7 @@ from ..store import code_version
 from .callbacks import Callback
 from .checkpoint import (CHECKPOINT_FORMAT, from_json, global_rng_state, read_checkpoint, set_global_rng_state,
                          to_json, write_checkpoint)
+from .audit import audit_gradients
 from .config import DistillConfig, planned_epochs
 from .distributed import from_env
 from .methods import Batch, get_method
@@ -34,7 +35,7 @@ from .rules import PairingError, check_runnable
 from .runtime import resolve_device, seed_everything, versions
 from .teacher import bank_labels, batched_features, evaluate, get_teacher
 
-__all__ = ["Trainer", "Callback", "distill", "PairingError", "StaleCheckpointError"]
+__all__ = ["Trainer", "Callback", "PairingError", "StaleCheckpointError"]
 
 
 # What the trainer writes into each epoch's history record (cmkd_lab.keys).
@@ -52,9 +53,9 @@ class StaleCheckpointError(ValueError):
     """A checkpoint written by another version of the code (it cannot continue this run exactly)."""
 
 
-def _unlabelled_inputs(task, cfg: DistillConfig) -> Optional[np.ndarray]:
-    """With ``cfg.student_unlabelled``: the inputs of the student training samples that
-    ``cfg.student_fraction`` leaves out (their labels are never read); else None."""
+def _unlabelled_inputs(task, cfg: DistillConfig):
+    """With ``cfg.student_unlabelled``: (inputs, indices into the student train split) of the student
+    training samples that ``cfg.student_fraction`` leaves out (their labels are never read); else None."""
     if not cfg.student_unlabelled:
         return None
     tr = task.student["train"]
@@ -66,7 +67,7 @@ def _unlabelled_inputs(task, cfg: DistillConfig) -> Optional[np.ndarray]:
         raise ValueError(f"student_unlabelled=True: student_fraction={cfg.student_fraction!r} leaves "
                          f"{rest.size} unlabelled training sample(s) of task {task.name!r}; the OT term needs "
                          "at least 2: lower student_fraction")
-    return np.asarray(tr.x)[rest]
+    return np.asarray(tr.x)[rest], rest
 
 
 def _lr_factor(cfg: DistillConfig, epoch: int, epochs: int) -> float:
@@ -138,10 +139,10 @@ class Trainer:
         self.method_name = method
         method_cls = get_method(method)
         check_runnable(method, cfg, task)
-        unl_x = self._select_data(task)
+        unl = self._select_data(task)
         self._place(callbacks, checkpoint, progress)
         self._load_teacher(teacher)
-        self._open_streams(unl_x)
+        self._open_streams(unl, task, method_cls)
         self._plan_budget()
         self._build_student(method_cls)
         self.history: List[dict] = []
@@ -153,18 +154,18 @@ class Trainer:
         self.finite_check_every = 50  # steps between NaN/inf checks on a GPU (on the CPU: every step)
 
     # ------------------------------------------------------------ set-up steps
-    def _select_data(self, task) -> Optional[np.ndarray]:
-        """The labelled student subset (``student_fraction``) and the unlabelled inputs, if any."""
+    def _select_data(self, task):
+        """The labelled student subset (``student_fraction``) and the unlabelled (inputs, indices), if any."""
         cfg = self.config
         self.task = task.with_student_fraction(cfg.student_fraction, cfg.seed)
-        unl_x = _unlabelled_inputs(task, cfg)
+        unl = _unlabelled_inputs(task, cfg)
         if cfg.pairing == "class-matched":
             missing = sorted(set(self.task.student["train"].y.tolist()) - set(self.task.teacher["train"].y.tolist()))
             if missing:
                 raise PairingError(
                     f"pairing='class-matched' needs teacher training samples of every student class; classes "
                     f"{[self.task.class_names[k] for k in missing]} have none: use pairing='unpaired'")
-        return unl_x
+        return unl
 
     def _place(self, callbacks, checkpoint, progress) -> None:
         """Device, torchrun rank, mixed precision; what only rank 0 does (checkpoints, progress)."""
@@ -214,9 +215,14 @@ class Trainer:
         self.optimizer = _make_optimizer(cfg, self.params)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: _lr_factor(cfg, e, self.epochs))
 
-    def _open_streams(self, unl_x) -> None:
-        """The student's training data on the device and the random streams that draw its batches."""
+    def _open_streams(self, unl, task, method_cls) -> None:
+        """The student's training data on the device and the random streams that draw its batches; for the
+        paired ceiling, the teacher features of the paired view of each unlabelled sample."""
         cfg = self.config
+        unl_x = None if unl is None else unl[0]
+        self.bank_up = None  # (U, D): teacher features of the unlabelled samples' paired views
+        if unl is not None and getattr(method_cls, "needs_unlabelled_pairs", False):
+            self.bank_up = batched_features(self.teacher, task.paired_teacher_x["train"][unl[1]], self.device)
         seed = training_seed(cfg)
         self.generator = torch.Generator().manual_seed(seed + STUDENT_BATCHES)
         tr = self.task.student["train"]
@@ -288,7 +294,10 @@ class Trainer:
             if self.x_unl is not None:
                 iu = torch.randint(self.x_unl.shape[0], (min(B, self.x_unl.shape[0]),), generator=self.generator_u)
                 tu = torch.as_tensor(self.sampler_u.unpaired(iu.numel())).to(self.device)
-                batch.x_u, batch.z_tu = self.x_unl[iu.to(self.device)], self.bank[tu]
+                iu_d = iu.to(self.device)
+                batch.x_u, batch.z_tu = self.x_unl[iu_d], self.bank[tu]
+                if self.bank_up is not None:
+                    batch.zp_u = self.bank_up[iu_d]
             yield batch if self.dist is None else self.dist.shard(batch)  # this rank's slice of the global batch
 
     # ------------------------------------------------------------- state
@@ -431,24 +440,63 @@ class Trainer:
 
     # -------------------------------------------------------------- loop
     def _evaluate(self, record: dict) -> None:
-        s = self.task.student
-        for split in ("val", "test"):
-            acc, loss = evaluate(self.student, s[split].x, s[split].y, self.device)
-            record[f"{split}_acc"], record[f"{split}_loss"] = acc, loss
+        """Validation every epoch (the student's features once: its head's accuracy and loss, and the teacher
+        head on them); the test split only where a result reads it — at every epoch whose validation
+        accuracy is a new best (the reported test accuracy is the one at the best-validation epoch) and at
+        the last epoch — or every epoch with ``config.eval_test="every"`` (a per-epoch test curve)."""
+        s, dev = self.task.student, self.device
         with torch.no_grad():
-            z = self.student_features("val")
-            pt = self.teacher.head(z)
-            yv = torch.as_tensor(s["val"].y, device=self.device)
-            record["teacher_head_on_student_acc"] = float((pt.argmax(1) == yv).float().mean())
+            z = self.student_features("val")  # (N_val, D), eval mode
+            yv = torch.as_tensor(s["val"].y, device=dev)
+            logits = self.student.head(z)
+            record["val_acc"] = float((logits.argmax(1) == yv).float().mean())
+            record["val_loss"] = float(torch.nn.functional.cross_entropy(logits, yv))
+            record["teacher_head_on_student_acc"] = float((self.teacher.head(z).argmax(1) == yv).float().mean())
+        best = max((r["val_acc"] for r in self.history if "val_acc" in r), default=-1.0)
+        if self.config.eval_test == "every" or record["val_acc"] > best \
+                or self.epoch >= self.epochs:
+            record["test_acc"], record["test_loss"] = evaluate(self.student, s["test"].x, s["test"].y, dev)
+
+    def _audit_due(self) -> bool:
+        """Whether this epoch's first step is audited: every ``config.audit_every`` epochs from the first,
+        and the last epoch (0: never)."""
+        n = self.config.audit_every
+        return bool(n) and (self.epoch % n == 0 or self.epoch == self.epochs - 1)
+
+    def _audit(self, batch) -> dict:
+        """:func:`~cmkd_lab.distill.audit.audit_gradients` on ``batch`` with every state it could touch
+        restored after it (random generators, BatchNorm statistics, the method's own state): the run goes
+        on exactly as without the audit."""
+        rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+               global_rng_state())
+        modules = [self.student, *self.method.extra_modules()]
+        buffers = [[v.clone() for v in m.buffers()] for m in modules]
+        mstate = self.method.state_dict() if hasattr(self.method, "state_dict") else None
+        try:
+            return audit_gradients(self.method, batch)
+        finally:
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None:
+                torch.cuda.set_rng_state_all(rng[1])
+            set_global_rng_state(rng[2])
+            with torch.no_grad():
+                for m, saved in zip(modules, buffers):
+                    for v, old in zip(m.buffers(), saved):
+                        v.copy_(old)
+            if mstate is not None:
+                self.method.load_state_dict(mstate)
 
     def _train_epoch(self, check_every: int):
-        """One pass over the batches: (sums of the loss terms, steps, whole epoch?, step of a non-finite term)."""
+        """One pass over the batches: (sums of the loss terms, steps, whole epoch?, step of a non-finite term,
+        the gradient audit of its first step or {})."""
         self.student.train()
         sums: Dict[str, torch.Tensor] = {}
-        nsteps, whole, nonfinite_at = 0, False, None
+        nsteps, whole, nonfinite_at, audit = 0, False, None, {}
         for step, batch in enumerate(self.batches()):
             if self._stop:  # checked before a step: a stop during the last step keeps the epoch whole
                 break
+            if step == 0 and self._audit_due():
+                audit = self._audit(batch)
             terms = self.method.step(batch)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.float()
@@ -464,21 +512,22 @@ class Trainer:
                     break
         else:
             whole = True
-        return sums, nsteps, whole, nonfinite_at
+        return sums, nsteps, whole, nonfinite_at, audit
 
     def _diverged(self, record: dict, bad, at: int) -> None:
         record["error"] = f"non-finite loss terms {bad} at step {at}"
         self.history.append(record)
         self.dropped_steps = 0
         self.status, self.error = "diverged", record["error"]
-        warnings.warn(f"training stopped at epoch {self.epoch}, step {at}: loss terms {bad} became NaN/inf; lower lr "
-                      "or lambda_fa, or raise eps. The history up to here is kept (status 'diverged').",
+        from .methods.options import divergence_advice
+        warnings.warn(f"training stopped at epoch {self.epoch}, step {at}: loss terms {bad} became NaN/inf; "
+                      f"{divergence_advice(self.method_name)}. The history up to here is kept (status 'diverged').",
                       RuntimeWarning, stacklevel=3)
 
     def _run_epoch(self, check_every: int, bar) -> bool:
         """Train, record, evaluate, call back and checkpoint one epoch; False when the loop must end."""
         t0 = time.perf_counter()
-        sums, nsteps, whole, nonfinite_at = self._train_epoch(check_every)
+        sums, nsteps, whole, nonfinite_at, audit = self._train_epoch(check_every)
         if not whole and nonfinite_at is None:  # stopped mid-epoch: drop the partial epoch
             return False
         if self.dist is not None:  # rank 0's BatchNorm buffers everywhere, terms averaged over ranks
@@ -488,6 +537,7 @@ class Trainer:
         record = {"epoch": self.epoch + 1, "steps": nsteps, "lr": lr}
         record.update({k: float(v) / max(1, nsteps) for k, v in sums.items()})
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+        record.update(audit)  # after the finiteness check of the loss terms: an audit number never ends a run
         self.epoch += 1
         self.wall_s += time.perf_counter() - t0
         if bad or nonfinite_at is not None:
@@ -552,7 +602,19 @@ class Trainer:
         return result
 
     def result(self) -> dict:
-        """The run's result (schema of ``result.json``)."""
+        """The run's result (schema of ``result.json``), with what the callbacks contribute
+        (:meth:`Callback.result_entries`)."""
+        out = self._own_result()
+        for cb in self.callbacks:
+            entries = cb.result_entries(self) if hasattr(cb, "result_entries") else {}
+            clash = sorted(set(entries) & set(out))
+            if clash:
+                raise ValueError(f"callback {type(cb).__name__} contributes result entries {clash} that the run "
+                                 "already holds: give them other names")
+            out.update(entries)
+        return out
+
+    def _own_result(self) -> dict:
         h = [r for r in self.history if "val_acc" in r]
         best = max(h, key=lambda r: (r["val_acc"], -r["epoch"])) if h else None
         last = h[-1] if h else None
@@ -574,7 +636,8 @@ class Trainer:
             "student_test_acc": best["test_acc"] if best else None,
             "student_val_acc": best["val_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,
-            "student_test_acc_last": last["test_acc"] if last else None,
+            "student_test_acc_last": last.get("test_acc") if last else None,  # None: an interrupted run's last
+            # whole epoch was not a new best (eval_test="best" evaluates the test split there and at the end)
             "student_val_acc_last": last["val_acc"] if last else None,
             "teacher_test_acc": self.teacher_info.get("teacher_test_acc"),
             "teacher_val_acc": self.teacher_info.get("teacher_val_acc"),
@@ -598,17 +661,3 @@ class Trainer:
         return {"task": self.task.name, "task_fingerprint": self._fingerprint(),
                 "encoders": [repr(self.task.teacher_encoder), repr(self.task.student_encoder)],
                 "method": self.method_name, "config": self.config.to_dict(), "code_version": code_version()}
-
-
-def distill(task, method: str = "ucmkd", config: Optional[DistillConfig] = None, *, diagnostics: bool = True,
-            callbacks: Sequence[Callback] = (), **kwargs) -> dict:
-    """One-call API: ``distill(load_task("hapt"), "ucmkd", DistillConfig(epochs=10))`` → result dict.
-
-    It runs what ``python -m cmkd_lab run`` runs, with the same defaults: the diagnostics are recorded
-    every ``config.diagnostics_every`` epochs (``diagnostics=False``, or ``diagnostics_every=0``, for
-    none); ``kwargs`` go to :class:`Trainer` (``teacher``, ``checkpoint``, ``progress``).
-    """
-    if diagnostics:
-        from ..diagnostics.callback import with_diagnostics
-        callbacks = with_diagnostics(callbacks)
-    return Trainer(task, method, config, callbacks=callbacks, **kwargs).fit()

@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 from ..store import check_out_dir, claim, write_json
 
-__all__ = ["run_one", "ResultExistsError"]
+__all__ = ["run_one", "distill", "ResultExistsError"]
 
 
 class ResultExistsError(ValueError):
@@ -78,9 +78,7 @@ def _run(task, method, config, out, *, overwrite, resume, callbacks, progress, r
     from ..distill.distributed import is_main_process
     from ..distill.trainer import StaleCheckpointError
 
-    if diagnostics:
-        from ..diagnostics.callback import with_diagnostics
-        callbacks = with_diagnostics(callbacks, **(diagnostics if isinstance(diagnostics, dict) else {}))
+    callbacks = _with_diagnostics(callbacks, diagnostics)
     ckpt = out / "checkpoint.pt" if out is not None else None
     trainer = Trainer(task, method, config, callbacks=callbacks, checkpoint=ckpt, progress=progress, teacher=teacher)
     writes = out is not None and is_main_process()  # under torchrun only rank 0 writes files
@@ -122,3 +120,25 @@ def _run(task, method, config, out, *, overwrite, resume, callbacks, progress, r
         if prev is not None:
             signal.signal(signal.SIGTERM, prev)
     return result
+
+
+def _with_diagnostics(callbacks, diagnostics: Union[bool, dict]):
+    """``callbacks`` with the default diagnostics attached (True, or a dict of their options), unless
+    ``diagnostics`` is False or a callback already holds one."""
+    if not diagnostics:
+        return callbacks
+    from ..diagnostics.callback import with_diagnostics
+    return with_diagnostics(callbacks, **(diagnostics if isinstance(diagnostics, dict) else {}))
+
+
+def distill(task, method: str = "ucmkd", config=None, *, diagnostics: Union[bool, dict] = True, callbacks=(),
+            **kwargs) -> dict:
+    """One-call API: ``distill(load_task("hapt"), "ucmkd", DistillConfig(epochs=10))`` → result dict.
+
+    It runs what ``python -m cmkd_lab run`` runs, with the same defaults, without writing files: the
+    diagnostics are recorded every ``config.diagnostics_every`` epochs (``diagnostics=False``, or
+    ``diagnostics_every=0``, for none); ``kwargs`` go to :class:`~cmkd_lab.distill.Trainer` (``teacher``,
+    ``checkpoint``, ``progress``).
+    """
+    from ..distill import Trainer
+    return Trainer(task, method, config, callbacks=_with_diagnostics(callbacks, diagnostics), **kwargs).fit()

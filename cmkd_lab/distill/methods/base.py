@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...keys import declare
+from ..audit import declare_audit_keys
 
 __all__ = ["Batch", "Method", "register_method", "get_method", "available_methods", "METHODS"]
 
@@ -40,7 +41,9 @@ class Batch:
     z_t : (B, D) teacher features from the frozen bank;  y_t : (B,) their labels;
     idx_s, idx_t : (B,) indices into the student train split and the bank;
     x_u : (U, ...) unlabelled student inputs, or None (``config.student_unlabelled``);
-    z_tu : (U, D) teacher features drawn (unpaired) for them, or None.
+    z_tu : (U, D) teacher features drawn (unpaired) for them, or None;
+    zp_u : (U, D) teacher features of the *paired* teacher view of each unlabelled sample, only for the
+        methods that declare ``needs_unlabelled_pairs`` (the paired ceiling), else None.
     """
 
     x_s: torch.Tensor
@@ -51,6 +54,7 @@ class Batch:
     idx_t: torch.Tensor
     x_u: Optional[torch.Tensor] = None
     z_tu: Optional[torch.Tensor] = None
+    zp_u: Optional[torch.Tensor] = None
 
 
 def register_method(name: str):
@@ -62,6 +66,7 @@ def register_method(name: str):
         cls.name = name
         METHODS[name] = cls
         declare(f"method {name}", "loss", dict(cls.terms))
+        declare_audit_keys(f"method {name}", dict(cls.terms))
         if cls.records:
             declare(f"method {name}", "diagnostic", dict(cls.records))
         return cls
@@ -100,6 +105,9 @@ class Method:
     needs_unlabelled : bool
         Cannot run without unlabelled student data (``entmin``); refused
         with the reason otherwise, skipped by ``bench`` and ``sweep``.
+    needs_unlabelled_pairs : bool
+        Reads the paired teacher view of each unlabelled student sample (``Batch.zp_u``: the paired
+        ceiling); refused on tasks without pairs.
     description : str
         One line for ``python -m cmkd_lab methods``.
     terms : dict name -> label
@@ -126,6 +134,7 @@ class Method:
     uses_teacher = True
     uses_unlabelled = False
     needs_unlabelled = False
+    needs_unlabelled_pairs = False
     description = ""
 
     def __init__(self, trainer):
@@ -150,6 +159,12 @@ class Method:
 
     def loss_terms(self, batch: Batch) -> Dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def audit_terms(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """The loss terms (with their graph, at the current parameters) that the gradient audit measures
+        (:mod:`cmkd_lab.distill.audit`): by default the declared ``terms`` of :meth:`loss_terms`. A method
+        that overrides :meth:`step` (bilevel) overrides this too."""
+        return {k: v for k, v in self.loss_terms(batch).items() if k in self.terms}
 
     def ot(self, z_s, z_t, *, warn: bool = False):
         """Entropic OT between student features (B, D) and teacher features (B, D), in float32.

@@ -167,6 +167,13 @@ class UCMKD(Method):
         c, scaled = self.cfg, self.opts.inner_lambdas
         return (c.lambda_fa if scaled else 1.0), (c.lambda_la if scaled else 1.0)
 
+    def audit_terms(self, b: Batch) -> Dict[str, torch.Tensor]:
+        """At φ: the inner steps' terms (OT, LA) and the cross-entropy — the directions of the first inner
+        FA step, of an inner LA step, and of the outer step when the inner steps do not move φ."""
+        z = self.student.features(b.x_s)  # (B, D)
+        return {"ce": self.ce(self.student.head(z), b.y_s), "fa": self.align_ot(z, b),
+                "la": la_term(self.cfg, self.student.head, self.teacher.head, z, b.y_s)}
+
     def step(self, b: Batch) -> Dict[str, torch.Tensor]:
         if self.last is not None:
             return self._step_last_layer(b)
