@@ -20,7 +20,7 @@ class PairingError(ValueError):
 
 
 def why_not(method: str, *, pairing: str, task_name: str, task_has_pairs: bool,
-            student_unlabelled: bool) -> Optional[Tuple[Type[Exception], str]]:
+            student_unlabelled: bool, teacher_control: str = "none") -> Optional[Tuple[Type[Exception], str]]:
     """Why ``method`` cannot run with ``pairing`` on a task, as (exception type, message); None if it can.
 
     Parameters
@@ -34,6 +34,9 @@ def why_not(method: str, *, pairing: str, task_name: str, task_has_pairs: bool,
         Whether the task carries ``paired_teacher_x``.
     student_unlabelled : bool
         Whether the run has unlabelled student data (``DistillConfig.student_unlabelled``).
+    teacher_control : str
+        ``DistillConfig.teacher_control``: the paired ceiling is the real teacher's reference and runs only
+        with ``"none"``.
     """
     cls = get_method(method)
     if pairing == "paired" and not task_has_pairs:
@@ -51,13 +54,17 @@ def why_not(method: str, *, pairing: str, task_name: str, task_has_pairs: bool,
     if cls.needs_unlabelled and not student_unlabelled:
         return ValueError, (f"method {method!r} needs unlabelled student data: set student_unlabelled=True "
                             "(--student-unlabelled) with student_fraction < 1")
+    if cls.needs_unlabelled_pairs and teacher_control != "none":
+        return ValueError, (f"method {method!r} is the paired ceiling, the reference of what the real teacher gives "
+                            f"through pairs; under teacher_control={teacher_control!r} it measures nothing the "
+                            "controls do not: run it with teacher_control='none'")
     return None
 
 
 def check_runnable(method: str, config, task) -> None:
     """Raise the reason of :func:`why_not` for this run, if any."""
     why = why_not(method, pairing=config.pairing, task_name=task.name, task_has_pairs=task.has_pairs,
-                  student_unlabelled=config.student_unlabelled)
+                  student_unlabelled=config.student_unlabelled, teacher_control=config.teacher_control)
     if why is not None:
         raise why[0](why[1])
     check_method_options(method, config)  # another method's option would be stored and never read

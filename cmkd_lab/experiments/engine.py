@@ -266,7 +266,7 @@ def plan(task: str, methods: List[str], cells: List[Cell], seeds: List[int], out
                     if (over or replicate) else base_cfg
                 cfg = _job_config(method, cfg)
                 why = why_not(method, pairing=cfg.pairing, task_name=task, task_has_pairs=has_pairs,
-                              student_unlabelled=cfg.student_unlabelled)
+                              student_unlabelled=cfg.student_unlabelled, teacher_control=cfg.teacher_control)
                 if why is not None:
                     p.skipped.append(Skip(c.name, c.values, label, seed, why[1]))
                     continue
