@@ -65,13 +65,26 @@ class DirectoryInUse(RuntimeError):
 
 # ------------------------------------------------------------------ identity
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without what does not decide what a run computes: docstrings, and the messages of the errors
+    it raises and the warnings it gives (the exception's type and the warning's category stay: a message
+    reworded is the same code, a check added or removed is not)."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
                     and isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            node.exc.args, node.exc.keywords = [], []  # raise E(message) -> raise E()
+            node.cause = None if isinstance(node.cause, ast.Constant) else node.cause
+        elif isinstance(node, ast.Call) and _is_warn(node.func) and node.args:
+            node.args = [ast.Constant(None)] + node.args[1:]  # warnings.warn(message, Category) -> (None, Category)
     return tree
+
+
+def _is_warn(func: ast.AST) -> bool:
+    return (isinstance(func, ast.Attribute) and func.attr == "warn" and isinstance(func.value, ast.Name)
+            and func.value.id == "warnings") or (isinstance(func, ast.Name) and func.id == "warn")
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,8 +92,9 @@ def code_version() -> str:
     """A short hash of the code that decides what a run computes.
 
     It covers the source of the core packages (:data:`CORE_PACKAGES`) and the
-    modules they share, parsed so that comments, docstrings and formatting do
-    not count, and the versions of torch, NumPy, POT and SciPy. Stored runs and
+    modules they share, parsed so that comments, docstrings, formatting and the
+    wording of error and warning messages do not count, and the versions of
+    torch, NumPy, POT and SciPy. Stored runs and
     cached teachers made with another value are stale.
     """
     import importlib.metadata as md

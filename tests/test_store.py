@@ -122,7 +122,7 @@ def test_compare_identity_tells_stale_from_other_options():
     assert compare_identity(None, cur) == ("stale", ["identity"])
 
 
-def test_code_version_ignores_comments_and_docstrings_but_not_code():
+def test_code_version_ignores_comments_docstrings_and_messages_but_not_code():
     import ast
     from cmkd_lab.store import _strip_docstrings
 
@@ -132,6 +132,14 @@ def test_code_version_ignores_comments_and_docstrings_but_not_code():
     b = 'def f(x):\n    """Another doc."""\n\n    # a comment\n    return x + 1\n'
     c = 'def f(x):\n    return x + 2\n'
     assert dump(a) == dump(b) != dump(c)
+    # the wording of an error or a warning is not code; its type, its condition and its category are
+    e1 = 'def f(x):\n    if x < 0:\n        raise ValueError(f"x must be >= 0; got {x}")\n    warnings.warn("old", UserWarning)\n'
+    e2 = 'def f(x):\n    if x < 0:\n        raise ValueError("x must be non-negative")\n    warnings.warn("new words", UserWarning)\n'
+    e3 = 'def f(x):\n    if x < 0:\n        raise TypeError("x must be >= 0")\n    warnings.warn("old", UserWarning)\n'
+    e4 = 'def f(x):\n    if x <= 0:\n        raise ValueError("x must be >= 0")\n    warnings.warn("old", UserWarning)\n'
+    e5 = 'def f(x):\n    if x < 0:\n        raise ValueError("x must be >= 0")\n    warnings.warn("old", RuntimeWarning)\n'
+    assert dump(e1) == dump(e2)
+    assert len({dump(e1), dump(e3), dump(e4), dump(e5)}) == 4
     assert code_version() == code_version() and len(code_version()) == 16
 
 

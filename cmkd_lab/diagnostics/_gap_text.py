@@ -54,7 +54,8 @@ def sinkhorn(s: float, eps_rel: float, err: Optional[float]) -> str:
 def centroid(gap: float, ratio: Optional[float], cos: Optional[float], a: str, b: str) -> str:
     r = "" if ratio is None else f" = {f(ratio)} × {a}'s RMS radius"
     c = (f"the cosine between the two means is {f(cos)}" if cos is not None else
-         "the cosine between the means is undefined (a mean sits at the origin)")
+         "the cosine between the means is not shown: a mean lies within its sampling noise of the origin "
+         "(centred features, for instance), so its direction is noise")
     return f"The centroids are {f(gap)} apart (‖mean {b} − mean {a}‖{r}); {c}."
 
 
