@@ -5,7 +5,8 @@ import re
 import pytest
 
 from cmkd_lab.cli import main
-from cmkd_lab.distill import DistillConfig, distill
+from cmkd_lab import distill
+from cmkd_lab.distill import DistillConfig
 from cmkd_lab.experiments.engine import parse_method
 
 FAST = ["--task", "synthetic", "--fast", "--epochs", "1", "--teacher-epochs", "1", "--quiet"]
