@@ -166,7 +166,7 @@ def test_unlabelled_unpaired_and_a_degenerate_mean():
     r = explore_gap(z, z + 1.0, **FAST)
     assert r["classes"] is None and r["transfer"] is None and r["paired"] is None and r["plan"] is None
     assert r["distance"]["centroid"]["mean_cos"] is None
-    assert "undefined" in r["distance"]["centroid"]["reading"]
+    assert "not shown" in r["distance"]["centroid"]["reading"]
     json.dumps(r, allow_nan=False)
 
 

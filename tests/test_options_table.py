@@ -185,16 +185,16 @@ def test_config_for_keeps_only_the_methods_own_options():
 
 
 def test_a_grid_applies_a_methods_options_to_its_own_runs_only(tmp_path):
-    from cmkd_lab.experiments.engine import plan
+    from cmkd_lab.experiments.engine import Cell, plan
     base = DistillConfig(epochs=1, teacher_epochs=1, ccfa_threshold=0.8)
-    cells = [{"cell": "all", "values": {}, "config": base, "task_kwargs": {}}]
-    jobs, skipped, aliases = plan("synthetic", ["ce", "cc-fa", "proto[proto_weight=2]"], cells, [0], tmp_path,
-                                  fast=True, baseline="ce", aa=False, diagnostics=None, early_epochs=0, threads=1)
-    by = {j["label"]: j for j in jobs}
-    assert by["ce"]["config"]["ccfa_threshold"] == 0.9 and by["cc-fa"]["config"]["ccfa_threshold"] == 0.8
-    assert by["proto[proto_weight=2]"]["config"]["proto_weight"] == 2.0
-    assert by["proto[proto_weight=2]"]["config"]["ccfa_threshold"] == 0.9
-    assert by["ce"]["identity"]["config"] == DistillConfig(epochs=1, teacher_epochs=1).to_dict()
+    cells = [Cell("all", {}, base, {}, "all")]
+    p = plan("synthetic", ["ce", "cc-fa", "proto[proto_weight=2]"], cells, [0], tmp_path, fast=True, baseline="ce",
+             aa=False, diagnostics=None, early_epochs=0, threads=1)
+    by = {j.label: j for j in p.jobs}
+    assert by["ce"].config["ccfa_threshold"] == 0.9 and by["cc-fa"].config["ccfa_threshold"] == 0.8
+    assert by["proto[proto_weight=2]"].config["proto_weight"] == 2.0
+    assert by["proto[proto_weight=2]"].config["ccfa_threshold"] == 0.9
+    assert by["ce"].identity["config"] == DistillConfig(epochs=1, teacher_epochs=1).to_dict()
 
 
 def test_methods_read_their_options_from_their_typed_object(small_task):

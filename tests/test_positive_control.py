@@ -89,7 +89,8 @@ def test_generator_knobs_refuse_bad_values(kw, msg):
 @pytest.mark.parametrize("method", ["ceiling-kd", "ceiling-pl"])
 def test_ceiling_at_weight_zero_is_ce(shared_task, method):
     base = distill(shared_task, "ce", DistillConfig(**FEW), diagnostics=False)
-    r = distill(shared_task, method, DistillConfig(**FEW, extra={"ceiling_weight": 0.0}), diagnostics=False)
+    key = "ceiling_kd_weight" if method == "ceiling-kd" else "ceiling_pl_weight"
+    r = distill(shared_task, method, DistillConfig(**FEW, **{key: 0.0}), diagnostics=False)
     assert [h["val_acc"] for h in r["history"]] == [h["val_acc"] for h in base["history"]]
     assert r["student_test_acc"] == base["student_test_acc"]
 
@@ -121,7 +122,7 @@ def test_ceiling_refused_without_pairs_or_unlabelled_data():
 # ------------------------------------------------------------------ align-pl
 def test_align_pl_without_its_extra_terms_is_fa(shared_task):
     fa = distill(shared_task, "fa", DistillConfig(**FEW), diagnostics=False)
-    apl = distill(shared_task, "align-pl", DistillConfig(**FEW, lambda_la=0.0, extra={"apl_weight": 0.0}),
+    apl = distill(shared_task, "align-pl", DistillConfig(**FEW, lambda_la=0.0, apl_weight=0.0),
                   diagnostics=False)
     assert [h["val_acc"] for h in apl["history"]] == [h["val_acc"] for h in fa["history"]]
     assert [h["fa"] for h in apl["history"]] == [h["fa"] for h in fa["history"]]
@@ -129,7 +130,7 @@ def test_align_pl_without_its_extra_terms_is_fa(shared_task):
 
 def test_align_pl_options_are_checked():
     with pytest.raises(ValueError, match=r"apl_threshold must be in \(0, 1\]"):
-        DistillConfig(extra={"apl_threshold": 1.5})
+        DistillConfig(apl_threshold=1.5)
 
 
 # ------------------------------------------------------------------ the gradient audit

@@ -274,7 +274,8 @@ def test_sweep_skips_entmin_where_there_is_no_unlabelled_data(tmp_path):
     assert "needs unlabelled student data" in res["skipped"][0]["reason"]
     assert {(r["cell"], r["method"]) for r in res["runs"]} == {
         ("student_unlabelled=False", "ce"), ("student_unlabelled=True", "ce"), ("student_unlabelled=True", "entmin"),
-        ("student_unlabelled=False", "ce (A/A)"), ("student_unlabelled=True", "ce (A/A)")}
+        ("student_unlabelled=False", "ce (A/A)"), ("student_unlabelled=True", "ce (A/A)"),
+        ("student_unlabelled=True", "ceiling-kd")}  # the paired ceiling joins every cell with unlabelled data
 
 
 def test_fix_with_a_value_the_grid_lacks_is_named():

@@ -5,10 +5,10 @@ that sees the **paired** teacher-modality view of each unlabelled sample can lab
 teacher can give through those samples. Unpaired methods try to recover part of that without pairs;
 ``(method − ce) / (ceiling − ce)`` is the share they recover (the headroom recovered).
 
-* ``ceiling-kd``: CE on the labelled batch + ``ceiling_weight`` × T² · KL(teacher ‖ student) at
-  temperature T = ``ceiling_temperature`` on the unlabelled batch, the teacher's distribution read from
+* ``ceiling-kd``: CE on the labelled batch + ``ceiling_kd_weight`` × T² · KL(teacher ‖ student) at
+  temperature T = ``ceiling_kd_temperature`` on the unlabelled batch, the teacher's distribution read from
   the paired view of each unlabelled sample (Hinton et al., 2015, on unlabelled data).
-* ``ceiling-pl``: CE on the labelled batch + ``ceiling_weight`` × CE on the unlabelled batch against the
+* ``ceiling-pl``: CE on the labelled batch + ``ceiling_pl_weight`` × CE on the unlabelled batch against the
   teacher's hard labels (its argmax on the paired view): pseudo-labelling by the teacher.
 
 Both need a task with paired views (synthetic, HAPT, digits-speech; a task built from your own arrays
@@ -26,15 +26,21 @@ from ..._validation import Float, opt
 from .base import Method, register_method
 from .options import MethodOptions
 
-__all__ = ["CeilingOptions", "CeilingKD", "CeilingPL"]
+__all__ = ["CeilingKDOptions", "CeilingPLOptions", "CeilingKD", "CeilingPL"]
 
 
 @dataclass
-class CeilingOptions(MethodOptions):
-    prefix = "ceiling_"
-    weight: float = opt(1.0, Float(ge=0), "weight of the teacher's targets on the unlabelled batch")
+class CeilingKDOptions(MethodOptions):
+    prefix = "ceiling_kd_"
+    weight: float = opt(1.0, Float(ge=0), "weight of the teacher's soft targets on the unlabelled batch")
     temperature: float = opt(1.0, Float(ge=0.05, le=100, why="a softmax temperature"),
-                             "ceiling-kd's temperature T (1: the teacher's own predicted distribution)")
+                             "temperature T of the soft targets (1: the teacher's own predicted distribution)")
+
+
+@dataclass
+class CeilingPLOptions(MethodOptions):
+    prefix = "ceiling_pl_"
+    weight: float = opt(1.0, Float(ge=0), "weight of the teacher's hard labels on the unlabelled batch")
 
 
 class _Ceiling(Method):
@@ -42,8 +48,6 @@ class _Ceiling(Method):
     uses_unlabelled = True
     needs_unlabelled = True
     needs_unlabelled_pairs = True    # the teacher view of each unlabelled student sample (Batch.zp_u)
-    options = CeilingOptions
-    knobs = ("ceiling_weight",)
 
     def unlabelled_term(self, s_logits: torch.Tensor, t_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -62,6 +66,8 @@ class CeilingKD(_Ceiling):
                    "student sample (needs pairs and unlabelled data)")
     term = "ceil_kd"
     terms = {**Method.terms, "ceil_kd": "KL to the teacher on paired views (× T²)"}
+    options = CeilingKDOptions
+    knobs = ("ceiling_kd_weight",)
 
     def unlabelled_term(self, s_logits, t_logits):
         T = self.opts.temperature
@@ -75,6 +81,8 @@ class CeilingPL(_Ceiling):
                    "student sample (needs pairs and unlabelled data)")
     term = "ceil_pl"
     terms = {**Method.terms, "ceil_pl": "CE against the teacher's labels on paired views"}
+    options = CeilingPLOptions
+    knobs = ("ceiling_pl_weight",)
 
     def unlabelled_term(self, s_logits, t_logits):
         return F.cross_entropy(s_logits, t_logits.argmax(1))
