@@ -54,9 +54,18 @@ def test_settings_reject_bad_values(monkeypatch):
 def test_setup_notebook_sets_an_offline_renderer():
     import plotly.io as pio
 
+    import warnings
+
+    from cmkd_lab.widgets.notebook import plain_warnings
     lab = W.setup_notebook(fast=True, quiet=True, threads=None)
-    assert lab.fast
-    assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+    try:
+        assert lab.fast
+        assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+        # a warning reads as one plain line, without the source file a notebook reader has no use for
+        line = warnings.formatwarning("few labels", RuntimeWarning, "/x/job.py", 82)
+        assert line == "note (RuntimeWarning): few labels\n"
+    finally:
+        plain_warnings(False)
 
 
 def test_torch_threads_follow_the_free_cores(monkeypatch):
@@ -127,6 +136,18 @@ def test_figure_output_is_a_plotly_mime_bundle():
     out = W.figure_output(_fig([[1, 2]]))
     assert out["output_type"] == "display_data"
     assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [1, 2]
+
+
+def test_tables_show_formatted_numbers_and_say_why_a_value_is_missing():
+    import pandas as pd
+    t = W.make_table(pd.DataFrame({"acc": [0.824444, 0.7177], "Δ": [None, -10.6667], "ok": [True, False]}),
+                     formats={"acc": "{:.1%}", "Δ": "{:+.2f}"}, notes=["Δ: — on the reference row."])
+    text = repr(t)
+    assert "82.4%" in text and "-10.67" in text and "—" in text and "yes" in text
+    assert "0.824444" not in text and "NaN" not in text and "Δ: — on the reference row." in text
+    assert "<td>82.4%</td>" in t._repr_html_() and "cmkd-table-notes" in t._repr_html_()
+    assert t.loc[0, "acc"] == 0.824444  # the numbers stay numbers
+    assert type(t.iloc[:, :1]) is pd.DataFrame  # anything derived is a plain DataFrame
 
 
 def test_make_sink_validates():
@@ -289,6 +310,9 @@ def test_bound_point_terms_add_up(point):
     assert 0 <= p["bound_transfer"] <= 1 / math.e + 1e-9
     assert p["gap"] == 1.0 and p["method"] == "ce"
     assert p["statement"].startswith("The estimated bound")
+    # what a reader compares the numbers with: a uniform guess (ln K) and always answering the majority class
+    assert p["ln_k"] == pytest.approx(math.log(5)) and sum(p["student_test_counts"]) > 0
+    assert p["majority_acc"] == pytest.approx(max(p["student_test_counts"]) / sum(p["student_test_counts"]))
 
 
 def test_bound_point_figure(point):
@@ -425,6 +449,7 @@ def test_run_quickstart_writes_result_and_report(tiny_task, lab, tmp_path):
     assert "Loss terms" in figs and "Accuracy" in figs
     row = W.result_summary(result).iloc[0]
     assert row["method"] == "fa" and row["student test acc (best val)"] == result["student_test_acc"]
+    assert "NaN" not in repr(W.result_summary(result)) and "%" in repr(W.result_summary(result))
     with pytest.raises(TypeError, match="result must be"):
         W.result_summary({"x": 1})
 

@@ -46,7 +46,8 @@ def _listing(names: List[str]) -> str:
 
 def _losses(result, h, figure) -> str:
     spec = loss_layout(h, (result or {}).get("config"))
-    txt = f"Each loss term per epoch, averaged over the epoch's steps: {_listing([term_label(k) for k in spec['terms']])}."
+    terms = _listing([term_label(k) for k in spec["terms"]])
+    txt = f"Each loss term per epoch, averaged over the epoch's steps: {terms}."
     if spec["total"]:
         txt += " The wide grey line behind them is the total the optimiser minimises."
     elif spec["total_is_ce"]:

@@ -226,8 +226,9 @@ def _bound(result, h) -> List[str]:
         out.append(f"Why it {'holds' if held else 'mostly holds'}: {cap}. Here err_T + FA_e = {et + fa:.3g} nats: the "
                    "check holds by construction, and says nothing about distillation.")
     else:
+        verdict = "holds" if last.get("bound_holds") else "fails"
         out.append(f"Could it fail? {cap}. Here err_T + FA_e = {et + fa:.3g} nats, below 1/e: the check is not "
-                   f"automatic at this setting, and at the last epoch it {'holds' if last.get('bound_holds') else 'fails'}.")
+                   f"automatic at this setting, and at the last epoch it {verdict}.")
     K = _k(result)
     if K and total is not None and total > math.log(K):
         out.append(f"A uniform guess over the K = {K} classes has cross-entropy ln K = {math.log(K):.2f} nats; the "

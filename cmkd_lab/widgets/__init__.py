@@ -43,7 +43,8 @@ from .bench_panel import BenchPanel
 from .debugger_panel import DebuggerPanel
 from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugger_figures,
                        live_figures, overlay_at_epoch, run_debugger)
-from .teacher_grad import LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures, variant_figures
+from .teacher_grad import (LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures,
+                           variant_figures)
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
 from .regime import (REGIME_METHODS, best_predictor, cell_delta, entmin_comparison, missing_note, predictor_note,
                      predictor_table, regime_grid, regime_table, run_regime_map, shipped_result, sweep_note)

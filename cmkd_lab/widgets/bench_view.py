@@ -279,13 +279,14 @@ def bench_markdown(res: dict):
     interval, wins/losses, MDE and noise floor, and the seeds a comparison would need."""
     from ..results import current_bench, format_bench_markdown
     cur = current_bench(res)
-    text = format_bench_markdown(dict(cur, skipped=[])).rstrip()
+    text = format_bench_markdown(dict(cur, skipped=[], aliases=[])).rstrip()
     return _md(bench_note(res) + "\n\n" + text + "".join(f"\n\n{line}" for line in skipped_lines(cur)))
 
 
 def skipped_lines(res: dict) -> list:
     """One line per pairing for the methods a bench did not run there, with the reason in a student's words
-    (a paired baseline under ``unpaired``: it needs the teacher's view of each student sample)."""
+    (a paired baseline under ``unpaired``: it needs the teacher's view of each student sample), and one line
+    for the runs that serve both pairings."""
     by = {}
     for s in res.get("skipped", []):
         by.setdefault(s["pairing"], []).append(s)
@@ -297,6 +298,10 @@ def skipped_lines(res: dict) -> list:
         else:
             why = "; ".join(s["reason"] for s in rows)
         out.append(f"Not run under `{pairing}`: {names} — {why}.")
+    shared = list(dict.fromkeys(a["method"] for a in res.get("aliases", [])))
+    if shared:
+        out.append("One run serves both pairings for " + ", ".join(f"`{m}`" for m in shared)
+                   + ": they never read a teacher sample, so pairing cannot change them.")
     return out
 
 

@@ -21,10 +21,15 @@ import numpy as np
 from .._validation import check_int
 from .settings import LabSettings, settings as lab_settings
 
-__all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synthetic_gap_sweep", "demo_embeddings"]
+__all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synthetic_gap_sweep", "demo_embeddings",
+           "explore_sizes", "GAP_LEGEND"]
 
 
-def _sizes(lab: LabSettings) -> dict:
+def explore_sizes(lab: Optional[LabSettings] = None) -> dict:
+    """The sizes :func:`explore` passes to :func:`cmkd_lab.explore_gap` (``max_points``: the subsample of
+    each set for MMD, OT, purity and retrieval; ``n_permutations``): pass the same to the command line
+    (``--max-points``) to get the same numbers — paired recall@1, for one, falls as the candidates grow."""
+    lab = lab or lab_settings()
     return dict(max_points=400, n_permutations=100) if lab.fast else dict(max_points=1000, n_permutations=200)
 
 
@@ -99,7 +104,7 @@ def explore(z_a, z_b, *, lab: Optional[LabSettings] = None, projection=None, **k
     from ..diagnostics.explore import explore_gap
 
     lab = lab or lab_settings()
-    result = explore_gap(z_a, z_b, **{**_sizes(lab), **kwargs})
+    result = explore_gap(z_a, z_b, **{**explore_sizes(lab), **kwargs})
     return result, figures(result, lab=lab, projection=projection)
 
 

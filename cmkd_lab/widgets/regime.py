@@ -93,7 +93,7 @@ def predictor_note(res: dict, pred: Optional[dict]) -> str:
     who = "every compared method pooled" if pred["method"] == "all" else f"`{pred['method']}` alone"
     label = diagnostic_label(pred["diagnostic"], epoch=res.get("diag_epoch"))
     txt = (f"The strongest early diagnostic here is the **{label}** (key `{pred['diagnostic']}`): ρ = "
-           f"{pred['rho']:+.2f} over {n} points (cell × seed) of {who}, p = {pred['p_value']:.2g}, "
+           f"{pred['rho']:+.2f} over {n} points (grid setting × seed) of {who}, p = {pred['p_value']:.2g}, "
            f"{pred['p_bonferroni']:.2g} after the Bonferroni correction over the diagnostics tried. ")
     if pred["diagnostic"] in ("ce", "fa", "la"):
         txt += (f"It is a *loss term* of the run — not the method `{pred['diagnostic']}`: the value of that term at "
@@ -109,7 +109,7 @@ def predictor_note(res: dict, pred: Optional[dict]) -> str:
                 "method — read a method's own row before trusting it for that method. ")
     if n <= 8:
         txt += (f"With n = {n} points a perfect ρ = ±1 arises by chance with probability 2/{n}! = "
-                f"{2 / factorial(n):.2g} — and points of one seed's cells are not independent: read it as a lead, "
+                f"{2 / factorial(n):.2g} — and points of one seed are not independent: read it as a lead, "
                 "not evidence.")
     return txt
 
@@ -129,8 +129,8 @@ def predictor_table(res: dict, *, top: int = 6):
                   "p (Bonferroni)": p["p_bonferroni"], "n": p["n"]} for p in best]
     return make_table(pd.DataFrame(rows), formats={"ρ": "{:+.2f}", "p": "{:.2g}", "p (Bonferroni)": "{:.2g}"},
                       notes=[f"Spearman ρ between each diagnostic (read at epoch {res.get('diag_epoch')} unless "
-                             "known before training) and the final Δ accuracy vs `ce`, over the points (cell × seed) "
-                             "stored with the sweep; `all` pools the methods.",
+                             "known before training) and the final Δ accuracy vs `ce`, over the points (grid "
+                             "setting × seed) stored with the sweep; `all` pools the methods.",
                              "p (Bonferroni): the p-value times the number of diagnostics the sweep tried for that "
                              "method (at most 1)."])
 
@@ -178,10 +178,26 @@ def cell_delta(res: dict, method: str, **values) -> Optional[dict]:
     return None
 
 
-def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), **values):
-    """One cell of a sweep with unlabelled data: each method's Δ vs the baseline with its 95 % interval and
-    verdict, next to ``entmin`` (the same unlabelled data, no teacher) — as a
-    :class:`~cmkd_lab.widgets.tables.Table`. ``values`` select the cell (:func:`cell_delta`)."""
+def _vs(res: dict, cell: str, method: str, other: str) -> Optional[dict]:
+    """The paired difference ``method`` − ``other`` over the seeds both ran in ``cell`` (from the sweep's runs)."""
+    from ..results.stats import paired_difference
+    acc = {}
+    for r in res.get("runs", []):
+        if r.get("cell") == cell and r.get("method") in (method, other) and r.get("student_test_acc") is not None:
+            acc.setdefault(r["method"], {})[r["seed"]] = r["student_test_acc"]
+    seeds = sorted(set(acc.get(method, {})) & set(acc.get(other, {})))
+    return paired_difference([acc[method][s] - acc[other][s] for s in seeds]) if len(seeds) >= 2 else None
+
+
+def _ci(mean, lo, hi) -> Optional[str]:
+    return None if lo is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), reference: str = "entmin", **values):
+    """One setting of a sweep with unlabelled data: each method's Δ vs ``ce`` with its 95 % interval, and its
+    paired Δ vs ``entmin`` (the same unlabelled data, no teacher) with its interval — what a method gains
+    beyond the unlabelled data — as a :class:`~cmkd_lab.widgets.tables.Table`. ``values`` select the setting
+    (:func:`cell_delta`)."""
     import pandas as pd
 
     from .tables import make_table
@@ -190,15 +206,18 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), **v
         r = cell_delta(res, m, **values)
         if r is None:
             continue
-        rows.append({"method": m, "teacher": "none" if m == "entmin" else "yes",
+        vs = None if m == reference else _vs(res, r["cell"], m, reference)
+        rows.append({"method": m, "teacher": "none" if m == reference else "yes",
                      "Δ vs ce (points)": 100 * r["delta_mean"],
-                     "95 % interval": (f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
-                                       if r.get("ci_low") is not None else None),
-                     "wins/losses": f"{r['wins']}/{r['losses']}",
-                     "beyond noise": bool(r.get("significant"))})
+                     "95 % interval": _ci(r["delta_mean"], r.get("ci_low"), r.get("ci_high")),
+                     "wins/losses": f"{r['wins']}/{r['losses']}", "beyond noise": bool(r.get("significant")),
+                     f"Δ vs {reference} (points)": None if vs is None else 100 * vs["mean"],
+                     f"95 % interval vs {reference}": None if vs is None else _ci(vs["mean"], vs["ci_low"],
+                                                                                  vs["ci_high"])})
     where = ", ".join(f"{k} = {v}" for k, v in values.items())
     return make_table(pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame(),
-                      formats={"Δ vs ce (points)": "{:+.1f}"},
-                      notes=[f"Cell: {where}; {len(res.get('seeds') or [])} seeds, paired by seed.",
-                             "beyond noise: the 95 % interval excludes zero. `entmin` reads no teacher: a gain it "
-                             "matches is the unlabelled data's, not the teacher's."])
+                      formats={"Δ vs ce (points)": "{:+.1f}", f"Δ vs {reference} (points)": "{:+.1f}"},
+                      notes=[f"Setting: {where}; {len(res.get('seeds') or [])} seeds, differences paired by seed.",
+                             "beyond noise: the 95 % interval of Δ vs ce excludes zero.",
+                             f"Δ vs {reference}: the method minus `{reference}` (which reads no teacher) on the same "
+                             f"seeds — what it gains beyond the unlabelled data; — on the `{reference}` row itself."])

@@ -283,11 +283,11 @@ TABLE_LEGEND = {
 }
 
 
-def bound_table(table, columns=None):
+def bound_table(table, columns=None, *, legend: bool = True):
     """The columns of a :func:`bound_sweep` / :func:`bound_compare` table a reader needs, with readable
-    names, formatted, and a legend under it (a :class:`~cmkd_lab.widgets.tables.Table`): the knobs that
-    vary, the terms, ln K, ``err_S − LA_e`` (at most 1/e), the slack, and the student's accuracy next to the
-    majority-class accuracy."""
+    names, formatted, and (with ``legend``) what each column means under it (a
+    :class:`~cmkd_lab.widgets.tables.Table`): the knobs that vary, the terms, ln K, ``err_S − LA_e`` (at most
+    1/e), the slack, and the student's accuracy next to the majority-class accuracy."""
     from .tables import PCT, make_table
 
     cols = [c for c in (columns or TABLE_COLUMNS) if c in table.columns]
@@ -297,8 +297,8 @@ def bound_table(table, columns=None):
     shown = table[keep].rename(columns=TABLE_COLUMNS)
     skip = {"training", "holds", "note", "student test acc", "majority-class acc"} | {TABLE_COLUMNS[k] for k in knobs}
     num = {c: "{:.3f}" for c in shown.columns if c not in skip}
-    legend = [f"{k}: {v}." for k, v in TABLE_LEGEND.items() if k in shown.columns]
-    return make_table(shown, formats=dict(num, **{"student test acc": PCT, "majority-class acc": PCT}), notes=legend)
+    notes = [f"{k}: {v}." for k, v in TABLE_LEGEND.items() if k in shown.columns] if legend else []
+    return make_table(shown, formats=dict(num, **{"student test acc": PCT, "majority-class acc": PCT}), notes=notes)
 
 
 def bound_check_figure(*tables, title: Optional[str] = None):
