@@ -74,10 +74,7 @@ def _accuracy(result, h, figure) -> str:
     return txt
 
 
-def _mmd(result, h, figure) -> str:
-    hd = diagnostic_history(result)
-    if not hd:
-        return "This run recorded no MMD diagnostics."
+def _mmd(result, hd, figure) -> str:
     sizes = [n for _, n, *_ in lines_present(hd, MMD_SIZES)]
     txt = (f"Top panel: {_listing(sizes)} between the two feature clouds on fixed held-out sets (epoch 0: the "
            "untrained student). Bottom panel: −log10 of the test's p-value; above the dotted p = 0.05 line the clouds "
@@ -90,10 +87,7 @@ def _mmd(result, h, figure) -> str:
     return txt
 
 
-def _ot(result, h, figure) -> str:
-    hd = diagnostic_history(result)
-    if not hd:
-        return "This run recorded no OT diagnostics."
+def _ot(result, hd, figure) -> str:
     dist = [n for _, n, *_ in lines_present(hd, OT_DISTANCES)]
     pur = [n for k, n, *_ in lines_present(hd, OT_PURITY) if k != "purity_chance"]
     txt = f"Left panel: {_listing(dist)} between the two feature sets. Right panel: {_listing(pur)} — the share of " \
@@ -103,26 +97,21 @@ def _ot(result, h, figure) -> str:
     return txt + "."
 
 
-def _has_failure(result, figure) -> bool:
+def _has_failure(hd, figure) -> bool:
     if figure is not None:
         return any(getattr(t, "name", None) == "bound does not hold" for t in figure.data)
-    return any(r.get("bound_holds") is False for r in diagnostic_history(result) if "bound_sum" in r)
+    return any(r.get("bound_holds") is False for r in hd)
 
 
-def _bound(result, h, figure) -> str:
-    if not [r for r in diagnostic_history(result) if "bound_sum" in r]:
-        return "This run recorded no bound diagnostics."
+def _bound(result, hd, figure) -> str:
     txt = ("Stacked bars per epoch: err_T, FA = τ̂·W1 and LA_e (LA_e can be negative: the bars stack from zero); "
            "the black tick is their sum, the black line the student's measured cross-entropy err_S.")
-    if _has_failure(result, figure):
+    if _has_failure(hd, figure):
         txt += " A red cross marks an epoch where the estimated bound fails."
     return txt
 
 
-def _gap(result, h, figure) -> str:
-    hd = diagnostic_history(result)
-    if not hd:
-        return "This run recorded no gap diagnostics."
+def _gap(result, hd, figure) -> str:
     return (f"Left panel: {_listing([n for _, n, *_ in lines_present(hd, GAP_DISTANCES)])}. Right panel, on a 0–1 "
             f"scale: {_listing([n for _, n, *_ in lines_present(hd, GAP_AGREEMENT)])} (reference sets).")
 
@@ -157,12 +146,18 @@ def _comparison(result, h, figure) -> str:
     return txt
 
 
-_BASE = {"losses": _losses, "accuracy": _accuracy, "mmd": _mmd, "ot": _ot, "bound": _bound, "gap": _gap,
-         "labels": _labels, "transport_plan": _transport_plan, "overlay": _overlay, "comparison": _comparison}
+_BASE = {"losses": _losses, "accuracy": _accuracy, "labels": _labels, "transport_plan": _transport_plan,
+         "overlay": _overlay, "comparison": _comparison}
+# Figures of the per-epoch diagnostics: (what the run must have recorded, the caption).
+_DIAGNOSED = {"mmd": ("MMD", _mmd), "ot": ("OT", _ot), "gap": ("gap", _gap), "bound": ("bound", _bound)}
 
 
 def base_caption(kind: str, result: Optional[dict] = None, figure=None) -> str:
     """What a figure of ``kind`` draws for ``result`` (the figure itself, when given, settles what is drawn)."""
+    if kind in _DIAGNOSED:
+        what, caption = _DIAGNOSED[kind]
+        hd = [r for r in diagnostic_history(result or {}) if kind != "bound" or "bound_sum" in r]
+        return caption(result, hd, figure) if hd else f"This run recorded no {what} diagnostics."
     h = [r for r in (result or {}).get("history", []) if isinstance(r, dict) and "epoch" in r]
     return _BASE[kind](result, h, figure)
 
