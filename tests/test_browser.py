@@ -199,10 +199,10 @@ def test_debugger_panel_in_jupyterlab(lab_server):
             browser.close()
 
     assert after != before, "the live figure did not change after Run"
-    names = {t["name"]: t["y"] for t in after}
-    assert "fa" in names and "ce" in names, f"the fa run's loss terms are not plotted: {sorted(names)}"
-    assert len(names["fa"]) == epochs, f"expected one point per epoch ({epochs}); got {names['fa']}"
-    assert all(v is not None and v > 0 for v in names["fa"]), names["fa"]
+    names = {t["name"]: t["y"] for t in after}  # loss terms are labelled as terms, not as methods
+    assert "FA term" in names and "CE term" in names, f"the fa run's loss terms are not plotted: {sorted(names)}"
+    assert len(names["FA term"]) == epochs, f"expected one point per epoch ({epochs}); got {names['FA term']}"
+    assert all(v is not None and v > 0 for v in names["FA term"]), names["FA term"]
 
 
 def test_saved_notebook_shows_figures_offline_without_a_kernel(tmp_path):
