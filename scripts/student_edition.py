@@ -4,8 +4,9 @@
     python scripts/student_edition.py --out DIR notebooks/01_theory_bound.ipynb
 
 The notebooks in ``notebooks/`` are the teacher edition. An exercise is a Markdown cell tagged ``exercise``
-(the question), often followed by a code cell tagged ``exercise`` and ``raises-exception`` (a stub that stops
-with ``NotImplementedError`` until it is filled in; the tag lets "Run all" go past it), then one or more cells
+(the question), often followed by a code cell tagged ``exercise``, ``raises-exception`` and ``remove-output`` (a
+stub that stops with ``NotImplementedError`` until it is filled in; ``raises-exception`` lets "Run all" go past
+it, ``remove-output`` keeps its traceback out of a rendered page such as the book), then one or more cells
 tagged ``solution``. The student edition is written with nbconvert's preprocessors — ``TagRemovePreprocessor``
 removes every cell tagged ``solution``, ``ClearOutputPreprocessor`` clears outputs and execution counts — and
 starts with one line saying that it is the student edition. ``make student`` runs this script.

@@ -543,6 +543,16 @@ def test_scatter_gives_every_series_its_own_colour():
     assert "known before training" in fig.layout.xaxis.title.text and "epoch" not in fig.layout.xaxis.title.text
 
 
+def test_phase_diagram_draws_no_empty_panel():
+    from cmkd_lab.viz import phase_diagram
+    res = W.shipped_result("regime_synthetic_unlabelled")
+    if res is None:
+        pytest.skip("the shipped unlabelled sweep is not in this installation")
+    without = phase_diagram(res, fix={"overlap": 0.6, "student_unlabelled": False})  # entmin needs unlabelled data
+    assert [a.text for a in without.layout.annotations] == ["fa", "ucmkd-joint", "ucmkd"]
+    assert len(without.data) == 3
+
+
 def test_entmin_comparison_reads_one_cell():
     res = W.shipped_result("regime_synthetic_unlabelled")
     if res is None:
@@ -552,6 +562,10 @@ def test_entmin_comparison_reads_one_cell():
     row = W.cell_delta(res, "entmin", overlap=0.6, student_unlabelled=True, student_fraction=0.01, label_shift=0)
     assert t.loc["entmin", "Δ vs ce (points)"] == pytest.approx(100 * row["delta_mean"])
     assert "NaN" not in repr(t) and "+5.0" in repr(t)
+    # paired by seed from the runs; with the same seeds its mean is the difference of the two Δ vs ce
+    joint = W.cell_delta(res, "ucmkd-joint", overlap=0.6, student_unlabelled=True, student_fraction=0.01, label_shift=0)
+    assert t.loc["ucmkd-joint", "Δ vs entmin (points)"] == pytest.approx(
+        100 * (joint["delta_mean"] - row["delta_mean"]), abs=1e-6)
 
 
 def test_zero_spread_says_it_cannot_tell():

@@ -157,6 +157,8 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
                          "for all but two of them")
     rows = [r for r in res["cells"] if r["method"] in methods and r.get("delta_mean") is not None
             and all(_tick(r["values"], ks) == v for ks, v in fixed.values())]
+    # a method with no setting in this slice (e.g. entmin where there is no unlabelled data) gets no empty panel
+    methods = [m for m in methods if any(r["method"] == m for r in rows)] or methods
     base = res["baseline"]
     n_seeds = len(res.get("seeds") or [])
     few = n_seeds <= 2

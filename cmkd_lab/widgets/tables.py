@@ -46,6 +46,12 @@ def fmt_value(v, fmt: Optional[Format] = None) -> str:
     return str(v)
 
 
+def _code_spans(text: str) -> str:
+    """Markdown's `code` spans of an (escaped) note as HTML <code>."""
+    import re
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
 class Table(pd.DataFrame):
     """A DataFrame shown with formatted numbers, "—" for a missing value and notes under it.
 
@@ -80,7 +86,7 @@ class Table(pd.DataFrame):
         notes = getattr(self, "notes", None) or []
         if notes:
             body += ("<ul class='cmkd-table-notes' style='font-size:12px;color:#444;margin:4px 0'>"
-                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+                     + "".join(f"<li>{_code_spans(html.escape(n))}</li>" for n in notes) + "</ul>")
         return body
 
 
