@@ -30,3 +30,8 @@ lab: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+# The student edition of the notebooks (every cell tagged `solution` removed, outputs cleared): build/student/.
+.PHONY: student
+student: setup
+	$(BIN)/python scripts/student_edition.py --out build/student

@@ -3,6 +3,7 @@
     python scripts/time_notebooks.py                       # every notebook, full mode
     python scripts/time_notebooks.py --fast 00 03          # the fast mode, notebooks 00 and 03
     python scripts/time_notebooks.py --out times.json --html-dir test-artifacts/html
+    python scripts/time_notebooks.py --executed-dir test-artifacts/executed   # keep the executed notebooks
 
 Each notebook runs in a fresh ``python3`` kernel in a scratch copy of ``notebooks/`` (what it writes
 under ``runs/`` stays there), with the environment of this process (set ``PYTHONPATH`` to the checkout
@@ -35,7 +36,8 @@ def _cell_seconds(cell) -> float:
     return (datetime.strptime(b.replace("Z", "+0000"), f) - datetime.strptime(a.replace("Z", "+0000"), f)).total_seconds()
 
 
-def time_one(path: Path, work: Path, *, fast: bool, timeout: int, html_dir: Path = None) -> dict:
+def time_one(path: Path, work: Path, *, fast: bool, timeout: int, html_dir: Path = None,
+             executed_dir: Path = None) -> dict:
     import nbclient
     import nbformat
 
@@ -59,6 +61,9 @@ def time_one(path: Path, work: Path, *, fast: bool, timeout: int, html_dir: Path
         os.environ["CMKD_LAB_FAST"] = env_fast
     cells = [(round(_cell_seconds(c), 1), i, (c.source.strip().splitlines() or [""])[0][:90])
              for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    if executed_dir is not None:
+        executed_dir.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, executed_dir / f"{path.stem}{'-fast' if fast else ''}.ipynb")
     if html_dir is not None:
         from nbconvert import HTMLExporter
 
@@ -80,6 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     ap.add_argument("--out", default=str(ROOT / "test-artifacts" / "notebook_times_full.json"))
     ap.add_argument("--html-dir", default=None, help="also write each executed notebook as HTML here")
+    ap.add_argument("--executed-dir", default=None, help="also keep each executed notebook (.ipynb) here")
     a = ap.parse_args(argv)
     paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if a.names:
@@ -91,7 +97,8 @@ def main(argv=None) -> int:
     for p in paths:
         shutil.copy(p, work / p.name)
         r = time_one(work / p.name, work, fast=a.fast, timeout=a.timeout,
-                     html_dir=Path(a.html_dir) if a.html_dir else None)
+                     html_dir=Path(a.html_dir) if a.html_dir else None,
+                     executed_dir=Path(a.executed_dir) if a.executed_dir else None)
         record[p.stem + ("-fast" if a.fast else "")] = r
         out.write_text(json.dumps(record, indent=1))
         print(f"{p.stem}: {r['wall_s']} s wall, {r['kernel_cpu_s']} s kernel CPU, load {r['load_before']} -> "

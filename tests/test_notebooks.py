@@ -149,8 +149,7 @@ def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
     except nbclient.exceptions.CellExecutionError as e:
         pytest.fail(f"{path.name} failed in fast mode:\n{str(e)[-4000:]}")
     wall = time.perf_counter() - t0
-    errors = [o for c in _code(nb) for o in c.outputs if o.get("output_type") == "error"]
-    assert not errors
+    check_errors_and_text(nb)
     figures = sum(1 for c in _code(nb) for o in c.outputs if PLOTLY in o.get("data", {}))
     if path.stem in OURS:
         assert figures >= 2, f"{path.name} showed {figures} static figures"
@@ -168,6 +167,62 @@ def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
     record = json.loads(times.read_text()) if times.exists() else {}
     record[path.stem] = {"wall_s": round(wall, 1), "fast": True, "figures": figures, "drawn_offline": drawn}
     times.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+STUDENT_WORDS = [  # what a student has no use for in a notebook's text or outputs
+    (r"docs/|README|\.md\b", "a file a student does not have"),
+    (r"process pool|\bcheckout\b", "developers' words"),
+    (r"(?<![\w-])cell(s)?\b", "notebook plumbing ('cell'): say 'step' or 'below'"),
+    (r"/work/|/home/|/tmp/|site-packages|[A-Za-z]:\\\\", "an absolute path of some machine"),
+    (r"\.py:\d+: \w*Warning", "a warning with its source path"),
+    (r"Skipped \w+ (in cell|under) ", "a log line per skipped run"),
+]
+
+
+def check_errors_and_text(nb, *, executed: bool = True) -> None:
+    """Errors only where an exercise stub stops with NotImplementedError (``executed``); no developer text
+    in the Markdown or in what the notebook printed."""
+    for c in _code(nb) if executed else []:
+        errors = [o for o in c.outputs if o.get("output_type") == "error"]
+        if "exercise" in c.metadata.get("tags", []):
+            assert [e["ename"] for e in errors] == ["NotImplementedError"], (
+                f"an exercise stub must stop with NotImplementedError: {c.source[:80]!r}")
+        else:
+            assert not errors, f"{errors[0]['ename']}: {errors[0]['evalue']} in {c.source[:80]!r}"
+    for c in nb.cells:
+        texts = [c.source] if c.cell_type == "markdown" else [
+            "".join(o.get("text", "")) + "".join(str(v) for k, v in o.get("data", {}).items()
+                                                 if k in ("text/plain", "text/markdown"))
+            for o in c.get("outputs", []) if o.get("output_type") != "error"]
+        for text in texts:
+            for pat, why in STUDENT_WORDS:
+                m = re.search(pat, text)
+                assert not m, f"{why}: {m.group(0)!r} in {text[max(0, m.start() - 60):m.end() + 60]!r}"
+
+
+def test_text_check_catches_developer_words():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("See docs/theory.md §3 for the proof.")]
+    with pytest.raises(AssertionError, match="a file a student does not have"):
+        check_errors_and_text(nb)
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                           text="/x/y/job.py:82: RuntimeWarning: few labels\n")]
+    nb.cells = [cell]
+    with pytest.raises(AssertionError, match="absolute path|source path"):
+        check_errors_and_text(nb)
+    stub = nbformat.v4.new_code_cell("raise NotImplementedError('Exercise 00.1')")
+    stub.metadata["tags"] = ["exercise", "raises-exception"]
+    stub.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="x", traceback=[])]
+    nb.cells = [stub]
+    with pytest.raises(AssertionError, match="must stop with NotImplementedError"):
+        check_errors_and_text(nb)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_text_is_for_students(path):
+    """The committed Markdown already (the outputs are checked when the notebook runs)."""
+    check_errors_and_text(nbformat.read(path, as_version=4), executed=False)
 
 
 def test_offline_check_catches_a_figure_without_its_html():

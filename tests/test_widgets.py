@@ -54,9 +54,18 @@ def test_settings_reject_bad_values(monkeypatch):
 def test_setup_notebook_sets_an_offline_renderer():
     import plotly.io as pio
 
+    import warnings
+
+    from cmkd_lab.widgets.notebook import plain_warnings
     lab = W.setup_notebook(fast=True, quiet=True, threads=None)
-    assert lab.fast
-    assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+    try:
+        assert lab.fast
+        assert pio.renderers.default == W.STATIC_RENDERER == "plotly_mimetype+notebook"
+        # a warning reads as one plain line, without the source file a notebook reader has no use for
+        line = warnings.formatwarning("few labels", RuntimeWarning, "/x/job.py", 82)
+        assert line == "note (RuntimeWarning): few labels\n"
+    finally:
+        plain_warnings(False)
 
 
 def test_torch_threads_follow_the_free_cores(monkeypatch):
@@ -129,6 +138,18 @@ def test_figure_output_is_a_plotly_mime_bundle():
     assert out["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [1, 2]
 
 
+def test_tables_show_formatted_numbers_and_say_why_a_value_is_missing():
+    import pandas as pd
+    t = W.make_table(pd.DataFrame({"acc": [0.824444, 0.7177], "Δ": [None, -10.6667], "ok": [True, False]}),
+                     formats={"acc": "{:.1%}", "Δ": "{:+.2f}"}, notes=["Δ: — on the reference row."])
+    text = repr(t)
+    assert "82.4%" in text and "-10.67" in text and "—" in text and "yes" in text
+    assert "0.824444" not in text and "NaN" not in text and "Δ: — on the reference row." in text
+    assert "<td>82.4%</td>" in t._repr_html_() and "cmkd-table-notes" in t._repr_html_()
+    assert t.loc[0, "acc"] == 0.824444  # the numbers stay numbers
+    assert type(t.iloc[:, :1]) is pd.DataFrame  # anything derived is a plain DataFrame
+
+
 def test_make_sink_validates():
     assert W.make_sink(None) is None and W.make_sink(False) is None
     assert isinstance(W.make_sink(True), W.TextProgress)
@@ -146,8 +167,8 @@ def test_run_debugger_returns_the_recorded_numbers(debug_run):
     assert {"losses", "mmd", "ot", "accuracy", "bound", "transport_plan", "overlay", "labels"} <= set(figs)
     # The loss figure plots exactly the history's values.
     by_name = {t.name: list(t.y) for t in figs["losses"].data}
-    for k in ("ce", "fa", "la"):
-        assert by_name[k] == pytest.approx([r[k] for r in h])
+    for k, label in (("ce", "CE term"), ("fa", "FA term"), ("la", "LA term")):  # terms, never named as methods
+        assert by_name[label] == pytest.approx([r[k] for r in h])
 
 
 def test_overlay_at_epoch_uses_a_stored_snapshot(debug_run):
@@ -184,7 +205,7 @@ def test_stop_keeps_what_was_recorded(tiny_task, lab):
     result, figs = s.run()
     assert result["status"] == "interrupted" and result["epochs_done"] == 1
     assert len(result["history"]) == 1 and "mmd2" in result["history"][0]
-    assert [t.name for t in figs["losses"].data if t.name == "fa"] == ["fa"]
+    assert [t.name for t in figs["losses"].data if t.name == "FA term"] == ["FA term"]
     assert len(figs["losses"].data[0].y) == 1
 
 
@@ -197,7 +218,7 @@ def test_debugger_panel_runs_and_stops(lab):
     assert panel.error is None, panel.error
     after = W.figure_signature(panel.live["losses"])
     assert after != before
-    assert ("scatter", "fa", 2) in after
+    assert ("scatter", "FA term", 2) in after
     assert "done" in panel.status.value
     assert panel.outputs["transport_plan"].outputs[0]["data"]["application/vnd.plotly.v1+json"]
     assert list(panel.overlay_epoch.options) == [0, 1, 2]
@@ -215,7 +236,7 @@ def test_debugger_panel_runs_and_stops(lab):
     assert panel.wait(600)
     r = panel.result
     assert r["status"] == "interrupted" and 1 <= r["epochs_done"] < 30
-    assert dict((n, k) for _, n, k in W.figure_signature(panel.live["losses"]))["fa"] == r["epochs_done"]
+    assert dict((n, k) for _, n, k in W.figure_signature(panel.live["losses"]))["FA term"] == r["epochs_done"]
     assert "stopped" in panel.status.value
 
 
@@ -289,6 +310,9 @@ def test_bound_point_terms_add_up(point):
     assert 0 <= p["bound_transfer"] <= 1 / math.e + 1e-9
     assert p["gap"] == 1.0 and p["method"] == "ce"
     assert p["statement"].startswith("The estimated bound")
+    # what a reader compares the numbers with: a uniform guess (ln K) and always answering the majority class
+    assert p["ln_k"] == pytest.approx(math.log(5)) and sum(p["student_test_counts"]) > 0
+    assert p["majority_acc"] == pytest.approx(max(p["student_test_counts"]) / sum(p["student_test_counts"]))
 
 
 def test_bound_point_figure(point):
@@ -388,15 +412,21 @@ def test_shipped_results_are_read_before_anything_runs(tmp_path, lab, monkeypatc
     monkeypatch.chdir(tmp_path / "nb")
     got = W.load_or_run_bench(tasks=["synthetic"], lab=lab, progress=None, run_missing=False)["synthetic"]
     assert got["source"] == str(Path("docs/results/bench_synthetic.json")) and got["summary"] == saved["summary"]
+    assert "the results shipped with cmkd_lab (`bench_synthetic.json`)" in W.bench_note(got)
+    assert str(tmp_path) not in W.bench_note(got)  # no absolute path of this machine
     assert "2 seeds" in W.bench_note(got) and "±12.7" in W.bench_note(got)
     fig = W.bench_delta_figure(got)
     fa = [r for r in saved["comparisons"] if r["method"] == "fa" and r["cell"] == "unpaired"][0]
     assert [t for t in fig.data if t.type == "bar"][0].y[0] == pytest.approx(100 * fa["delta_mean"])
     assert "Paired differences" in W.bench_markdown(got).data
-    import cmkd_lab.widgets.bench_view as bv
-    monkeypatch.setattr(bv, "shipped_dirs", lambda: [docs])  # this checkout's own docs/results left out
+    import cmkd_lab.widgets.shipped as shipped
+    monkeypatch.setattr(shipped, "shipped_dirs", lambda: [docs])  # this checkout's own docs/results left out
     assert W.load_controls("synthetic", "scarce") is None  # not shipped here: one line says so
-    assert "is not in this checkout" in W.controls_markdown(None, what="x").data
+    assert "has not been made for this release" in W.controls_markdown(None, what="x").data
+    assert W.shipped_controls() == []
+    overview = W.controls_overview().data
+    assert "shipped with this release: none" in overview and "Not made yet: hapt" not in overview
+    assert "Not made yet: HAPT with all labels" in overview
 
 
 def test_bench_inputs_are_checked(tmp_path, lab):
@@ -419,6 +449,7 @@ def test_run_quickstart_writes_result_and_report(tiny_task, lab, tmp_path):
     assert "Loss terms" in figs and "Accuracy" in figs
     row = W.result_summary(result).iloc[0]
     assert row["method"] == "fa" and row["student test acc (best val)"] == result["student_test_acc"]
+    assert "NaN" not in repr(W.result_summary(result)) and "%" in repr(W.result_summary(result))
     with pytest.raises(TypeError, match="result must be"):
         W.result_summary({"x": 1})
 
@@ -465,18 +496,89 @@ def test_run_byod_compares_with_the_baseline(tiny_task, lab):
 
 
 # ------------------------------------------------------------------- regime
-def test_predictor_note_says_what_a_rho_rests_on():
-    res = {"predictors": [
-        {"method": "fa", "diagnostic": "purity", "rho": -1.0, "p_value": 0.083, "n": 4},
-        {"method": "all", "diagnostic": "purity", "rho": 0.57, "p_value": 0.15, "n": 8},
-        {"method": "all", "diagnostic": "w1", "rho": 0.2, "p_value": 0.6, "n": 8}]}
-    pred = W.best_predictor(res)
-    assert pred["method"] == "all" and pred["diagnostic"] == "purity"  # n >= 6 preferred over fa's n = 4
-    note = W.predictor_note(res, pred)
-    assert "every compared method pooled" in note and "`fa` ρ = -1.00 (n = 4)" in note and "2/8!" in note
-    only_fa = W.best_predictor(res, methods=("fa",))
-    assert "2/4! = 0.083" in W.predictor_note(res, only_fa)
-    assert "No early diagnostic" in W.predictor_note(res, None)
+def _sweep_with_points(values_fa, values_ucmkd, deltas_fa, deltas_ucmkd):
+    """A small sweep: one cell per λ, 2 seeds; ``purity`` and the CE term as diagnostics."""
+    pts, cells = [], []
+    for m, vals, ds in (("fa", values_fa, deltas_fa), ("ucmkd", values_ucmkd, deltas_ucmkd)):
+        for i, (v, d) in enumerate(zip(vals, ds)):
+            lam = 1 if i < 2 else 10
+            pts.append({"cell": f"lambda_fa={lam}", "values": {"lambda_fa": lam}, "method": m, "seed": i % 2,
+                        "delta": d, "diag": {"purity": v, "ce": 1.0 + v}})
+    preds = [{"method": m, "diagnostic": d, "rho": 0.0, "p_value": 1.0, "n": 4}
+             for m in ("fa", "ucmkd", "all") for d in ("purity", "ce", "w1")]
+    return {"task": "synthetic", "methods": ["ce", "fa", "ucmkd"], "baseline": "ce", "seeds": [0, 1],
+            "grid": {"lambda_fa": [1, 10]}, "grid_kinds": {"lambda_fa": "config"}, "diag_epoch": 2,
+            "cells": cells, "points": pts, "predictors": preds}
+
+
+def test_predictor_table_note_and_scatter_share_one_computation():
+    from scipy import stats
+
+    from cmkd_lab.viz import diagnostic_scatter
+    res = _sweep_with_points([0.1, 0.2, 0.3, 0.4], [0.4, 0.1, 0.3, 0.2], [-0.01, -0.02, -0.04, -0.08],
+                             [0.0, 0.01, -0.01, 0.02])
+    pred = W.best_predictor(res, min_n=3)
+    rho = stats.spearmanr([0.1, 0.2, 0.3, 0.4], [-0.01, -0.02, -0.04, -0.08]).statistic
+    assert pred["method"] in ("fa", "all") and pred["diagnostic"] in ("purity", "ce")
+    table = W.predictor_table(res)
+    fa = table[(table["method"] == "fa") & (table["diagnostic"] == "purity")].iloc[0]
+    assert fa["ρ"] == pytest.approx(rho) and fa["p (Bonferroni)"] == pytest.approx(min(1, 3 * fa["p"]))
+    assert "w1" not in set(table["diagnostic"])  # not stored with the points: not recomputed, not shown
+    fig = diagnostic_scatter(res, "purity", method="fa")
+    assert f"ρ = {rho:+.2f}" in fig.layout.title.text  # the scatter says what the table says
+    note = W.predictor_note(res, dict(pred, diagnostic="ce", method="fa"))
+    assert "CE loss term at epoch 2" in note and "not the method `ce`" in note
+    assert "2/4! = 0.083" in note and "No early diagnostic" in W.predictor_note(res, None)
+    assert "(CE loss term" not in repr(table) and "CE loss term" in set(table["diagnostic"])
+
+
+def test_scatter_gives_every_series_its_own_colour():
+    from cmkd_lab.viz import diagnostic_scatter
+    res = W.shipped_result("regime_synthetic_unlabelled")
+    if res is None:
+        pytest.skip("the shipped unlabelled sweep is not in this installation")
+    fig = diagnostic_scatter(res, "label_prior_tv", method="ucmkd-joint", fix={"student_unlabelled": True})
+    colours = [t.marker.color for t in fig.data]
+    assert len(colours) == 12 and len(set(colours)) == 12
+    assert "known before training" in fig.layout.xaxis.title.text and "epoch" not in fig.layout.xaxis.title.text
+
+
+def test_phase_diagram_draws_no_empty_panel():
+    from cmkd_lab.viz import phase_diagram
+    res = W.shipped_result("regime_synthetic_unlabelled")
+    if res is None:
+        pytest.skip("the shipped unlabelled sweep is not in this installation")
+    without = phase_diagram(res, fix={"overlap": 0.6, "student_unlabelled": False})  # entmin needs unlabelled data
+    assert [a.text for a in without.layout.annotations] == ["fa", "ucmkd-joint", "ucmkd"]
+    assert len(without.data) == 3
+
+
+def test_entmin_comparison_reads_one_cell():
+    res = W.shipped_result("regime_synthetic_unlabelled")
+    if res is None:
+        pytest.skip("the shipped unlabelled sweep is not in this installation")
+    t = W.entmin_comparison(res, overlap=0.6, student_unlabelled=True, student_fraction=0.01, label_shift=0)
+    assert list(t.index) == ["fa", "ucmkd-joint", "entmin"]
+    row = W.cell_delta(res, "entmin", overlap=0.6, student_unlabelled=True, student_fraction=0.01, label_shift=0)
+    assert t.loc["entmin", "Δ vs ce (points)"] == pytest.approx(100 * row["delta_mean"])
+    assert "NaN" not in repr(t) and "+5.0" in repr(t)
+    # paired by seed from the runs; with the same seeds its mean is the difference of the two Δ vs ce
+    joint = W.cell_delta(res, "ucmkd-joint", overlap=0.6, student_unlabelled=True, student_fraction=0.01, label_shift=0)
+    assert t.loc["ucmkd-joint", "Δ vs entmin (points)"] == pytest.approx(
+        100 * (joint["delta_mean"] - row["delta_mean"]), abs=1e-6)
+
+
+def test_zero_spread_says_it_cannot_tell():
+    res = {"task": "synthetic", "methods": ["ce", "ucmkd"], "baseline": "ce", "seeds": [0, 1, 2], "metric": "acc",
+           "grid": {"lambda_fa": [1]}, "grid_kinds": {"lambda_fa": "config"}, "executor": "process pool (2 workers)",
+           "cells": [{"cell": "lambda_fa=1", "values": {"lambda_fa": 1}, "method": "ce", "acc_mean": 0.8,
+                      "acc_std": 0.01},
+                     {"cell": "lambda_fa=1", "values": {"lambda_fa": 1}, "method": "ucmkd", "delta_mean": 0.0,
+                      "delta_std": 0.0, "ci_low": 0.0, "ci_high": 0.0, "wins": 0, "losses": 0, "mde": 0.0,
+                      "seeds_for_target": 2, "target": 0.01, "n_pairs": 3, "significant": False}]}
+    text = W.regime_table(res).data
+    assert "MDE 0.0" not in text and "| 2 |" not in text and "zero spread" in text
+    assert "process pool" not in text and "parallel worker processes" in text
 
 
 def test_phase_diagram_cuts_intervals_of_two_seeds():

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-__all__ = ["loss_curves", "accuracy_curves", "epoch_axis", "PALETTE", "INNER_SHIFT"]
+__all__ = ["loss_curves", "loss_layout", "accuracy_curves", "epoch_axis", "term_label", "PALETTE", "INNER_SHIFT",
+           "LOSS_TERMS"]
 
 PALETTE = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
            "#17BECF"]
@@ -26,12 +27,23 @@ def _check_history(history) -> list:
     return h
 
 
-_LOSS_KEYS = ("ce", "fa", "la", "kd", "hint")
-_WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight"}
-_LOSS_NAMES = {"ce": "ce (student cross-entropy)", "fa": "fa (OT term)", "la": "la (label alignment)",
-               "kd": "kd (soft targets)", "hint": "hint (feature regression)"}
+# Loss terms as a run's history records them, with the label a student sees: a term is named with
+# capitals ("CE term"), a method in lower case (`ce`), so that the two never read alike.
+LOSS_TERMS = {"ce": "CE term", "fa": "FA term", "la": "LA term", "kd": "KD term", "hint": "hint term",
+              "ent": "entropy term", "ccfa": "class-OT term", "classkd": "class-KD term", "proto": "prototype term",
+              "proxy": "proxy term"}
+_WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight", "ent": "lambda_ent"}
+_LOSS_WHAT = {"ce": "the student's cross-entropy on its labels", "fa": "OT between student and teacher features",
+              "la": "label alignment LA_e", "kd": "soft targets of the paired teacher sample",
+              "hint": "regression onto the paired teacher features",
+              "ent": "entropy of the student's predictions on unlabelled data"}
 INNER_SHIFT = ("inner shift ‖φ̃ − φ‖: how far the n1 + n2 inner steps move the student's parameters before "
                "the outer cross-entropy gradient is taken (a parameter distance, not a loss)")
+
+
+def term_label(key: str) -> str:
+    """The label of loss term ``key`` (``"ce"`` -> ``"CE term"``); unknown keys as they are."""
+    return LOSS_TERMS.get(key, key)
 
 
 def epoch_axis(fig, epochs, **where):
@@ -44,46 +56,69 @@ def epoch_axis(fig, epochs, **where):
     return fig
 
 
+def loss_layout(history: List[dict], config: Optional[dict] = None) -> dict:
+    """What :func:`loss_curves` draws for this history — the one place that decides it, so that a caption
+    (:mod:`cmkd_lab.viz.captions`) describes exactly the figure.
+
+    Returns
+    -------
+    dict with ``terms`` (keys drawn, in order), ``total`` (True: the total is drawn as a wide grey line
+    behind the terms; False when there is none or it equals the CE term), ``total_is_ce`` (the total is
+    the CE term itself, e.g. ``ucmkd``'s outer loss), ``weighted`` (list of (key, λ) drawn dashed as λ·term),
+    ``inner_shift`` (drawn dotted on a right-hand axis) and ``log`` (logarithmic y axis).
+    """
+    h = _check_history(history)
+    total = [r.get("loss") for r in h]
+    has_total = any(v is not None for v in total)
+    same = has_total and all(r.get("loss") is None or (r.get("ce") is not None and abs(r["loss"] - r["ce"])
+                                                        <= 1e-9 * max(1, abs(r["ce"]))) for r in h)
+    terms = [k for k in LOSS_TERMS if any(k in r for r in h)]
+    weighted = []
+    for k in terms:
+        w = (config or {}).get(_WEIGHTS.get(k, ""), None)
+        if w is not None and w != 1:
+            weighted.append((k, w))
+    values = [r.get(k) for r in h for k in terms] + ([v for v in total] if has_total and not same else [])
+    values += [w * r.get(k) for k, w in weighted for r in h if r.get(k) is not None]
+    values = [v for v in values if v is not None]
+    return {"terms": terms, "total": has_total and not same, "total_is_ce": same and "ce" in terms,
+            "weighted": weighted, "inner_shift": any("inner_shift" in r for r in h),
+            "log": bool(values) and min(values) > 0}
+
+
 def loss_curves(history: List[dict], title: str = "Loss terms per epoch", *, config: Optional[dict] = None):
-    """Each loss term (mean over the epoch's steps) against the epoch.
+    """Each loss term (mean over the epoch's steps) against the epoch, as :func:`loss_layout` decides.
 
     The total (what the optimiser minimises) is a wide grey line behind the terms, left out when it is
-    the cross-entropy itself (``ucmkd``'s outer loss). With ``config`` (``result["config"]``) the
-    weighted terms λ·term are drawn too (dashed), which shows which term dominates the total. The y axis
-    is logarithmic unless a term is ≤ 0 (LA can be negative). ``inner_shift`` (bilevel methods) is not a
-    loss: it gets its own right-hand axis, defined in its axis title and hover text.
+    the CE term itself (``ucmkd``'s outer loss). With ``config`` (``result["config"]``) the terms whose
+    weight λ is not 1 are drawn weighted too (dashed, λ·term), which shows which term dominates the total.
+    The y axis is logarithmic unless a term is ≤ 0 (LA can be negative). ``inner_shift`` (bilevel methods)
+    is not a loss: it gets its own right-hand axis, defined in its axis title and hover text.
     """
     go = _go()
     from plotly.subplots import make_subplots
 
     h = _check_history(history)
+    spec = loss_layout(h, config)
     ep = [r["epoch"] for r in h]
-    shift = any("inner_shift" in r for r in h)
-    fig = make_subplots(specs=[[{"secondary_y": True}]]) if shift else go.Figure()
-    sec = {"secondary_y": False} if shift else {}
-    values = []
-    total = [r.get("loss") for r in h]
-    same = all(r.get("loss") is None or (r.get("ce") is not None and abs(r["loss"] - r["ce"]) <= 1e-9 * max(1, abs(r["ce"])))
-               for r in h)
-    if any(v is not None for v in total) and not same:
-        values += [v for v in total if v is not None]
-        fig.add_trace(go.Scatter(x=ep, y=total, mode="lines", name="total loss (minimised)",
+    fig = make_subplots(specs=[[{"secondary_y": True}]]) if spec["inner_shift"] else go.Figure()
+    sec = {"secondary_y": False} if spec["inner_shift"] else {}
+    if spec["total"]:
+        fig.add_trace(go.Scatter(x=ep, y=[r.get("loss") for r in h], mode="lines", name="total loss (minimised)",
                                  line=dict(color="rgba(90,90,90,0.35)", width=9)), **sec)
-    for i, k in enumerate(_LOSS_KEYS):
-        if any(k in r for r in h):
-            y = [r.get(k) for r in h]
-            values += [v for v in y if v is not None]
-            what = _LOSS_NAMES[k] + (", the total (the outer loss)" if k == "ce" and same and total[0] is not None
-                                     else "")
-            fig.add_trace(go.Scatter(x=ep, y=y, mode="lines+markers", name=k, line=dict(color=PALETTE[i]),
-                                     hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + what + "</extra>"), **sec)
-            w = (config or {}).get(_WEIGHTS.get(k, ""), None)
-            if w is not None and w != 1:
-                yw = [None if v is None else w * v for v in y]
-                values += [v for v in yw if v is not None]
-                fig.add_trace(go.Scatter(x=ep, y=yw, mode="lines", name=f"{w:g}·{k} (in the loss)",
-                                         line=dict(color=PALETTE[i], dash="dash")), **sec)
-    if shift:
+    weights = dict(spec["weighted"])
+    for i, k in enumerate(spec["terms"]):
+        y = [r.get(k) for r in h]
+        what = _LOSS_WHAT.get(k, k) + (", the total (the outer loss)" if k == "ce" and spec["total_is_ce"] else "")
+        colour = PALETTE[i if i < 7 else i + 1]  # PALETTE[7] (grey) is the inner shift's
+        fig.add_trace(go.Scatter(x=ep, y=y, mode="lines+markers", name=term_label(k), line=dict(color=colour),
+                                 hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + what + "</extra>"), **sec)
+        if k in weights:
+            w = weights[k]
+            fig.add_trace(go.Scatter(x=ep, y=[None if v is None else w * v for v in y], mode="lines",
+                                     name=f"{w:g} × {term_label(k)} (in the loss)",
+                                     line=dict(color=colour, dash="dash")), **sec)
+    if spec["inner_shift"]:
         fig.add_trace(go.Scatter(x=ep, y=[r.get("inner_shift") for r in h], mode="lines+markers",
                                  name="inner shift ‖φ̃ − φ‖ (right axis)", line=dict(color=PALETTE[7], dash="dot"),
                                  marker=dict(symbol="diamond"),
@@ -91,11 +126,10 @@ def loss_curves(history: List[dict], title: str = "Loss terms per epoch", *, con
                                                + "…</extra>"), secondary_y=True)
         fig.update_yaxes(title_text="inner shift ‖φ̃ − φ‖ (parameter distance)", secondary_y=True,
                          rangemode="tozero", showgrid=False, tickmode="auto", type="linear", tickformat=".2g")
-    log = bool(values) and min(values) > 0
     fig.update_layout(title=title, xaxis_title="epoch", template="plotly_white",
                       legend=dict(orientation="h", y=-0.25))
-    fig.update_yaxes(title_text="loss (nats)" + (", log scale" if log else ""), type="log" if log else "linear",
-                     **sec)
+    fig.update_yaxes(title_text="loss (nats)" + (", log scale" if spec["log"] else ""),
+                     type="log" if spec["log"] else "linear", **sec)
     return epoch_axis(fig, ep)
 
 

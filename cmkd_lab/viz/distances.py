@@ -6,7 +6,24 @@ from typing import List, Optional
 
 from .curves import PALETTE, _check_history, _go, epoch_axis
 
-__all__ = ["diagnostic_history", "mmd_curves", "ot_curves", "gap_curves"]
+__all__ = ["diagnostic_history", "mmd_curves", "ot_curves", "gap_curves", "OT_DISTANCES", "OT_PURITY", "MMD_SIZES",
+           "GAP_DISTANCES", "GAP_AGREEMENT", "lines_present"]
+
+# The lines each figure draws, (history key, legend name[, dash]); a line is drawn when the history holds its key.
+MMD_SIZES = (("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
+             ("mmd_class_mean", "mean per-class MMD²"))
+OT_DISTANCES = (("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"), ("sinkhorn_div", "Sinkhorn divergence"))
+OT_PURITY = (("purity", "purity (exact plan)"), ("purity_entropic", "purity (entropic plan)"),
+             ("purity_matched", "purity up to a relabelling of classes", "dash"),
+             ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot"))
+GAP_DISTANCES = (("centroid_gap", "‖mean z_S − mean z_T‖"), ("class_centroid_gap", "mean per-class centroid gap"))
+GAP_AGREEMENT = (("mean_cos", "cos(mean z_S, mean z_T)"), ("kappa_mean", "mean κ̂ = p_T(y|z_S)"),
+                 ("teacher_head_on_student_acc_ref", "teacher head acc. on student features"))
+
+
+def lines_present(h: List[dict], specs) -> List[tuple]:
+    """The specs among ``specs`` whose key some record of ``h`` holds: the lines a figure draws."""
+    return [s for s in specs if any(r.get(s[0]) is not None for r in h)]
 
 
 def diagnostic_history(result_or_history, initial: Optional[dict] = None) -> List[dict]:
@@ -33,8 +50,9 @@ def _series(h, key):
 def _add_lines(fig, h, ep, specs, *, color0: int = 0, **where):
     """One line per ``(key, name[, dash])`` in ``specs`` whose key the history holds."""
     go = _go()
+    present = lines_present(h, specs)
     for i, (k, name, *dash) in enumerate(specs):
-        if any(r.get(k) is not None for r in h):
+        if (k, name, *dash) in present:
             fig.add_trace(go.Scatter(x=ep, y=_series(h, k), name=name, mode="lines+markers",
                                      line=dict(color=PALETTE[color0 + i], dash=dash[0] if dash else None)), **where)
 
@@ -90,8 +108,7 @@ def mmd_curves(history, *, initial: Optional[dict] = None, n_permutations: Optio
                         subplot_titles=("MMD² (size of the difference)", "−log10 p (evidence of a difference)"))
     if h is None:
         return fig
-    _add_lines(fig, h, ep, (("mmd2", "MMD² (permutation test)"), ("mmd2_linear", "MMD² linear-time"),
-                            ("mmd_class_mean", "mean per-class MMD²")), row=1, col=1)
+    _add_lines(fig, h, ep, MMD_SIZES, row=1, col=1)
     P = _permutations(history, n_permutations)
     floor = math.log10(1 + P) if P else None
     cap = max(4.0, (floor or 0) + 1.0)
@@ -132,11 +149,8 @@ def ot_curves(history, *, initial: Optional[dict] = None,
                         subplot_titles=("distances", "share of mass joining same-class samples"))
     if h is None:
         return fig
-    _add_lines(fig, h, ep, (("ot_cost", "entropic OT cost"), ("w1", "W1 (exact OT)"),
-                            ("sinkhorn_div", "Sinkhorn divergence")), row=1, col=1)
-    _add_lines(fig, h, ep, (("purity", "purity (exact plan)"), ("purity_entropic", "purity (entropic plan)"),
-                            ("purity_matched", "purity up to a relabelling of classes", "dash"),
-                            ("purity_chance", "chance Σ p_S(k) p_T(k)", "dot")), color0=3, row=1, col=2)
+    _add_lines(fig, h, ep, OT_DISTANCES, row=1, col=1)
+    _add_lines(fig, h, ep, OT_PURITY, color0=3, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
     fig.update_yaxes(title_text="distance (l2 units of the features)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="share of mass", range=[0, 1.02], row=1, col=2)
@@ -151,11 +165,8 @@ def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modalit
                         subplot_titles=("distances between centroids", "agreement (0-1 scale)"))
     if h is None:
         return fig
-    _add_lines(fig, h, ep, (("centroid_gap", "‖mean z_S − mean z_T‖"),
-                            ("class_centroid_gap", "mean per-class centroid gap")), row=1, col=1)
-    _add_lines(fig, h, ep, (("mean_cos", "cos(mean z_S, mean z_T)"), ("kappa_mean", "mean κ̂ = p_T(y|z_S)"),
-                            ("teacher_head_on_student_acc_ref", "teacher head acc. on student features")),
-               color0=2, row=1, col=2)
+    _add_lines(fig, h, ep, GAP_DISTANCES, row=1, col=1)
+    _add_lines(fig, h, ep, GAP_AGREEMENT, color0=2, row=1, col=2)
     fig.update_xaxes(title_text="epoch (0 = untrained student)")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[min(0, min((v for r in h for v in (r.get("mean_cos"),) if v is not None), default=0)) - 0.02,

@@ -279,6 +279,28 @@ def _subsample(y, n, seed):
     return stratified_indices(np.asarray(y), n, seed)
 
 
+def _overlay_inputs(teacher, y_teacher, students, y_student):
+    """``(items, zt, yt, ys)`` of :func:`feature_overlay`: the snapshots as (label, array) pairs and the
+    teacher's features and both label arrays, checked against each other."""
+    if isinstance(students, np.ndarray) or (isinstance(students, list) and students and
+                                            not isinstance(students[0], (tuple, list))):
+        items = [("student", students)]
+    elif isinstance(students, Mapping):
+        items = list(students.items())
+    else:
+        items = [(str(k), v) for k, v in students]
+    if not items:
+        raise ValueError("students must hold at least one feature snapshot")
+    zt, yt = _as2d("teacher", teacher), np.asarray(y_teacher)
+    ys = np.asarray(y_student)
+    if yt.shape[0] != zt.shape[0]:
+        raise ValueError(f"y_teacher must have one label per teacher row ({zt.shape[0]}); got {yt.shape[0]}")
+    for lab, z in items:
+        if np.asarray(z).shape[0] != ys.shape[0]:
+            raise ValueError(f"snapshot {lab!r} has {np.asarray(z).shape[0]} rows but y_student has {ys.shape[0]}")
+    return items, zt, yt, ys
+
+
 def feature_overlay(teacher, y_teacher, students: Union[Mapping, Sequence, np.ndarray], y_student, *,
                     class_names: Optional[Sequence[str]] = None,
                     modality_names: Tuple[str, str] = ("teacher", "student"),
@@ -308,22 +330,7 @@ def feature_overlay(teacher, y_teacher, students: Union[Mapping, Sequence, np.nd
     """
     go = _go()
     check_int("max_points", max_points, minimum=3)
-    if isinstance(students, np.ndarray) or (isinstance(students, list) and students and
-                                            not isinstance(students[0], (tuple, list))):
-        items = [("student", students)]
-    elif isinstance(students, Mapping):
-        items = list(students.items())
-    else:
-        items = [(str(k), v) for k, v in students]
-    if not items:
-        raise ValueError("students must hold at least one feature snapshot")
-    zt, yt = _as2d("teacher", teacher), np.asarray(y_teacher)
-    ys = np.asarray(y_student)
-    if yt.shape[0] != zt.shape[0]:
-        raise ValueError(f"y_teacher must have one label per teacher row ({zt.shape[0]}); got {yt.shape[0]}")
-    for lab, z in items:
-        if np.asarray(z).shape[0] != ys.shape[0]:
-            raise ValueError(f"snapshot {lab!r} has {np.asarray(z).shape[0]} rows but y_student has {ys.shape[0]}")
+    items, zt, yt, ys = _overlay_inputs(teacher, y_teacher, students, y_student)
     per_set = max_points if max_total is None else min(max_points, max(100, int(max_total) // (1 + len(items))))
     it = _subsample(yt, per_set, seed)
     is_ = _subsample(ys, per_set, seed + 1)

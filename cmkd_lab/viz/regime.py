@@ -11,10 +11,79 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["phase_diagram", "diagnostic_scatter", "predictor_bars"]
+__all__ = ["phase_diagram", "diagnostic_scatter", "predictor_bars", "predictor_rows", "point_spearman",
+           "diagnostic_label", "BEFORE_TRAINING", "series_colours"]
 
 _SYMBOLS = ("circle", "diamond", "square", "x")  # one marker per compared method
 _COLOURS = ("#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF")  # one colour per compared method
+# Diagnostics a sweep records that depend on the labels alone: they are known before any training.
+BEFORE_TRAINING = ("label_prior_tv", "purity_chance")
+# Loss terms among the diagnostics, named as terms so that they never read as a method ("ce" is a method).
+_TERM_KEYS = {"ce": "CE loss term", "fa": "FA loss term", "la": "LA loss term"}
+
+
+def diagnostic_label(key: str, *, epoch: Optional[int] = None) -> str:
+    """A sweep diagnostic as a student reads it: a loss term as a term (``"ce"`` -> ``"CE loss term"``),
+    a value of the plain ``ce`` run as such (``"ce:mmd2"`` -> ``"mmd2 of the `ce` run"``), and the epoch
+    it was read at — or "known before training" for one that depends on the labels alone."""
+    base, of_ce = (key[3:], True) if key.startswith("ce:") else (key, False)
+    name = _TERM_KEYS.get(base, base) + (" of the ce run" if of_ce else "")
+    if base in BEFORE_TRAINING:
+        return f"{name} (known before training)"
+    return name + (f" at epoch {epoch}" if epoch is not None else "")
+
+
+def series_colours(n: int) -> List[str]:
+    """``n`` distinct colours (plotly's 10-colour cycle up to 10 series, its 24-colour palette beyond)."""
+    from plotly.colors import qualitative
+    pal = qualitative.Plotly if n <= len(qualitative.Plotly) else qualitative.Dark24 + qualitative.Light24
+    if n > len(pal):
+        raise ValueError(f"at most {len(pal)} series can get distinct colours; got {n}")
+    return list(pal[:n])
+
+
+def _points(res, method, diagnostic, fix=None) -> list:
+    ms = _methods(res, None if method in (None, "all") else method)
+    _, fixed = _varying(res, fix)
+    return [p for p in res["points"] if p["method"] in ms and diagnostic in p["diag"]
+            and all(_tick(p.get("values", {}), ks) == v for ks, v in fixed.values())]
+
+
+def point_spearman(res: dict, method: Optional[str], diagnostic: str, fix=None):
+    """Spearman's ρ, its p-value and n over the sweep's stored points of ``method`` (None or ``"all"``:
+    every compared method pooled) — the one computation behind the predictor table, its bars and the
+    scatter, so that they agree. ``(None, None, n)`` when ρ is undefined (fewer than 3 points, or a
+    constant side)."""
+    from ..results import spearman
+    pts = _points(res, method, diagnostic, fix)
+    x = np.array([p["diag"][diagnostic] for p in pts], dtype=float)
+    y = np.array([p["delta"] for p in pts], dtype=float)
+    if len(pts) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None, None, len(pts)
+    r, pv = spearman(x, y)
+    return float(r), float(pv), len(pts)
+
+
+def predictor_rows(sweep) -> List[dict]:
+    """The sweep's predictor table recomputed with :func:`point_spearman` on the stored points, for each
+    (method, diagnostic) the sweep ranked and stored: ``method``, ``diagnostic``, ``rho``, ``p_value``,
+    ``p_bonferroni`` (× the number of diagnostics the sweep tried for that method) and ``n``."""
+    from ..results import load_sweep
+    res = load_sweep(sweep)
+    stored = {k for p in res["points"] for k in p["diag"]}
+    tried: Dict[str, int] = {}
+    for p in res.get("predictors", []):
+        tried[p["method"]] = tried.get(p["method"], 0) + 1
+    out = []
+    for p in res.get("predictors", []):
+        if p["diagnostic"] not in stored:
+            continue
+        rho, pv, n = point_spearman(res, p["method"], p["diagnostic"])
+        if rho is None:
+            continue
+        out.append({"method": p["method"], "diagnostic": p["diagnostic"], "rho": rho, "p_value": pv,
+                    "p_bonferroni": min(1.0, pv * tried[p["method"]]), "n": n})
+    return out
 
 
 def _go():
@@ -88,6 +157,8 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
                          "for all but two of them")
     rows = [r for r in res["cells"] if r["method"] in methods and r.get("delta_mean") is not None
             and all(_tick(r["values"], ks) == v for ks, v in fixed.values())]
+    # a method with no setting in this slice (e.g. entmin where there is no unlabelled data) gets no empty panel
+    methods = [m for m in methods if any(r["method"] == m for r in rows)] or methods
     base = res["baseline"]
     n_seeds = len(res.get("seeds") or [])
     few = n_seeds <= 2
@@ -159,8 +230,9 @@ def phase_diagram(sweep, *, method=None, fix: Optional[Dict[str, object]] = None
 
 def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
                        fix: Optional[Dict[str, object]] = None, title: Optional[str] = None):
-    """An early diagnostic (x) against the final Δ accuracy (y), one point per cell × seed, coloured by cell;
-    the title gives Spearman's ρ and its p-value over the points shown.
+    """An early diagnostic (x) against the final Δ accuracy (y), one point per cell × seed, one colour per
+    cell (no two cells share one); the title gives Spearman's ρ over the points shown, computed as in the
+    predictor table (:func:`point_spearman`).
 
     Parameters
     ----------
@@ -175,55 +247,54 @@ def diagnostic_scatter(sweep, diagnostic: str, *, method: Optional[str] = None,
         legend then names each cell by the axes that still vary.
     """
     from ..results import load_sweep
-    from ..results import spearman
     go, _ = _go()
     res = load_sweep(sweep)
     ms = _methods(res, method)
     axes, fixed = _varying(res, fix)
-    pts = [p for p in res["points"] if p["method"] in ms and diagnostic in p["diag"]
-           and all(_tick(p.get("values", {}), ks) == v for ks, v in fixed.values())]
+    pts = _points(res, method, diagnostic, fix)
     if not pts:
         known = sorted({k for p in res["points"] for k in p["diag"]})
         raise ValueError(f"diagnostic must be one measured in the sweep (e.g. {known[:8]}) in the cells kept by "
                          f"fix={fix!r}; got {diagnostic!r}")
     fig = go.Figure()
-    for cell in dict.fromkeys(p["cell"] for p in pts):
+    cells = list(dict.fromkeys(p["cell"] for p in pts))
+    colours = series_colours(len(cells))
+    for cell, colour in zip(cells, colours):
         sel = [p for p in pts if p["cell"] == cell]
         vals = sel[0].get("values", {})
         name = ",".join(f"{':'.join(ks)}={_tick(vals, ks)}" for _, ks, _ in axes) if fixed and axes else cell
         fig.add_trace(go.Scatter(x=[p["diag"][diagnostic] for p in sel], y=[100 * p["delta"] for p in sel],
                                  mode="markers", name=name, text=[f"{p['method']} seed {p['seed']}" for p in sel],
-                                 marker=dict(size=9, symbol=[_SYMBOLS[ms.index(p["method"]) % 4] for p in sel])))
-    x = np.array([p["diag"][diagnostic] for p in pts])
-    y = np.array([p["delta"] for p in pts])
+                                 marker=dict(size=9, color=colour,
+                                             symbol=[_SYMBOLS[ms.index(p["method"]) % 4] for p in sel])))
     who = ms[0] if len(ms) == 1 else f"{', '.join(ms)} pooled"
-    if len(pts) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        r, pv = spearman(x, y)
-        rho = f"Spearman ρ = {r:+.2f} (p = {pv:.2g}, n = {len(pts)} points of {who})"
-    else:
-        rho = f"Spearman ρ undefined (n = {len(pts)} points of {who}, or a constant side)"
+    r, pv, n = point_spearman(res, method, diagnostic, fix)
+    rho = (f"Spearman ρ = {r:+.2f} (p = {pv:.2g}, n = {n} points of {who})" if r is not None else
+           f"Spearman ρ undefined (n = {n} points of {who}, or a constant side)")
     fig.add_hline(y=0, line_color="black", line_width=1)
     where = f" ({', '.join(f'{k}={v}' for k, (_, v) in fixed.items())})" if fixed else ""
-    fig.update_layout(title=title or f"Does {diagnostic} at epoch {res.get('diag_epoch')} predict the outcome?{where}"
-                                     f"<br><sup>{rho}</sup>",
-                      xaxis_title=f"{diagnostic} at epoch {res.get('diag_epoch')}",
-                      yaxis_title=f"final Δ accuracy vs {res['baseline']} (points)", template="plotly_white")
+    label = diagnostic_label(diagnostic, epoch=res.get("diag_epoch"))
+    fig.update_layout(title=title or f"Does the {label} predict the outcome?{where}<br><sup>{rho}</sup>",
+                      xaxis_title=label, yaxis_title=f"final Δ accuracy vs {res['baseline']} (points)",
+                      template="plotly_white")
     return fig
 
 
 def predictor_bars(sweep, *, method: str = "all", top: int = 12, title: Optional[str] = None):
     """Spearman's ρ of the ``top`` strongest early diagnostics against the final Δ, for one method
-    (or ``"all"`` pooled); bars with p < 0.05 are solid, the others faded."""
+    (or ``"all"`` pooled), as :func:`predictor_rows` computes them; bars with p < 0.05 are solid, the others
+    faded."""
     from ..results import load_sweep
     go, _ = _go()
     res = load_sweep(sweep)
-    rows = [p for p in res["predictors"] if p["method"] == method and p["rho"] is not None]
+    every = predictor_rows(res)
+    rows = [p for p in every if p["method"] == method]
     if not rows:
-        have = sorted({p["method"] for p in res["predictors"]})
+        have = sorted({p["method"] for p in every})
         raise ValueError(f"method must be one with predictors in this sweep {have}; got method={method!r}")
     rows = sorted(rows, key=lambda p: -abs(p["rho"]))[:top][::-1]
     fig = go.Figure(go.Bar(
-        x=[p["rho"] for p in rows], y=[p["diagnostic"] for p in rows], orientation="h",
+        x=[p["rho"] for p in rows], y=[diagnostic_label(p["diagnostic"]) for p in rows], orientation="h",
         marker_opacity=[1.0 if p["p_value"] < 0.05 else 0.35 for p in rows],
         text=[f"p={p['p_value']:.2g}" for p in rows], textposition="auto"))
     fig.update_layout(title=title or f"Early diagnostics (epoch {res.get('diag_epoch')}) vs final Δ — {method}",

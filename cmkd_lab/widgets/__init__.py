@@ -34,17 +34,20 @@ from .quickstart import report_figures, result_summary, run_quickstart, run_with
 from .theory import (INV_E, KNOB_RANGES, THEORY_KNOBS, bound_check_figure, bound_compare, bound_point,
                      bound_point_figure, bound_sweep, bound_sweep_figure, bound_table)
 from .theory_panel import BoundPanel
+from .tables import Table, make_table
+from .shipped import shipped_bench, source_words
 from .bench_view import (CONTROL_SETS, bench_delta_figure, bench_dir, bench_figure, bench_markdown, bench_note,
-                         bench_runs_figure, bench_table, controls_figure, controls_markdown, find_bench_results,
-                         load_controls, load_or_run_bench, shipped_bench, shipped_comparison)
+                         bench_runs_figure, bench_table, controls_figure, controls_markdown, controls_overview,
+                         find_bench_results, load_controls, load_or_run_bench, shipped_comparison, shipped_controls)
 from .bench_panel import BenchPanel
 from .debugger_panel import DebuggerPanel
 from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugger_figures,
                        live_figures, overlay_at_epoch, run_debugger)
-from .teacher_grad import LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures, variant_figures
+from .teacher_grad import (LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures,
+                           variant_figures)
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
-from .regime import (REGIME_METHODS, best_predictor, missing_note, predictor_note, regime_grid, regime_table,
-                     run_regime_map, shipped_result, sweep_note)
+from .regime import (REGIME_METHODS, best_predictor, cell_delta, entmin_comparison, missing_note, predictor_note,
+                     predictor_table, regime_grid, regime_table, run_regime_map, shipped_result, sweep_note)
 from . import gap
 
 __all__ = [
@@ -56,7 +59,8 @@ __all__ = [
     "bound_point_figure", "bound_sweep", "bound_sweep_figure", "bound_table",
     "BoundPanel", "CONTROL_SETS", "bench_delta_figure", "bench_dir", "bench_figure", "bench_markdown", "bench_note",
     "bench_runs_figure", "bench_table", "controls_figure", "controls_markdown", "find_bench_results",
-    "load_controls", "load_or_run_bench", "shipped_bench", "shipped_comparison", "BenchPanel",
+    "load_controls", "load_or_run_bench", "shipped_bench", "shipped_comparison", "BenchPanel", "Table", "make_table",
+    "source_words", "controls_overview", "shipped_controls", "cell_delta", "entmin_comparison", "predictor_table",
     "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
     "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "LIGHT_DIAGNOSTICS",
     "compare_teacher_grad", "compare_variants", "teacher_grad_figures", "variant_figures", "DEMO_KINDS",

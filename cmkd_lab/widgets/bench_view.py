@@ -14,35 +14,21 @@ from typing import Dict, Optional, Sequence, Union
 
 from .runner import make_sink
 from .settings import LabSettings, settings as lab_settings
+from .shipped import SHIPPED_DIRS, shipped_bench, shipped_dirs, source_words  # noqa: F401  (re-exported)
 
 __all__ = ["SAVED_BENCH_DIRS", "SHIPPED_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
            "bench_runs_figure", "bench_dir", "shipped_bench", "bench_markdown", "bench_delta_figure", "bench_note",
-           "load_controls", "controls_markdown", "controls_figure", "CONTROL_SETS", "shipped_comparison"]
+           "load_controls", "controls_markdown", "controls_figure", "CONTROL_SETS", "shipped_comparison",
+           "shipped_controls", "controls_overview"]
 
 
 # Where saved bench results are looked for when no path is given: your own runs first, then the results
-# shipped with the repository (``docs/results``; a notebook runs in ``notebooks/``, a script at the root).
+# shipped with the repository (``docs/results``, see :mod:`.shipped`).
 SAVED_BENCH_DIRS = ("runs/bench", "../runs/bench")
-SHIPPED_DIRS = ("docs/results", "../docs/results")
 # The shipped teacher-control benches: (task, regime) -> file stem.
 CONTROL_SETS = {(t, r): f"controls_{t.replace('-', '_')}_{r}" for t in ("hapt", "digits-speech", "synthetic")
                 for r in ("full", "scarce")}
-
-
-def shipped_dirs() -> list:
-    """Where shipped results are looked for: ``docs/results`` and ``../docs/results`` from the working
-    directory, then the checkout the package was imported from."""
-    here = Path(__file__).resolve().parents[2] / "docs" / "results"
-    return [Path(b) for b in SHIPPED_DIRS] + [here]
-
-
-def shipped_bench(name: str) -> Optional[Path]:
-    """``docs/results/<name>.json`` (e.g. ``bench_hapt``) when this checkout holds it, else None."""
-    for base in shipped_dirs():
-        p = base / f"{name}.json"
-        if p.is_file():
-            return p
-    return None
+_REGIME_WORDS = {"full": "all labels", "scarce": "a few labels, the rest unlabelled"}
 
 
 def bench_dir(lab: Optional[LabSettings] = None) -> Path:
@@ -272,7 +258,7 @@ def bench_note(res: dict) -> str:
     r = current_bench(res)
     seeds = list(res.get("seeds") or [])
     n = len(seeds)
-    parts = [f"`{res.get('task')}` from `{res.get('source', '?')}`: {n} seed{'s' if n != 1 else ''} "
+    parts = [f"`{res.get('task')}` from {source_words(res.get('source'))}: {n} seed{'s' if n != 1 else ''} "
              f"{seeds}, {((res.get('config') or {}).get('epochs'))} epochs{', fast subset' if res.get('fast') else ''}."]
     if n == 1:
         parts.append("**One seed: no interval, no noise floor — no difference between methods can be read from "
@@ -292,7 +278,31 @@ def bench_markdown(res: dict):
     :func:`cmkd_lab.results.current_bench`): accuracies, then every paired difference with ``ce`` with its
     interval, wins/losses, MDE and noise floor, and the seeds a comparison would need."""
     from ..results import current_bench, format_bench_markdown
-    return _md(bench_note(res) + "\n\n" + format_bench_markdown(current_bench(res)))
+    cur = current_bench(res)
+    text = format_bench_markdown(dict(cur, skipped=[], aliases=[])).rstrip()
+    return _md(bench_note(res) + "\n\n" + text + "".join(f"\n\n{line}" for line in skipped_lines(cur)))
+
+
+def skipped_lines(res: dict) -> list:
+    """One line per pairing for the methods a bench did not run there, with the reason in a student's words
+    (a paired baseline under ``unpaired``: it needs the teacher's view of each student sample), and one line
+    for the runs that serve both pairings."""
+    by = {}
+    for s in res.get("skipped", []):
+        by.setdefault(s["pairing"], []).append(s)
+    out = []
+    for pairing, rows in by.items():
+        names = ", ".join(f"`{s['method']}`" for s in rows)
+        if all("tied to each student sample" in s["reason"] for s in rows):
+            why = "they need the teacher's view of each student sample, which only paired data has"
+        else:
+            why = "; ".join(s["reason"] for s in rows)
+        out.append(f"Not run under `{pairing}`: {names} — {why}.")
+    shared = list(dict.fromkeys(a["method"] for a in res.get("aliases", [])))
+    if shared:
+        out.append("One run serves both pairings for " + ", ".join(f"`{m}`" for m in shared)
+                   + ": they never read a teacher sample, so pairing cannot change them.")
+    return out
 
 
 def bench_delta_figure(res: dict, *, title: Optional[str] = None):
@@ -330,10 +340,30 @@ def controls_markdown(res: Optional[dict], *, what: str = ""):
     when ``res`` is None (the file is not in this checkout yet)."""
     from ..results import format_control_markdown, provenance_note
     if res is None:
-        return _md(f"*{what or 'This control bench'} is not in this checkout (or is in an older format without "
-                   "controls): make it with `bash scripts/make_results.sh controls`.*")
-    return _md(f"`{res.get('task')}` from `{res.get('source', '?')}`, seeds {res.get('seeds')}. "
+        return _md(f"*{what or 'This control bench'} has not been made for this release of cmkd_lab yet.*")
+    return _md(f"{what + ': ' if what else ''}`{res.get('task')}` from {source_words(res.get('source'))}, "
+               f"seeds {res.get('seeds')}. "
                f"{provenance_note(res)}\n\n" + format_control_markdown(res, rows=res["control_table"]))
+
+
+def shipped_controls() -> list:
+    """The (task, regime) pairs of :data:`CONTROL_SETS` whose control bench this release ships."""
+    return [key for key in CONTROL_SETS if load_controls(*key) is not None]
+
+
+def controls_overview():
+    """Markdown: which control benches this release ships and which have not been made yet, in a
+    student's words."""
+    have = shipped_controls()
+    words = {t: t.replace("hapt", "HAPT") for t, _ in CONTROL_SETS}
+    name = [f"{words[t]} with {_REGIME_WORDS[r]}" for t, r in CONTROL_SETS]
+    shipped = [n for n, key in zip(name, CONTROL_SETS) if key in have]
+    later = [n for n, key in zip(name, CONTROL_SETS) if key not in have]
+    text = "Control benches shipped with this release: " + ("; ".join(shipped) if shipped else "none") + "."
+    if later:
+        text += (" Not made yet: " + "; ".join(later) + " — those runs are still to be done, so their "
+                 "tables are missing below, not hidden.")
+    return _md(text)
 
 
 def controls_figure(res: Optional[dict], *, title: Optional[str] = None):
@@ -354,14 +384,14 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
     from ..results.tables import fmt_delta
     p = shipped_bench(f"bench_{task.replace('-', '_')}")
     if p is None:
-        return _md(f"*`docs/results/bench_{task.replace('-', '_')}.json` is not in this checkout: no five-seed "
+        return _md(f"*The five-seed bench of `{task}` has not been made for this release of cmkd_lab: no "
                    "reference to compare with.*")
     res = current_bench(load_bench(p))
     rows = [r for r in res["comparisons"] if r["method"] in methods and (r.get("values") or {}).get("pairing",
                                                                                                    pairing) == pairing]
     base = next((r for r in res["comparisons"] if r["method"] == res["baseline"] and not r.get("aliased")), None)
     lines = [f"Shipped reference, `{task}` ({pairing}), {len(res.get('seeds') or [])} seeds × "
-             f"{(res.get('config') or {}).get('epochs')} epochs, from `{p}`:", "",
+             f"{(res.get('config') or {}).get('epochs')} epochs, from {source_words(p)}:", "",
              f"| method | Δ vs {res['baseline']} (points) [95 % CI] wins/losses · MDE | verdict |", "|---|---|---|"]
     lines += [f"| `{r['method']}` | {fmt_delta(r)} | {r.get('verdict', '')} |" for r in rows]
     if base is not None and base.get("noise_baseline_std") is not None:

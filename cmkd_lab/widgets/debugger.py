@@ -50,7 +50,8 @@ def debugger_config(*, epochs: int, teacher_epochs: int, cost: str = "l2", eps: 
                                    source="debugger options")
 
 
-def live_figures(history, initial: Optional[dict] = None, config: Optional[dict] = None) -> Dict[str, object]:
+def live_figures(history, initial: Optional[dict] = None, config: Optional[dict] = None, *,
+                 n_permutations: Optional[int] = None) -> Dict[str, object]:
     """The figures redrawn each epoch: loss terms, MMD² and OT distances.
 
     Parameters
@@ -61,10 +62,13 @@ def live_figures(history, initial: Optional[dict] = None, config: Optional[dict]
         Diagnostics of the untrained student (drawn as epoch 0).
     config : dict, optional
         ``result["config"]`` (draws the weighted terms λ·term too).
+    n_permutations : int, optional
+        Permutations of the MMD test (draws the floor of its p-value).
     """
     from ..viz import loss_curves, mmd_curves, ot_curves
 
-    figs = {"losses": loss_curves(history, config=config), "mmd": mmd_curves(history, initial=initial),
+    figs = {"losses": loss_curves(history, config=config),
+            "mmd": mmd_curves(history, initial=initial, n_permutations=n_permutations),
             "ot": ot_curves(history, initial=initial)}
     for f in figs.values():
         f.update_layout(height=330, margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
@@ -118,7 +122,8 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
         raise TypeError("result must be a run's result dict (with 'history'), as returned by run_debugger")
     h = [r for r in result["history"] if "epoch" in r]
     d = result.get("diagnostics") or {}
-    figs = live_figures(h, d.get("initial"), result.get("config"))
+    figs = live_figures(h, d.get("initial"), result.get("config"),
+                        n_permutations=(d.get("settings") or {}).get("n_permutations"))
     figs["accuracy"] = accuracy_curves(h, num_classes=len(d.get("class_names") or []) or None)
     figs["gap"] = gap_curves(result)
     figs["bound"] = bound_bars(result)
@@ -185,7 +190,7 @@ class DebugSession:
         self._session = None
         self._sink, self._on_epoch, self._snapshots = sink, on_epoch, snapshot_epochs
         self._n_ref = n_ref if n_ref is not None else (256 if self.lab.fast else 512)
-        self._permutations = permutations if permutations is not None else (50 if self.lab.fast else 200)
+        self.permutations = permutations if permutations is not None else (50 if self.lab.fast else 200)
         self._stopped = False
         self.result: Optional[dict] = None
 
@@ -204,7 +209,7 @@ class DebugSession:
         task = load_named_task(self.task_spec, seed=self.config.seed, fast=self.lab.task_fast)
         self._session = RunSession(task, self.method, self.config, sink=self._sink, on_epoch=self._on_epoch,
                                    snapshot_epochs=self._snapshots, n_ref=self._n_ref,
-                                   permutations=self._permutations, n_snapshot=0 if self._snapshots == [] else 200)
+                                   permutations=self.permutations, n_snapshot=0 if self._snapshots == [] else 200)
         if self._stopped:
             self._session.stop()
         self.result = self._session.run()

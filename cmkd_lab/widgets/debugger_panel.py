@@ -10,21 +10,62 @@ functions, which tests drive without a browser.
 from __future__ import annotations
 
 import html
-import threading
 from typing import Optional
 
 from ._deps import figure_widget, require_ipywidgets
 from .figures import figure_output, sync_figure
+from .panel import TrainingPanel, check_controls
 from .settings import LabSettings, settings as lab_settings
 
-__all__ = ["DebuggerPanel", "ARTEFACT_TABS"]
+__all__ = ["DebuggerPanel", "ARTEFACT_TABS", "debugger_controls"]
 
 # Tabs filled when a run ends (figure name in debugger_figures, tab title).
 ARTEFACT_TABS = (("transport_plan", "transport plan"), ("overlay", "features (2-D)"), ("labels", "label heatmaps"),
                  ("bound", "bound"), ("accuracy", "accuracy"), ("gap", "modality gap"))
 
 
-class DebuggerPanel:
+def debugger_controls(v: dict, tasks) -> dict:
+    """The debugger's controls (name -> widget), starting at the values ``v``."""
+    from ..align import COSTS, TEACHER_GRAD_MODES
+    from ..data import PAIRINGS
+    from ..distill import available_methods
+    from ..distill.teacher import TEACHER_CONTROLS
+
+    w = require_ipywidgets()
+    style, lay = {"description_width": "120px"}, w.Layout(width="320px")
+
+    def log_slider(name, label, lo, hi, **kw):
+        return w.FloatLogSlider(value=v[name], base=10, min=lo, max=hi, step=0.1, description=label, style=style,
+                                layout=lay, **kw)
+
+    def drop(name, options, label):
+        return w.Dropdown(options=list(options), value=v[name], description=label, style=style, layout=lay)
+
+    controls = {
+        "task": drop("task", tasks, "task"), "method": drop("method", available_methods(), "method"),
+        "cost": drop("cost", COSTS, "cost metric"), "eps": log_slider("eps", "ε (× median cost)", -3, 1),
+        "batch_size": drop("batch_size", [16, 32, 64, 128, 256], "batch size"),
+        "lambda_fa": log_slider("lambda_fa", "λ1 (FA)", -3, 1), "lambda_la": log_slider("lambda_la", "λ2 (LA)", -3, 1),
+        "n1": w.IntSlider(value=v["n1"], min=0, max=5, description="n1 (inner FA)", style=style, layout=lay),
+        "n2": w.IntSlider(value=v["n2"], min=0, max=5, description="n2 (inner LA)", style=style, layout=lay),
+        "pairing": drop("pairing", PAIRINGS, "pairing"),
+        "la_teacher_grad": w.ToggleButtons(options=list(TEACHER_GRAD_MODES), value=v["la_teacher_grad"],
+                                           description="LA teacher grad", style=dict(style, button_width="100px"),
+                                           layout=w.Layout(width="340px")),
+        "teacher_control": drop("teacher_control", TEACHER_CONTROLS, "teacher control"),
+        "student_fraction": log_slider("student_fraction", "labelled share", -3, 0, readout_format=".3f"),
+        "student_unlabelled": w.Checkbox(value=v["student_unlabelled"], description="rest as unlabelled (OT term)",
+                                         style=style, layout=lay),
+        "epochs": w.IntSlider(value=v["epochs"], min=1, max=max(100, v["epochs"]), description="epochs", style=style,
+                              layout=lay),
+        "seed": w.BoundedIntText(value=v["seed"], min=0, max=10_000, description="seed", style=style, layout=lay),
+    }
+    for name, widget in controls.items():
+        widget.add_class(f"cmkd-ctl-{name}")
+    return controls
+
+
+class DebuggerPanel(TrainingPanel):
     """Interactive debugger: pick the options, press Run, watch, Stop at will.
 
     Parameters
@@ -47,83 +88,32 @@ class DebuggerPanel:
     result, figures : the last run's result and figures (kept on Stop).
     """
 
+    what = "The debugger"
+    more = "; the same run as plain function calls follows, with its figures embedded"
+
     def __init__(self, *, lab: Optional[LabSettings] = None, tasks=None, **initial):
-        from ..distill.teacher import TEACHER_CONTROLS
         from .debugger import DEBUGGER_DEFAULTS, LIVE_FIGURES, live_figures
 
         w = require_ipywidgets()
-        from ..align import COSTS, TEACHER_GRAD_MODES
-        from ..data import PAIRINGS
-        from ..distill import available_methods
-
         self.lab = lab or lab_settings()
-        unknown = sorted(set(initial) - set(DEBUGGER_DEFAULTS) - {"epochs"})
-        if unknown:
-            raise ValueError(f"unknown control(s) {unknown}; known: {sorted(DEBUGGER_DEFAULTS) + ['epochs']}")
-        v = dict(DEBUGGER_DEFAULTS, epochs=self.lab.epochs, **initial)
-        tasks = list(tasks or ("synthetic", "hapt", "digits-speech"))
-        style = {"description_width": "120px"}
-        lay = w.Layout(width="320px")
-
-        def ctl(name, widget):
-            widget.add_class(f"cmkd-ctl-{name}")
-            return widget
-
-        self.controls = {
-            "task": ctl("task", w.Dropdown(options=tasks, value=v["task"], description="task", style=style,
-                                           layout=lay)),
-            "method": ctl("method", w.Dropdown(options=available_methods(), value=v["method"], description="method",
-                                               style=style, layout=lay)),
-            "cost": ctl("cost", w.Dropdown(options=list(COSTS), value=v["cost"], description="cost metric",
-                                           style=style, layout=lay)),
-            "eps": ctl("eps", w.FloatLogSlider(value=v["eps"], base=10, min=-3, max=1, step=0.1,
-                                               description="ε (× median cost)", style=style, layout=lay)),
-            "batch_size": ctl("batch_size", w.Dropdown(options=[16, 32, 64, 128, 256], value=v["batch_size"],
-                                                       description="batch size", style=style, layout=lay)),
-            "lambda_fa": ctl("lambda_fa", w.FloatLogSlider(value=v["lambda_fa"], base=10, min=-3, max=1, step=0.1,
-                                                           description="λ1 (FA)", style=style, layout=lay)),
-            "lambda_la": ctl("lambda_la", w.FloatLogSlider(value=v["lambda_la"], base=10, min=-3, max=1, step=0.1,
-                                                           description="λ2 (LA)", style=style, layout=lay)),
-            "n1": ctl("n1", w.IntSlider(value=v["n1"], min=0, max=5, description="n1 (inner FA)", style=style,
-                                        layout=lay)),
-            "n2": ctl("n2", w.IntSlider(value=v["n2"], min=0, max=5, description="n2 (inner LA)", style=style,
-                                        layout=lay)),
-            "pairing": ctl("pairing", w.Dropdown(options=list(PAIRINGS), value=v["pairing"], description="pairing",
-                                                 style=style, layout=lay)),
-            "la_teacher_grad": ctl("la_teacher_grad", w.ToggleButtons(
-                options=list(TEACHER_GRAD_MODES), value=v["la_teacher_grad"], description="LA teacher grad",
-                style=dict(style, button_width="100px"), layout=w.Layout(width="340px"))),
-            "teacher_control": ctl("teacher_control", w.Dropdown(
-                options=list(TEACHER_CONTROLS), value=v["teacher_control"], description="teacher control",
-                style=style, layout=lay)),
-            "student_fraction": ctl("student_fraction", w.FloatLogSlider(
-                value=v["student_fraction"], base=10, min=-3, max=0, step=0.1, readout_format=".3f",
-                description="labelled share", style=style, layout=lay)),
-            "student_unlabelled": ctl("student_unlabelled", w.Checkbox(
-                value=v["student_unlabelled"], description="rest as unlabelled (OT term)", style=style, layout=lay)),
-            "epochs": ctl("epochs", w.IntSlider(value=v["epochs"], min=1, max=max(100, v["epochs"]),
-                                                description="epochs", style=style, layout=lay)),
-            "seed": ctl("seed", w.BoundedIntText(value=v["seed"], min=0, max=10_000, description="seed", style=style,
-                                                 layout=lay)),
-        }
+        check_controls(initial, list(DEBUGGER_DEFAULTS) + ["epochs"])
+        self.controls = debugger_controls(dict(DEBUGGER_DEFAULTS, epochs=self.lab.epochs, **initial),
+                                          list(tasks or ("synthetic", "hapt", "digits-speech")))
+        self._plumbing(width="320px", idle="Set the options and press Run.")
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.run_button.add_class("cmkd-run")
-        self.stop_button.add_class("cmkd-stop")
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="320px"))
-        self.progress.add_class("cmkd-progress")
-        self.status = w.HTML(value="<i>Set the options and press Run.</i>", layout=w.Layout(width="320px"))
-        self.status.add_class("cmkd-status")
-
+        for widget, cls in ((self.run_button, "cmkd-run"), (self.stop_button, "cmkd-stop"),
+                            (self.progress, "cmkd-progress"), (self.status, "cmkd-status")):
+            widget.add_class(cls)
         empty = live_figures([], None, None)
         self.live = {name: self._new_live(name, empty[name]) for name in LIVE_FIGURES}
         self.outputs = {name: w.Output() for name, _ in ARTEFACT_TABS}
         self.tabs = w.Tab(children=[self.outputs[n] for n, _ in ARTEFACT_TABS],
                           titles=[t for _, t in ARTEFACT_TABS])
-        self.overlay_epoch = w.Dropdown(options=[], description="features at epoch", style=style, layout=lay)
+        self.overlay_epoch = w.Dropdown(options=[], description="features at epoch",
+                                        style={"description_width": "120px"}, layout=w.Layout(width="320px"))
         self.overlay_epoch.add_class("cmkd-overlay-epoch")
         self.overlay_epoch.observe(self._on_overlay_epoch, names="value")
-
         self.run_button.on_click(lambda _b: self.run())
         self.stop_button.on_click(lambda _b: self.stop())
         left = w.VBox([*self.controls.values(), w.HBox([self.run_button, self.stop_button]), self.progress,
@@ -133,34 +123,8 @@ class DebuggerPanel:
         self.widget.add_class("cmkd-debugger")
         self.result: Optional[dict] = None
         self.figures: dict = {}
-        self.error: Optional[BaseException] = None
         self.runs = 0
-        self._thread: Optional[threading.Thread] = None
         self._session = None
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------- display
-    def _ipython_display_(self):
-        from .figures import display_panel
-
-        display_panel(self.widget, 'The debugger', '; the same run as plain function calls follows, with its figures embedded')
-
-    # ------------------------------------------------------------ options
-    def options(self) -> dict:
-        """The controls' current values (what Run will use)."""
-        return {k: c.value for k, c in self.controls.items()}
-
-    def set(self, **values) -> "DebuggerPanel":
-        """Set controls by name (as a user would)."""
-        for k, val in values.items():
-            if k not in self.controls:
-                raise ValueError(f"unknown control {k!r}; known: {sorted(self.controls)}")
-            self.controls[k].value = val
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     # ---------------------------------------------------------------- run
     def run(self, *, block: bool = False, timeout: Optional[float] = None):
@@ -181,20 +145,12 @@ class DebuggerPanel:
                 self._fail(e)
                 return None
             self.run_button.disabled, self.stop_button.disabled = True, False
-            self.progress.bar_style = ""
             self.progress.value, self.progress.max = 0, 1
             self._set_status(f"starting {html.escape(opts['method'])} on {html.escape(str(opts['task']))} …")
-            self._thread = threading.Thread(target=self._work, name="cmkd-debugger", daemon=True)
-            self._thread.start()
+            self._start_thread(self._work, name="cmkd-debugger")
         if block:
             self.wait(timeout)
         return self._thread
-
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        """Wait for the current run; True when it has ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
 
     def stop(self) -> None:
         """Stop after the current step (the Stop button); what was recorded is kept."""
@@ -209,8 +165,9 @@ class DebuggerPanel:
         try:
             result, figs = self._session.run()
             self.result, self.figures = result, figs
-            live = live_figures(result["history"], (result.get("diagnostics") or {}).get("initial"),
-                                result.get("config"))
+            d = result.get("diagnostics") or {}
+            live = live_figures(result["history"], d.get("initial"), result.get("config"),
+                                n_permutations=(d.get("settings") or {}).get("n_permutations"))
             self._update_live(live)
             self._fill_artefacts()
             self.runs += 1
@@ -230,26 +187,12 @@ class DebuggerPanel:
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
 
-    def _fail(self, e: BaseException):
-        self.error = e
-        self.progress.bar_style = "danger"
-        self._set_status(f"<span style='color:#b00'><b>{type(e).__name__}</b>: {html.escape(str(e))}</span>")
-
-    def _set_status(self, text: str):
-        self.status.value = text
-
-    def _sink(self, phase, done, total, text=""):
-        self.progress.max = max(1, int(total))
-        self.progress.value = min(int(done), self.progress.max)
-        self.progress.description = phase
-        if text:
-            self._set_status(html.escape(f"{phase}: {text}"))
-
     def _on_epoch(self, history, initial):
         from .debugger import live_figures
 
         cfg = self._session.config.to_dict() if self._session is not None else None
-        self._update_live(live_figures(history, initial, cfg))
+        perms = self._session.permutations if self._session is not None else None
+        self._update_live(live_figures(history, initial, cfg, n_permutations=perms))
 
     def _new_live(self, name, fig):
         fw = figure_widget(fig)

@@ -132,7 +132,7 @@ def show_figures(figures: Mapping[str, object] | Sequence, *, only: Iterable[str
             items[name].show()
             if readings is not None:
                 from ..viz.captions import figure_caption
-                text = figure_caption(name, readings=readings)
+                text = figure_caption(name, result, readings=readings, figure=items[name])
                 if text:
                     show_markdown(text)
 

@@ -21,10 +21,15 @@ import numpy as np
 from .._validation import check_int
 from .settings import LabSettings, settings as lab_settings
 
-__all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synthetic_gap_sweep", "demo_embeddings"]
+__all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synthetic_gap_sweep", "demo_embeddings",
+           "explore_sizes", "GAP_LEGEND"]
 
 
-def _sizes(lab: LabSettings) -> dict:
+def explore_sizes(lab: Optional[LabSettings] = None) -> dict:
+    """The sizes :func:`explore` passes to :func:`cmkd_lab.explore_gap` (``max_points``: the subsample of
+    each set for MMD, OT, purity and retrieval; ``n_permutations``): pass the same to the command line
+    (``--max-points``) to get the same numbers — paired recall@1, for one, falls as the candidates grow."""
+    lab = lab or lab_settings()
     return dict(max_points=400, n_permutations=100) if lab.fast else dict(max_points=1000, n_permutations=200)
 
 
@@ -99,7 +104,7 @@ def explore(z_a, z_b, *, lab: Optional[LabSettings] = None, projection=None, **k
     from ..diagnostics.explore import explore_gap
 
     lab = lab or lab_settings()
-    result = explore_gap(z_a, z_b, **{**_sizes(lab), **kwargs})
+    result = explore_gap(z_a, z_b, **{**explore_sizes(lab), **kwargs})
     return result, figures(result, lab=lab, projection=projection)
 
 
@@ -127,14 +132,36 @@ _TABLE = (("MMD²", ("distance", "mmd", "mmd2")), ("p", ("distance", "mmd", "p_v
           ("chance", ("classes", "purity", "chance")), ("purity matched", ("classes", "purity", "purity_matched")))
 
 
+GAP_LEGEND = {
+    "MMD²": "unbiased MMD² between the two sets (about 0: the same distribution)",
+    "p": "p-value of the MMD² permutation test",
+    "W1/median": "exact optimal-transport distance W1, in units of the median distance between two points",
+    "shift share": "share of W2² that the gap vector (the difference of the means) explains; — when the two means "
+                   "coincide, so there is no gap vector",
+    "MMD² centred": "MMD² after centring each set on its own mean (what is left once the shift is removed)",
+    "purity": "share of the exact transport plan's mass that joins two samples of the same class",
+    "chance": "the purity a plan blind to classes gives, Σ_k p_A(k)·p_B(k)",
+    "purity matched": "purity after the best relabelling of the classes",
+    "own A": "accuracy of a linear classifier on A's own data (cross-fitted)",
+    "A→B": "the classifier trained on A, tested on B",
+    "A→B centred": "the same after centring each set on its own mean",
+    "R@1 as is": "paired retrieval: share of A's samples whose nearest B sample is its own pair, in the raw spaces",
+    "R@1 orth. map": "the same after an orthogonal map fitted on other pairs",
+    "CKA": "linear CKA of the paired sets (1: identical up to a rotation, a scaling and a shift)",
+}
+
+
 def gap_table(results: Dict[str, dict]):
-    """One row per result: the headline numbers (pandas DataFrame).
+    """One row per result: the headline numbers, formatted, with a legend of the columns (a
+    :class:`~cmkd_lab.widgets.tables.Table`).
 
     Parameters
     ----------
     results : dict label -> explore_gap result
     """
     import pandas as pd
+
+    from .tables import make_table
 
     rows = []
     for label, r in results.items():
@@ -154,7 +181,10 @@ def gap_table(results: Dict[str, dict]):
             row["R@1 orth. map"] = rec.get("orthogonal map", {}).get(f"{a}→{b}", {}).get("@1")
             row["CKA"] = r["paired"]["cka"]["cka"]
         rows.append(row)
-    return pd.DataFrame(rows).set_index("comparison")
+    df = pd.DataFrame(rows).set_index("comparison")
+    fmt = {c: "{:.3f}" for c in df.columns}
+    fmt["p"] = "{:.2g}"
+    return make_table(df, formats=fmt, notes=[f"{k}: {v}." for k, v in GAP_LEGEND.items() if k in df.columns])
 
 
 def synthetic_gap_sweep(gaps: Optional[Sequence[float]] = None, *, methods: Sequence[str] = ("ce", "fa"),

@@ -7,7 +7,26 @@ from typing import Optional, Union
 from .figures import STATIC_RENDERER, setup_plotly
 from .settings import LabSettings, settings
 
-__all__ = ["setup_notebook", "torch_threads"]
+__all__ = ["setup_notebook", "torch_threads", "plain_warnings"]
+
+
+def _plain(message, category, filename, lineno, line=None) -> str:
+    return f"note ({category.__name__}): {message}\n"
+
+
+def plain_warnings(on: bool = True) -> None:
+    """Show warnings as one plain line, ``note (RuntimeWarning): …``, without the source file and line a
+    reader of a notebook has no use for (``on=False`` restores Python's format)."""
+    import warnings
+    warnings.formatwarning = _plain if on else _DEFAULT_FORMAT
+
+
+def _default_format():
+    import warnings
+    return warnings.formatwarning
+
+
+_DEFAULT_FORMAT = _default_format()
 
 
 def torch_threads(threads: Union[str, int, None] = "auto") -> Optional[int]:
@@ -41,8 +60,9 @@ def torch_threads(threads: Union[str, int, None] = "auto") -> Optional[int]:
 def setup_notebook(*, fast: Optional[bool] = None, renderer: str = STATIC_RENDERER, quiet: bool = False,
                    threads: Union[str, int, None] = "auto", warm_projection: Optional[bool] = None) -> LabSettings:
     """Set the plotly renderer (figures embedded, viewable offline without a kernel), keep torch to the
-    cores that are free (:func:`torch_threads`), start compiling UMAP in the background where the
-    notebook will use it, and return the run sizes.
+    cores that are free (:func:`torch_threads`), show warnings as plain one-line notes
+    (:func:`plain_warnings`), start compiling UMAP in the background where the notebook will use it, and
+    return the run sizes.
 
     Parameters
     ----------
@@ -64,6 +84,7 @@ def setup_notebook(*, fast: Optional[bool] = None, renderer: str = STATIC_RENDER
     LabSettings
     """
     setup_plotly(renderer)
+    plain_warnings()
     lab = settings(fast)
     n = torch_threads(threads)
     if warm_projection if warm_projection is not None else not lab.fast:

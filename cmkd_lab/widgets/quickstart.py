@@ -33,9 +33,12 @@ def result_summary(result: dict):
 
     Returns
     -------
-    pandas.DataFrame
+    Table
+        A pandas DataFrame shown with accuracies in %, "—" where a value does not apply, and notes.
     """
     import pandas as pd
+
+    from .tables import PCT, make_table
 
     if isinstance(result, dict) and "history" not in result and result and \
             all(isinstance(v, dict) and "history" in v for v in result.values()):
@@ -52,13 +55,18 @@ def result_summary(result: dict):
                      "student test acc (last)": r.get("student_test_acc_last"),
                      "best epoch": r.get("best_epoch"), "train time (s)": round(float(r.get("wall_s") or 0.0), 1)})
     ce = {(x["task"], x["seed"]): x["student test acc (best val)"] for x in rows if x["method"] == "ce"}
+    notes = []
     if ce and len(rows) > 1:
         for x in rows:
             ref = ce.get((x["task"], x["seed"]))
             acc = x["student test acc (best val)"]
             x["Δ vs ce (points, 1 seed)"] = (None if x["method"] == "ce" or ref is None or acc is None
                                               else round(100 * (acc - ref), 2))
-    return pd.DataFrame(rows)
+        notes.append("Δ vs ce: this run's test accuracy minus the `ce` run's, same task and seed, in points; "
+                     "— on the `ce` row itself (it is the reference). One seed: a point or two either way is noise.")
+    pct = {c: PCT for c in ("teacher test acc", "student test acc (best val)", "student test acc (last)")}
+    return make_table(pd.DataFrame(rows), formats=dict(pct, **{"train time (s)": "{:.1f}",
+                                                               "Δ vs ce (points, 1 seed)": "{:+.2f}"}), notes=notes)
 
 
 def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] = None,

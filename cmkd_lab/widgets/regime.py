@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 from .settings import LabSettings, settings as lab_settings
+from .shipped import missing_note, shipped_result  # noqa: F401  (re-exported: the notebook's names)
 
 __all__ = ["REGIME_METHODS", "regime_grid", "run_regime_map", "shipped_result", "regime_table", "best_predictor",
-           "predictor_note", "sweep_note", "missing_note"]
+           "predictor_note", "predictor_table", "sweep_note", "missing_note", "cell_delta", "entmin_comparison"]
 
 REGIME_METHODS = ("ce", "fa", "ucmkd")
 
@@ -69,10 +70,11 @@ def sweep_note(res: dict) -> str:
 
 
 def best_predictor(res: dict, *, methods=("all", "fa", "ucmkd", "ucmkd-joint"), min_n: int = 6) -> Optional[dict]:
-    """The strongest early predictor of a sweep (largest |ρ|) among ``methods`` (``"all"``: every compared
-    method pooled), preferring rows with at least ``min_n`` points; a predictors row (``method``,
-    ``diagnostic``, ``rho``, ``p_value``, ``n`` …) or None."""
-    rows = [p for p in res.get("predictors", []) if p.get("rho") is not None and p["method"] in methods]
+    """The strongest early predictor of a sweep (largest |ρ|, :func:`cmkd_lab.viz.regime.predictor_rows`:
+    the computation its table, bars and scatter share) among ``methods`` (``"all"``: every compared method
+    pooled), preferring rows with at least ``min_n`` points; a predictor row or None."""
+    from ..viz.regime import predictor_rows
+    rows = [p for p in predictor_rows(res) if p["method"] in methods]
     if not rows:
         return None
     enough = [p for p in rows if p["n"] >= min_n] or rows
@@ -81,52 +83,83 @@ def best_predictor(res: dict, *, methods=("all", "fa", "ucmkd", "ucmkd-joint"), 
 
 def predictor_note(res: dict, pred: Optional[dict]) -> str:
     """Markdown: what the predictor's ρ rests on — which methods, how many points — and why the same
-    diagnostic can read differently in the table (one method) and in a pooled scatter."""
+    diagnostic can read differently for one method and pooled."""
     if pred is None:
         return "*No early diagnostic could be ranked in this sweep (too few points, or a constant side).*"
     from math import factorial
+
+    from ..viz.regime import diagnostic_label, predictor_rows
     n = pred["n"]
     who = "every compared method pooled" if pred["method"] == "all" else f"`{pred['method']}` alone"
-    txt = (f"The strongest early diagnostic here is `{pred['diagnostic']}`: ρ = {pred['rho']:+.2f} over {n} points "
-           f"(cell × seed) of {who}, p = {pred['p_value']:.2g}"
-           + (f", {pred['p_bonferroni']:.2g} after the Bonferroni correction over the diagnostics tried"
-              if pred.get("p_bonferroni") is not None else "") + ". ")
-    others = [p for p in res.get("predictors", []) if p["diagnostic"] == pred["diagnostic"] and p is not pred
-              and p.get("rho") is not None]
+    label = diagnostic_label(pred["diagnostic"], epoch=res.get("diag_epoch"))
+    txt = (f"The strongest early diagnostic here is the **{label}** (key `{pred['diagnostic']}`): ρ = "
+           f"{pred['rho']:+.2f} over {n} points (grid setting × seed) of {who}, p = {pred['p_value']:.2g}, "
+           f"{pred['p_bonferroni']:.2g} after the Bonferroni correction over the diagnostics tried. ")
+    if pred["diagnostic"] in ("ce", "fa", "la"):
+        txt += (f"It is a *loss term* of the run — not the method `{pred['diagnostic']}`: the value of that term at "
+                f"epoch {res.get('diag_epoch')}. ")
+    others = [p for p in predictor_rows(res) if p["diagnostic"] == pred["diagnostic"] and p["method"] != pred["method"]]
     if others:
-        txt += ("The table ranks each method on its own points and `all` on the pooled ones, so the same diagnostic "
-                "can read differently: " + ", ".join(f"`{p['method']}` ρ = {p['rho']:+.2f} (n = {p['n']})"
-                                                     for p in others) + ". ")
+        txt += ("Each method is ranked on its own points and `all` on the pooled ones, so the same diagnostic can "
+                "read differently: " + ", ".join(f"`{p['method']}` ρ = {p['rho']:+.2f} (n = {p['n']})"
+                                                  for p in others) + ". ")
     if pred["method"] == "all" and others and all(abs(p["rho"]) < abs(pred["rho"]) / 2 for p in others):
         txt += ("The pooled ρ is much stronger than any method's own: most of it comes from the *difference between "
                 "the methods* (one has both the larger diagnostic and the larger Δ), not from a prediction within a "
                 "method — read a method's own row before trusting it for that method. ")
     if n <= 8:
         txt += (f"With n = {n} points a perfect ρ = ±1 arises by chance with probability 2/{n}! = "
-                f"{2 / factorial(n):.2g} — and points of one seed's cells are not independent: read it as a lead, "
+                f"{2 / factorial(n):.2g} — and points of one seed are not independent: read it as a lead, "
                 "not evidence.")
     return txt
 
 
-def shipped_result(name: str) -> Optional[dict]:
-    """The shipped sweep ``docs/results/<name>.json`` (e.g. ``"regime_hapt"``), or None when this checkout
-    does not hold it."""
-    from ..results import load_sweep
-    from .bench_view import shipped_dirs
-    for base in shipped_dirs():
-        p = base / f"{name}.json"
-        if p.is_file():
-            try:
-                return load_sweep(p)
-            except (OSError, ValueError):  # unreadable, or not a sweep: the notebook says it is missing
-                return None
-    return None
+def predictor_table(res: dict, *, top: int = 6):
+    """The strongest early diagnostics per method (``top`` each) as a :class:`~cmkd_lab.widgets.tables.Table`,
+    computed like the scatter and the bars (:func:`cmkd_lab.viz.regime.predictor_rows`)."""
+    import pandas as pd
+
+    from ..viz.regime import diagnostic_label, predictor_rows
+    from .tables import make_table
+    rows = []
+    every = predictor_rows(res)
+    for m in dict.fromkeys(p["method"] for p in every):
+        best = sorted([p for p in every if p["method"] == m], key=lambda p: -abs(p["rho"]))[:top]
+        rows += [{"method": m, "diagnostic": diagnostic_label(p["diagnostic"]), "ρ": p["rho"], "p": p["p_value"],
+                  "p (Bonferroni)": p["p_bonferroni"], "n": p["n"]} for p in best]
+    return make_table(pd.DataFrame(rows), formats={"ρ": "{:+.2f}", "p": "{:.2g}", "p (Bonferroni)": "{:.2g}"},
+                      notes=[f"Spearman ρ between each diagnostic (read at epoch {res.get('diag_epoch')} unless "
+                             "known before training) and the final Δ accuracy vs `ce`, over the points (grid "
+                             "setting × seed) stored with the sweep; `all` pools the methods.",
+                             "p (Bonferroni): the p-value times the number of diagnostics the sweep tried for that "
+                             "method (at most 1)."])
+
+
+_EXECUTOR_WORDS = (("process pool", "parallel worker processes"), ("serial", "one process"))
+
+
+def _zero_spread(row: dict) -> bool:
+    return (row.get("n_pairs") or 0) > 1 and row.get("delta_std") is not None and row["delta_std"] == 0
 
 
 def regime_table(res: dict):
-    """The sweep's Markdown table (an IPython ``Markdown`` object in a notebook, else the text)."""
+    """The sweep's per-cell Markdown table (:func:`cmkd_lab.results.format_sweep_markdown`) in a student's
+    words: a comparison whose paired differences are identical at every seed says so instead of an MDE
+    of 0.0 and "2 seeds needed"; the early diagnostics are left to :func:`predictor_table`."""
     from ..results import format_sweep_markdown
-    text = format_sweep_markdown(res)
+    shown = dict(res, predictors=[], executor=str(res.get("executor", "")))
+    for old, new in _EXECUTOR_WORDS:
+        shown["executor"] = shown["executor"].replace(old, new)
+    cells, notes = [], []
+    for r in res["cells"]:
+        if _zero_spread(r):
+            r = dict(r, ci_low=None, ci_high=None, mde=None, seeds_for_target=None)
+            where = ", ".join(f"{k}={v}" for k, v in (r.get("values") or {}).items())
+            notes.append(f"`{r['method']}` ({where}): the same accuracy as `{res['baseline']}` at every seed (Δ "
+                         f"{100 * r['delta_mean']:+.2f} each time, zero spread) — no interval and no MDE can be "
+                         "computed, and these seeds cannot tell how large a difference could hide there.")
+        cells.append(r)
+    text = format_sweep_markdown(dict(shown, cells=cells)) + "".join(f"\n{n}\n" for n in notes)
     try:
         from IPython.display import Markdown
     except ImportError:  # pragma: no cover - outside IPython
@@ -134,12 +167,57 @@ def regime_table(res: dict):
     return Markdown(text)
 
 
-def missing_note(name: str):
-    """A one-line Markdown note for a shipped result this checkout does not hold."""
-    text = (f"*`docs/results/{name}.json` is not in this checkout (or not readable): make it with "
-            f"`bash scripts/make_results.sh` (see `docs/results/{name}.md` for its command).*")
-    try:
-        from IPython.display import Markdown
-    except ImportError:  # pragma: no cover
-        return text
-    return Markdown(text)
+def cell_delta(res: dict, method: str, **values) -> Optional[dict]:
+    """The paired-difference row of ``method`` in the sweep's cell with these grid ``values`` (e.g.
+    ``overlap=0.6, student_unlabelled=True, label_shift=0`` plus the linked axis by its first key,
+    ``student_fraction=0.01``), or None."""
+    for r in res["cells"]:
+        v = r.get("values") or {}
+        if r["method"] == method and all(str(v.get(k)) == str(x) for k, x in values.items()):
+            return r
+    return None
+
+
+def _vs(res: dict, cell: str, method: str, other: str) -> Optional[dict]:
+    """The paired difference ``method`` − ``other`` over the seeds both ran in ``cell`` (from the sweep's runs)."""
+    from ..results.stats import paired_difference
+    acc = {}
+    for r in res.get("runs", []):
+        if r.get("cell") == cell and r.get("method") in (method, other) and r.get("student_test_acc") is not None:
+            acc.setdefault(r["method"], {})[r["seed"]] = r["student_test_acc"]
+    seeds = sorted(set(acc.get(method, {})) & set(acc.get(other, {})))
+    return paired_difference([acc[method][s] - acc[other][s] for s in seeds]) if len(seeds) >= 2 else None
+
+
+def _ci(mean, lo, hi) -> Optional[str]:
+    return None if lo is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), reference: str = "entmin", **values):
+    """One setting of a sweep with unlabelled data: each method's Δ vs ``ce`` with its 95 % interval, and its
+    paired Δ vs ``entmin`` (the same unlabelled data, no teacher) with its interval — what a method gains
+    beyond the unlabelled data — as a :class:`~cmkd_lab.widgets.tables.Table`. ``values`` select the setting
+    (:func:`cell_delta`)."""
+    import pandas as pd
+
+    from .tables import make_table
+    rows = []
+    for m in methods:
+        r = cell_delta(res, m, **values)
+        if r is None:
+            continue
+        vs = None if m == reference else _vs(res, r["cell"], m, reference)
+        rows.append({"method": m, "teacher": "none" if m == reference else "yes",
+                     "Δ vs ce (points)": 100 * r["delta_mean"],
+                     "95 % interval": _ci(r["delta_mean"], r.get("ci_low"), r.get("ci_high")),
+                     "wins/losses": f"{r['wins']}/{r['losses']}", "beyond noise": bool(r.get("significant")),
+                     f"Δ vs {reference} (points)": None if vs is None else 100 * vs["mean"],
+                     f"95 % interval vs {reference}": None if vs is None else _ci(vs["mean"], vs["ci_low"],
+                                                                                  vs["ci_high"])})
+    where = ", ".join(f"{k} = {v}" for k, v in values.items())
+    return make_table(pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame(),
+                      formats={"Δ vs ce (points)": "{:+.1f}", f"Δ vs {reference} (points)": "{:+.1f}"},
+                      notes=[f"Setting: {where}; {len(res.get('seeds') or [])} seeds, differences paired by seed.",
+                             "beyond noise: the 95 % interval of Δ vs ce excludes zero.",
+                             f"Δ vs {reference}: the method minus `{reference}` (which reads no teacher) on the same "
+                             f"seeds — what it gains beyond the unlabelled data; — on the `{reference}` row itself."])

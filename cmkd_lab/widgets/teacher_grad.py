@@ -1,5 +1,5 @@
-"""The three ``la_teacher_grad`` choices side by side (docs/theory.md, "a sign to
-make explicit").
+"""The three ``la_teacher_grad`` choices side by side (the sign of the LA
+gradient, notebook 03).
 
 * ``none`` — no gradient through the teacher term (the public code's choice):
   the LA step is a cross-entropy step;
@@ -18,6 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from .runner import make_sink
 from .settings import LabSettings, settings as lab_settings
+from .tables import PCT, make_table
 
 __all__ = ["compare_teacher_grad", "teacher_grad_figures", "compare_variants", "variant_figures", "LIGHT_DIAGNOSTICS"]
 
@@ -136,7 +137,11 @@ def compare_teacher_grad(*, task="synthetic", method: str = "la",
         rows.append({"la_teacher_grad": m, "student test acc (best val)": r["student_test_acc"],
                      "teacher head on student features (val acc)": last.get("teacher_head_on_student_acc"),
                      "mean κ̂": last.get("kappa_mean"), "LA term (last epoch)": last.get("la")})
-    return pd.DataFrame(rows).set_index("la_teacher_grad"), teacher_grad_figures(results), results
+    table = make_table(pd.DataFrame(rows).set_index("la_teacher_grad"),
+                       formats={"student test acc (best val)": PCT, "teacher head on student features (val acc)": PCT,
+                                "mean κ̂": "{:.3f}", "LA term (last epoch)": "{:.3f}"},
+                       notes=["One seed, the same data and teacher for every row."])
+    return table, teacher_grad_figures(results), results
 
 
 def _label(v: dict) -> str:
@@ -234,4 +239,10 @@ def compare_variants(variants: Sequence[dict], *, task="synthetic", epochs: Opti
                      "mean inner shift ‖φ̃ − φ‖": (sum(shifts) / len(shifts)) if shifts else None,
                      "teacher head on student features (val acc)": h[-1].get("teacher_head_on_student_acc"),
                      "mean κ̂ (last epoch)": h[-1].get("kappa_mean")})
-    return pd.DataFrame(rows).set_index("variant"), variant_figures(results), results
+    table = make_table(pd.DataFrame(rows).set_index("variant"),
+                       formats={"student test acc (best val)": PCT, "Δ vs ce (points, 1 seed)": "{:+.2f}",
+                                "mean inner shift ‖φ̃ − φ‖": "{:.3g}",
+                                "teacher head on student features (val acc)": PCT, "mean κ̂ (last epoch)": "{:.3f}"},
+                       notes=["Δ vs ce: — on the `ce` row (it is the reference); one seed.",
+                              "mean inner shift: — where a method takes no inner steps (only `ucmkd` does)."])
+    return table, variant_figures(results), results

@@ -10,7 +10,10 @@ epoch, on held-out (validation) reference sets.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Dict, Optional, Sequence
+
+import numpy as np
 
 from .._validation import check_choice, check_int
 from .runner import RunSession, make_sink
@@ -29,6 +32,7 @@ THEORY_METHODS = ("ce", "fa", "la", "ucmkd", "ucmkd-joint")
 BOUND_KEYS = ("bound_err_t", "bound_fa", "bound_la", "bound_sum", "bound_err_s", "bound_slack", "bound_holds",
               "bound_w1", "bound_tau", "bound_transfer", "bound_err_t01", "bound_err_s01", "kappa_mean", "purity",
               "purity_chance")
+BOUND_TERMS = ("bound_err_t", "bound_fa", "bound_la")
 
 
 def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, overlap: float = 1.0,
@@ -60,8 +64,13 @@ def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, 
         ``bound_la``, ``bound_sum``, ``bound_err_s``, ``bound_slack`` (sum −
         err_S), ``bound_holds``, ``bound_w1``, ``bound_tau``,
         ``bound_transfer``, 0-1 errors, ``kappa_mean``, ``purity``,
-        ``purity_chance``, ``student_test_acc``, ``teacher_test_acc`` and
-        ``statement`` (one sentence).
+        ``purity_chance``, ``student_test_acc``, ``teacher_test_acc``,
+        ``majority_acc`` (the accuracy of always answering the student's most
+        frequent test class: the floor a student must beat), ``ln_k`` (the
+        cross-entropy of a uniform guess over the K classes: a bound above it
+        says nothing), ``student_test_counts`` (test samples per class),
+        ``notes`` (warnings raised while the task was built or trained, as
+        plain sentences) and ``statement`` (one sentence).
     """
     from ..data import make_synthetic_task
     from ..distill import DistillConfig
@@ -75,12 +84,14 @@ def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, 
     check_int("n", n, minimum=100)
     knobs = dict(gap=float(gap), rotation=float(rotation), noise=float(noise), overlap=float(overlap),
                  label_shift=float(label_shift))
-    task = make_synthetic_task(n_teacher=n, n_student=n, seed=seed, **knobs)
     cfg = DistillConfig.from_dict(dict(epochs=int(epochs), teacher_epochs=int(teacher_epochs), seed=int(seed),
                                        lambda_fa=float(lambda_fa), la_teacher_grad=la_teacher_grad,
                                        diagnostics_every=int(epochs)), source="bound_point options")
-    result = RunSession(task, method, cfg, sink=make_sink(progress), n_ref=256 if lab.fast else 512, n_snapshot=0,
-                        snapshot_epochs=[], permutations=20, initial=False).run()
+    with warnings.catch_warnings(record=True) as caught:  # said once in the table, not as a log line
+        warnings.simplefilter("always", RuntimeWarning)
+        task = make_synthetic_task(n_teacher=n, n_student=n, seed=seed, **knobs)
+        result = RunSession(task, method, cfg, sink=make_sink(progress), n_ref=256 if lab.fast else 512,
+                            n_snapshot=0, snapshot_epochs=[], permutations=20, initial=False).run()
     last = [r for r in result["history"] if "bound_sum" in r]
     if not last:
         raise RuntimeError(f"the run recorded no bound terms (status {result.get('status')!r}); "
@@ -91,6 +102,11 @@ def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, 
     out.update({k: rec.get(k) for k in BOUND_KEYS})
     out["student_test_acc"] = result.get("student_test_acc")
     out["teacher_test_acc"] = result.get("teacher_test_acc")
+    counts = np.bincount(np.asarray(task.student["test"].y), minlength=task.num_classes)
+    out["student_test_counts"] = counts.tolist()
+    out["majority_acc"] = float(counts.max() / counts.sum())
+    out["ln_k"] = float(np.log(task.num_classes))
+    out["notes"] = "; ".join(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)))
     stmt = [r.get("bound_statement") for r in (result.get("diagnostics") or {}).get("records", [])]
     out["statement"] = stmt[-1] if stmt else None
     return out
@@ -113,7 +129,6 @@ def bound_sweep(knob: str, values: Optional[Sequence[float]] = None, *, lab: Opt
     pandas.DataFrame
         One row per value (columns as :func:`bound_point`'s dict).
     """
-    import numpy as np
     import pandas as pd
 
     check_choice("knob", knob, THEORY_KNOBS)
@@ -179,6 +194,14 @@ _TERMS = (("bound_err_t", "err<sub>T</sub> (teacher CE)", "#1F77B4"), ("bound_fa
           ("bound_la", "LA<sub>e</sub> (plug-in κ̂)", "#2CA02C"))
 
 
+def _ln_k_line(fig, ln_k) -> None:
+    """The cross-entropy of a uniform guess, ln K: a bound above this line is vacuous."""
+    if ln_k is not None:
+        fig.add_hline(y=ln_k, line=dict(color="#7F7F7F", dash="dash"),
+                      annotation_text=f"ln K = {ln_k:.2f}: a uniform guess (a bound above it says nothing)",
+                      annotation_position="top left")
+
+
 def bound_point_figure(point: Dict, *, title: Optional[str] = None):
     """Two bars: the bound (err_T + FA + LA_e stacked) next to the measured err_S."""
     from ._deps import require_plotly
@@ -198,6 +221,7 @@ def bound_point_figure(point: Dict, *, title: Optional[str] = None):
     verdict = "holds" if holds else "does NOT hold"
     sub = (f"sum {point['bound_sum']:.3f} vs err_S {point['bound_err_s']:.3f}: the estimated bound {verdict} "
            f"(slack {point['bound_slack']:.3f}); τ̂ = {point['bound_tau']:.3f}, W1 = {point['bound_w1']:.3f}")
+    _ln_k_line(fig, point.get("ln_k"))
     fig.update_layout(barmode="relative", template="plotly_white", height=420, yaxis_title="nats",
                       title=dict(text=(title or "err<sub>S</sub> ≤ err<sub>T</sub> + FA + LA<sub>e</sub>, measured")
                                  + f"<br><sup>{sub}</sup>"),
@@ -229,6 +253,8 @@ def bound_sweep_figure(table, knob: str, *, title: Optional[str] = None):
         fig.add_trace(go.Scatter(x=[f"{v:g}" if numeric else str(v) for v in bad[knob]], y=bad["bound_err_s"].tolist(),
                                  mode="markers",
                                  name="bound does not hold", marker=dict(symbol="x", size=14, color="#D62728")))
+    if "ln_k" in t.columns:
+        _ln_k_line(fig, float(t["ln_k"].iloc[0]))
     fig.update_layout(barmode="relative", template="plotly_white", height=420, xaxis_title=knob, yaxis_title="nats",
                       title=title or (f"The bound's terms as {knob} varies" if numeric
                                       else "The bound's terms per training choice"),
@@ -238,19 +264,41 @@ def bound_sweep_figure(table, knob: str, *, title: Optional[str] = None):
 
 TABLE_COLUMNS = {"variant": "training", "gap": "gap", "overlap": "overlap", "noise": "noise",
                  "label_shift": "label shift", "bound_err_t": "err_T", "bound_fa": "FA_e = τ̂·W1",
-                 "bound_w1": "W1", "bound_tau": "τ̂", "bound_la": "LA_e", "bound_sum": "sum",
+                 "bound_w1": "W1", "bound_tau": "τ̂", "bound_la": "LA_e", "bound_sum": "sum", "ln_k": "ln K",
                  "bound_err_s": "err_S", "bound_transfer": "err_S − LA_e (≤ 1/e)", "bound_slack": "slack",
-                 "bound_holds": "holds", "kappa_mean": "mean κ̂", "student_test_acc": "student test acc"}
+                 "bound_holds": "holds", "kappa_mean": "mean κ̂", "student_test_acc": "student test acc",
+                 "majority_acc": "majority-class acc", "notes": "note"}
+TABLE_LEGEND = {
+    "err_T": "the teacher's cross-entropy on its own validation data (nats)",
+    "FA_e = τ̂·W1": "the feature-alignment term: the teacher loss's largest measured slope τ̂ times W1",
+    "W1": "the exact optimal-transport distance between the two feature sets",
+    "LA_e": "the label-alignment term with the plug-in κ̂ (it can be negative)",
+    "sum": "err_T + FA_e + LA_e, the bound on err_S",
+    "ln K": "the cross-entropy of a uniform guess over the K classes: a sum above it is vacuous",
+    "err_S": "the student's measured cross-entropy (what the bound bounds)",
+    "err_S − LA_e (≤ 1/e)": "mean κ̂·(−log p_T): what the teacher's head takes off the student's loss, at most 1/e",
+    "slack": "sum − err_S (below 0: the estimated bound fails)",
+    "mean κ̂": "the teacher head's mean probability of the true class on the student's features",
+    "majority-class acc": "always answering the student's most frequent test class: the floor a student must beat",
+}
 
 
-def bound_table(table, columns=None):
+def bound_table(table, columns=None, *, legend: bool = True):
     """The columns of a :func:`bound_sweep` / :func:`bound_compare` table a reader needs, with readable
-    names, rounded: the knobs that vary, the terms, ``err_S − LA_e`` (the part the teacher's head takes
-    off the student's loss: at most 1/e) and the slack."""
+    names, formatted, and (with ``legend``) what each column means under it (a
+    :class:`~cmkd_lab.widgets.tables.Table`): the knobs that vary, the terms, ln K, ``err_S − LA_e`` (at most
+    1/e), the slack, and the student's accuracy next to the majority-class accuracy."""
+    from .tables import PCT, make_table
+
     cols = [c for c in (columns or TABLE_COLUMNS) if c in table.columns]
     knobs = [c for c in THEORY_KNOBS if c in cols and table[c].nunique() > 1]
-    keep = [c for c in cols if c not in THEORY_KNOBS or c in knobs]
-    return table[keep].rename(columns=TABLE_COLUMNS).round(3)
+    keep = [c for c in cols if (c not in THEORY_KNOBS or c in knobs)
+            and not (c == "notes" and not table[c].fillna("").astype(bool).any())]
+    shown = table[keep].rename(columns=TABLE_COLUMNS)
+    skip = {"training", "holds", "note", "student test acc", "majority-class acc"} | {TABLE_COLUMNS[k] for k in knobs}
+    num = {c: "{:.3f}" for c in shown.columns if c not in skip}
+    notes = [f"{k}: {v}." for k, v in TABLE_LEGEND.items() if k in shown.columns] if legend else []
+    return make_table(shown, formats=dict(num, **{"student test acc": PCT, "majority-class acc": PCT}), notes=notes)
 
 
 def bound_check_figure(*tables, title: Optional[str] = None):

@@ -7,12 +7,11 @@ The numbers come from :func:`~cmkd_lab.widgets.theory.bound_point`.
 """
 from __future__ import annotations
 
-import html
-import threading
 from typing import Optional
 
 from ._deps import figure_widget, require_ipywidgets
 from .figures import sync_figure
+from .panel import TrainingPanel, check_controls
 from .settings import LabSettings, settings as lab_settings
 
 __all__ = ["BoundPanel"]
@@ -21,7 +20,7 @@ _TRAIL_COLUMNS = ["gap", "rotation", "noise", "overlap", "label_shift", "method"
                   "bound_fa", "bound_la", "bound_sum", "bound_err_s", "bound_holds", "kappa_mean"]
 
 
-class BoundPanel:
+class BoundPanel(TrainingPanel):
     """Sliders for the modality gap and the other knobs; bars for err_T, FA,
     LA and the measured err_S.
 
@@ -41,16 +40,16 @@ class BoundPanel:
     points : list of dict (every computed point, oldest first)
     """
 
+    what = "The bound panel"
+    more = "; the measurements below were made without it"
+
     def __init__(self, *, lab: Optional[LabSettings] = None, auto: bool = True, **initial):
         from ..align import TEACHER_GRAD_MODES
         from .theory import KNOB_RANGES, THEORY_KNOBS, THEORY_METHODS
 
         w = require_ipywidgets()
         self.lab = lab or lab_settings()
-        known = set(THEORY_KNOBS) | {"method", "lambda_fa", "la_teacher_grad"}
-        unknown = sorted(set(initial) - known)
-        if unknown:
-            raise ValueError(f"unknown control(s) {unknown}; known: {sorted(known)}")
+        check_controls(initial, set(THEORY_KNOBS) | {"method", "lambda_fa", "la_teacher_grad"})
         style = {"description_width": "110px"}
         lay = w.Layout(width="360px")
         self.controls = {}
@@ -74,9 +73,8 @@ class BoundPanel:
         self.auto = w.Checkbox(value=auto, description="recompute when a control changes", indent=False)
         self.compute_button = w.Button(description="Compute", button_style="primary", icon="calculator")
         self.compute_button.on_click(lambda _b: self.compute())
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="360px"))
-        self.status = w.HTML("<i>Move a slider (or press Compute) to train a teacher and a student and measure "
-                             "the bound.</i>", layout=w.Layout(width="360px"))
+        self._plumbing(width="360px", idle="Move a slider (or press Compute) to train a teacher and a student and "
+                                           "measure the bound.")
         self.figure = figure_widget()
         self.figure.update_layout(title="err_S ≤ err_T + FA + LA (press Compute)", template="plotly_white",
                                   height=420)
@@ -87,31 +85,7 @@ class BoundPanel:
         self.widget = w.VBox([w.HBox([left, w.VBox([self.figure], layout=w.Layout(flex="1 1 auto"))]), self.trail])
         self.widget.add_class("cmkd-bound-panel")
         self.points = []
-        self.error: Optional[BaseException] = None
-        self._thread: Optional[threading.Thread] = None
         self._pending: Optional[dict] = None
-        self._lock = threading.Lock()
-
-    def _ipython_display_(self):
-        from .figures import display_panel
-
-        display_panel(self.widget, 'The bound panel', '; the measurements below were made without it')
-
-    def options(self) -> dict:
-        """The controls' current values (the arguments of ``bound_point``)."""
-        return {k: c.value for k, c in self.controls.items()}
-
-    def set(self, **values) -> "BoundPanel":
-        """Set controls by name (each change recomputes when ``auto`` is on)."""
-        for k, v in values.items():
-            if k not in self.controls:
-                raise ValueError(f"unknown control {k!r}; known: {sorted(self.controls)}")
-            self.controls[k].value = v
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _changed(self, _change):
         if self.auto.value:
@@ -131,31 +105,9 @@ class BoundPanel:
             self.wait(timeout)
         return thread
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        """Wait until no point is being computed (queued ones included)."""
-        while True:
-            t = self._thread
-            if t is None:
-                return True
-            t.join(timeout)
-            if t.is_alive():
-                return False
-            with self._lock:
-                if self._thread is t:
-                    return True
-
     def _start(self, opts):
         self.compute_button.disabled = True
-        self.progress.bar_style = ""
-        self._thread = threading.Thread(target=self._work, args=(opts,), name="cmkd-bound", daemon=True)
-        self._thread.start()
-
-    def _sink(self, phase, done, total, text=""):
-        self.progress.max = max(1, int(total))
-        self.progress.value = min(int(done), self.progress.max)
-        self.progress.description = phase
-        if text:
-            self.status.value = html.escape(f"{phase}: {text}")
+        self._start_thread(self._work, opts, name="cmkd-bound")
 
     def _work(self, opts):
         from .theory import bound_point, bound_point_figure
@@ -173,9 +125,7 @@ class BoundPanel:
                                  f"The estimate {verdict}. Student test acc {point['student_test_acc']:.3f}.")
             self.error = None
         except Exception as e:  # shown in the panel, kept for inspection
-            self.error = e
-            self.progress.bar_style = "danger"
-            self.status.value = f"<span style='color:#b00'><b>{type(e).__name__}</b>: {html.escape(str(e))}</span>"
+            self._fail(e)
         finally:
             with self._lock:
                 nxt, self._pending = self._pending, None
