@@ -31,9 +31,10 @@ CONTROL_SETS = {(t, r): f"controls_{t.replace('-', '_')}_{r}" for t in ("hapt", 
 
 def shipped_dirs() -> list:
     """Where shipped results are looked for: ``docs/results`` and ``../docs/results`` from the working
-    directory, then the checkout the package was imported from."""
-    here = Path(__file__).resolve().parents[2] / "docs" / "results"
-    return [Path(b) for b in SHIPPED_DIRS] + [here]
+    directory, then the results published with the package (:func:`cmkd_lab.results.shipped.shipped_dir`)."""
+    from ..results.shipped import shipped_dir
+    here = shipped_dir()
+    return [Path(b) for b in SHIPPED_DIRS] + ([here] if here is not None else [])
 
 
 def shipped_bench(name: str) -> Optional[Path]:
