@@ -10,7 +10,7 @@ once with ``npm pack`` when it is missing.
 
 * :func:`notebook_html` / :func:`export_notebook`: an executed notebook as one self-contained HTML page
   (nbconvert's ``lab`` template; plotly.js and MathJax inlined; no require.js, widget manager or mermaid
-  from a CDN; plotly's CDN MathJax removed from the figures' outputs).
+  from a CDN, and no saved widget state; plotly's CDN MathJax removed from the figures' outputs).
 * :func:`external_resources`: the scripts, style sheets and images a page would fetch from the network.
 * :func:`save_executed` / :func:`executed_copy`: an executed notebook kept for the book (so that the
   book does not execute a notebook the tests already executed), valid while its source is unchanged.
@@ -33,7 +33,7 @@ from typing import List, Optional, Union
 
 __all__ = ["MATHJAX_VERSION", "MATHJAX_ENV", "MATHJAX_CONFIG", "mathjax_js", "fetch_mathjax", "mathjax_head",
            "strip_cdn_mathjax", "external_resources", "notebook_html", "export_notebook", "EXECUTED_DIR",
-           "source_hash", "save_executed", "executed_copy"]
+           "source_hash", "save_executed", "executed_copy", "without_widget_state"]
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_ENV = "CMKD_LAB_MATHJAX"
@@ -163,6 +163,16 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+def without_widget_state(nb):
+    """A copy of ``nb`` without its saved widget state (``metadata.widgets``). Offline there is no widget
+    manager to draw a panel from it (each panel has a static copy beside it), and the state can weigh
+    megabytes: a plotly FigureWidget keeps its whole JavaScript bundle there."""
+    import nbformat
+    out = nbformat.from_dict(json.loads(json.dumps(nb)))
+    out.metadata.pop("widgets", None)
+    return out
+
+
 def notebook_html(nb, *, mathjax_src: Optional[str] = None) -> str:
     """An executed notebook (an ``nbformat`` node) as one HTML page that opens offline.
 
@@ -182,7 +192,8 @@ def notebook_html(nb, *, mathjax_src: Optional[str] = None) -> str:
 
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"cmkd_offline.html.j2": _TEMPLATE})],
                             template_file="cmkd_offline.html.j2")
-    text, _ = exporter.from_notebook_node(nb, resources={"cmkd_mathjax": mathjax_head(src=mathjax_src)})
+    text, _ = exporter.from_notebook_node(without_widget_state(nb),
+                                          resources={"cmkd_mathjax": mathjax_head(src=mathjax_src)})
     text = strip_cdn_mathjax(text)
     left = external_resources(text)
     if left:

@@ -5,7 +5,8 @@
 2. the configuration reference into ``docs/_generated/config_reference.md`` (from ``docs/config_reference.md``);
 3. the notebooks, executed, into ``docs/notebooks/``: an executed copy kept by the notebook tests or by an
    earlier build (``test-artifacts/executed/``) is reused when it was made from the same source in the
-   same mode; the others are executed here (in a temporary folder) and kept there for the next build;
+   same mode; the others are executed here (in a temporary folder) and kept there for the next build. The
+   saved widget state is left out (no widget manager runs offline; it can weigh megabytes);
 4. ``sphinx-build -W --keep-going -b html docs OUT`` (every warning is an error);
 5. the checks of ``scripts/check_book.py`` on OUT (no network request, every internal link resolves,
    every notebook page has its figures, the mathematics is drawn).
@@ -68,7 +69,7 @@ def _execute(src: Path, *, timeout: int = 1800):
 
 def prepare_notebooks(*, fast: bool, log=print) -> list:
     """Executed notebooks into docs/notebooks; returns [(name, 'reused' | 'executed', seconds)]."""
-    from cmkd_lab.offline import executed_copy, save_executed
+    from cmkd_lab.offline import executed_copy, save_executed, without_widget_state
     NOTEBOOK_PAGES.mkdir(parents=True, exist_ok=True)
     done = []
     sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -83,7 +84,8 @@ def prepare_notebooks(*, fast: bool, log=print) -> list:
             log(f"executing {src.name} ({'fast' if fast else 'full'} mode) ...")
             kept = save_executed(_execute(src), src, fast=fast)
             how = "executed"
-        shutil.copy2(kept, NOTEBOOK_PAGES / src.name)
+        import nbformat
+        nbformat.write(without_widget_state(nbformat.read(str(kept), as_version=4)), str(NOTEBOOK_PAGES / src.name))
         done.append((src.stem, how, round(time.perf_counter() - t0, 1)))
         log(f"{src.stem}: {how} ({done[-1][2]} s)")
     return done

@@ -65,6 +65,16 @@ def test_executed_copies_are_reused_only_for_the_same_source_and_mode(tmp_path):
     assert executed_copy(src, fast=True, out_dir=kept) is None  # the source changed since
 
 
+def test_saved_widget_state_is_left_out_of_a_page():
+    nbformat = pytest.importorskip("nbformat")
+    from cmkd_lab.offline import notebook_html, without_widget_state
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": {"x": "BUNDLE" * 10}}}}
+    nb.cells = [nbformat.v4.new_markdown_cell("text")]
+    assert "widgets" not in without_widget_state(nb).metadata and "widgets" in nb.metadata  # a copy
+    assert "BUNDLE" not in notebook_html(nb)
+
+
 def test_mathjax_env_naming_nothing_is_refused(tmp_path, monkeypatch):
     from cmkd_lab.offline import mathjax_js
     monkeypatch.setenv("CMKD_LAB_MATHJAX", str(tmp_path / "nope.js"))
