@@ -38,11 +38,18 @@ RESULTS = ROOT / "docs" / "results"
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs" / "findings").glob("*.md"))]
 REGION = re.compile(r"(<!-- table: (?P<spec>[\w:-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
-# The benches of the headline, in order (a file not published yet is left out).
-HEADLINE = ["bench_hapt", "bench_digits_speech", "controls_hapt_full", "controls_digits_speech_full",
-            "controls_synthetic_full", "controls_hapt_scarce", "controls_digits_speech_scarce",
-            "controls_synthetic_scarce"]
 TASKS = {"hapt": "HAPT", "digits-speech": "digits-speech", "synthetic": "synthetic"}
+
+
+def headline_names() -> List[str]:
+    """Every published bench (``bench_*``, then ``controls_*`` at full labels, then at scarce labels), the real
+    tasks before the synthetic one: a file made later joins the headline by itself."""
+    def key(stem):
+        kind = 0 if stem.startswith("bench_") else (1 if stem.endswith("_full") else 2)
+        task = 2 if "synthetic" in stem else (0 if "hapt" in stem else 1)
+        return kind, task, stem
+    stems = [p.stem for p in RESULTS.glob("*.json") if p.stem.startswith(("bench_", "controls_"))]
+    return sorted(stems, key=key)
 
 
 def _load(name: str) -> dict:
@@ -81,9 +88,7 @@ def _labels(res: dict) -> str:
 def headline() -> str:
     from cmkd_lab.results import is_aa
     rows, versions = [], {}
-    for name in HEADLINE:
-        if not (RESULTS / f"{name}.json").is_file():
-            continue
+    for name in headline_names():
         res = _load(name)
         base = res.get("baseline", "ce")
         cell = _cell_rows(res)
