@@ -120,6 +120,7 @@ def test_run_report_opens_offline_without_tex_or_requests(tmp_path, small_task):
     result = Trainer(small_task, "ucmkd", cfg, callbacks=[DiagnosticsCallback(n_ref=48, n_snapshot=20, seed=0)]).fit()
     base = Trainer(small_task, "ce", cfg).fit()
     page = write_report(result, tmp_path / "report.html", projection="pca", baseline=base)
+    assert "theory.md" not in page.read_text()  # an installed package has no docs folder: the book is cited
     n_figs = page.read_text().count("Plotly.newPlot")
     seen = check.open_offline(page, expect_figures=n_figs, screenshot=ARTIFACTS / "run_report.png")
     assert seen["requests"] == [], seen["requests"]

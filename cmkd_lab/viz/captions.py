@@ -81,7 +81,7 @@ def _losses(result, h, reference) -> List[str]:
                f"{min(shift):.2g}–{max(shift):.2g} at `inner_lr` = {lr:g}. Algorithm 1 with a first-order outer "
                "step only changes *where* that gradient is evaluated, so with a shift this small the update is "
                "the `ce` update to first order: at these settings `ucmkd` **is** cross-entropy "
-               "(docs/theory.md §3). The knob that changes it is `inner_lr` (or `n1`, `n2`).") if lr is not None else ""
+               "(the book's Theory page, §3). The knob that changes it is `inner_lr` (or `n1`, `n2`).") if lr is not None else ""
         if txt:
             acc, ref = (result or {}).get("student_test_acc"), (reference or {}).get("student_test_acc")
             if acc is not None and ref is not None:
