@@ -133,8 +133,10 @@ def mathjax_head(*, src: Optional[str] = None) -> str:
 # plotly's HTML output loads MathJax from a CDN next to every figure (``include_mathjax="cdn"`` in its
 # notebook renderer); the page's own MathJax serves instead.
 _CDN_MATHJAX = re.compile(r'<script[^>]*\bsrc="https?://[^"]*/mathjax/[^"]*"[^>]*>\s*</script>', re.I)
-_EXTERNAL = re.compile(r'<(script|link|img|iframe|source|video|audio)\b[^>]*?\b(src|href)\s*=\s*["\']?'
-                       r'((?:https?:)?//[^"\'\s>]+)', re.I)
+_TAG = re.compile(r"<(script|link|img|iframe|source|video|audio|embed|object)\b[^>]*>", re.I)
+_URL_ATTR = re.compile(r"""\b(?:src|href|data)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", re.I)
+_FETCHED_LINK = re.compile(r"""\brel\s*=\s*["']?[^"'>]*\b(stylesheet|preload|modulepreload|prefetch|icon|manifest)\b""",
+                           re.I)
 
 
 def strip_cdn_mathjax(text: str) -> str:
@@ -143,15 +145,15 @@ def strip_cdn_mathjax(text: str) -> str:
 
 
 def external_resources(text: str) -> List[str]:
-    """The URLs an HTML page would fetch from the network when opened: ``src``/``href`` of its scripts,
-    style sheets, images and frames (links a reader may follow are not fetched, and not listed)."""
+    """The URLs an HTML page would fetch from the network when opened: the ``src``/``href`` of its
+    scripts, style sheets (and other fetched ``<link>`` tags), images, frames and media. A link a reader
+    may follow (``<a href>``, ``<link rel="canonical">``) is not fetched, and not listed."""
     out = []
-    for m in _EXTERNAL.finditer(text):
-        tag, url = m.group(1).lower(), m.group(3)
-        if tag == "link" and not re.search(r'rel\s*=\s*["\']?(stylesheet|preload|icon|modulepreload)',
-                                           m.group(0) + text[m.end():m.end() + 200], re.I):
+    for tag in _TAG.finditer(text):
+        html_tag = tag.group(0)
+        if tag.group(1).lower() == "link" and not _FETCHED_LINK.search(html_tag):
             continue
-        out.append(url)
+        out += _URL_ATTR.findall(html_tag)
     return out
 
 

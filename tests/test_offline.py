@@ -39,9 +39,10 @@ def test_external_resources_lists_what_a_page_would_fetch_and_not_links():
     from cmkd_lab.offline import external_resources, strip_cdn_mathjax
     page = ('<script src="https://cdn.example/x.js"></script><link rel="stylesheet" href="//fonts.example/f.css">'
             '<img src="http://example.org/a.png"><a href="https://arxiv.org/abs/2606.10504">paper</a>'
-            '<script src="_static/local.js"></script><link rel="canonical" href="https://example.org/">')
+            '<script src="_static/local.js"></script><link rel="canonical" href="https://example.org/">'
+            '<link href="https://example.org/s.css" rel="stylesheet">')
     assert external_resources(page) == ["https://cdn.example/x.js", "//fonts.example/f.css",
-                                        "http://example.org/a.png"]
+                                        "http://example.org/a.png", "https://example.org/s.css"]
     plotly = ('<div><script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/3.2.2/es5/tex-svg.min.js">'
               '</script><script>Plotly.newPlot("a")</script></div>')
     assert external_resources(strip_cdn_mathjax(plotly)) == [] and "Plotly.newPlot" in strip_cdn_mathjax(plotly)
