@@ -8,7 +8,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lab bench clean
+.PHONY: setup demo test lab docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,13 @@ test: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The book, built offline into docs/_build/html (CMKD_LAB_FAST=1 make docs: the notebooks in the quick pass;
+# an executed copy kept by `make test` in test-artifacts/executed/ is reused).
+docs: setup
+	$(BIN)/python scripts/build_docs.py
+
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache docs/_build docs/_generated docs/notebooks docs/api
 
 # The student edition of the notebooks (every cell tagged `solution` removed, outputs cleared): build/student/.
 .PHONY: student

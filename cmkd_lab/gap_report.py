@@ -5,17 +5,19 @@
 * :func:`render_gap_report` / :func:`write_gap_report` turn an
   :func:`~cmkd_lab.explore_gap` result — or an
   :func:`~cmkd_lab.explore_run_gap` before/after pair — into HTML with
-  plotly.js inlined once (viewable offline, like :mod:`cmkd_lab.report`).
+  plotly.js inlined once (viewable offline; the page is built with :mod:`cmkd_lab.htmlkit`, like
+  :mod:`cmkd_lab.report`).
 * :func:`gap_report_from_run` does it for a finished run's directory.
 """
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .htmlkit import Figures, details, esc, fmt, md_inline, page, pre_json, table
 
 __all__ = ["load_embeddings", "load_pairs", "render_gap_report", "write_gap_report", "gap_report_from_run", "gap_json",
            "export_gap_pngs", "gap_command"]
@@ -105,42 +107,22 @@ def gap_json(result: dict) -> str:
     return json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False)
 
 
-def _esc(s) -> str:
-    return html.escape(str(s))
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
-    th = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    trs = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-def _figures_html(figs, first: List[bool]) -> str:
+def _figures_html(figs, embed: Figures) -> str:
     parts = []
     for title, fig in figs:
-        parts.append(f"<h3>{_esc(title)}</h3>")
+        parts.append(f"<h3>{esc(title)}</h3>")
         if title in _EXPLAIN:
-            parts.append(f"<p class='note'>{_esc(_EXPLAIN[title])}</p>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=bool(first[0]), config={"displaylogo": False}))
-        first[0] = False
+            parts.append(f"<p class='note'>{md_inline(_EXPLAIN[title])}</p>")
+        parts.append(embed(fig))
     return "".join(parts)
 
 
-def _one(r: dict, projection, first: List[bool], level: str = "h2") -> str:
+def _one(r: dict, projection, embed: Figures, level: str = "h2") -> str:
     from .diagnostics.run_gap import before_after_table
     from .viz.gap import gap_figures
 
-    out = [f"<p class='headline'>{_esc(r['headline'])}</p>", f"<p class='note'>{_esc(r['subsample']['reading'])}</p>"]
+    out = [f"<p class='headline'>{md_inline(r['headline'])}</p>",
+           f"<p class='note'>{md_inline(r['subsample']['reading'])}</p>"]
     for key, title in _SECTIONS:
         sec = r.get(key)
         if not sec:
@@ -149,24 +131,16 @@ def _one(r: dict, projection, first: List[bool], level: str = "h2") -> str:
             items = list(sec["transfer"].values())
         else:
             items = [m for m in sec.values() if isinstance(m, dict) and "reading" in m]
-        out.append(f"<{level}>{_esc(title)}</{level}><ul>"
-                   + "".join(f"<li>{_esc(m['reading'])}</li>" for m in items) + "</ul>")
+        out.append(f"<{level}>{esc(title)}</{level}><ul>"
+                   + "".join(f"<li>{md_inline(m['reading'])}</li>" for m in items) + "</ul>")
     rows = [(row["quantity"], row["before"]) for row in before_after_table(r, r)]
-    out.append(f"<{level}>Numbers</{level}>" + _table(rows, ["quantity", "value"]))
-    out.append(_figures_html(gap_figures(r, projection=projection), first))
+    out.append(f"<{level}>Numbers</{level}>" + table(rows, ["quantity", "value"]))
+    out.append(_figures_html(gap_figures(r, projection=projection), embed))
     if r.get("notes"):
-        out.append("<p class='warn'>" + "<br>".join(_esc(n) for n in r["notes"]) + "</p>")
-    out.append("<details><summary>Settings and timings</summary><pre>"
-               + _esc(json.dumps({"settings": r["settings"], "timings_s": r["timings_s"], "n": r["n"],
-                                  "dim": r["dim"]}, indent=1, ensure_ascii=False)) + "</pre></details>")
+        out.append("<p class='warn'>" + "<br>".join(md_inline(n) for n in r["notes"]) + "</p>")
+    out.append(details("Settings and timings", pre_json({"settings": r["settings"], "timings_s": r["timings_s"],
+                                                         "n": r["n"], "dim": r["dim"]})))
     return "".join(out)
-
-
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}"
-          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}"
-          "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}.note{color:#555;font-size:14px}"
-          ".headline{font-size:17px;background:#f3f6fa;padding:.6em 1em;border-left:4px solid #1F77B4}"
-          ".warn{color:#a00}h2{margin-top:1.6em;border-bottom:1px solid #ddd}")
 
 
 def render_gap_report(result: dict, *, projection: Union[str, Sequence[str]] = ("umap", "pca")) -> str:
@@ -183,26 +157,25 @@ def render_gap_report(result: dict, *, projection: Union[str, Sequence[str]] = (
     """
     if not isinstance(result, dict):
         raise TypeError(f"result must be what explore_gap or explore_run_gap returns; got {type(result).__name__}")
-    first = [True]
+    embed = Figures()
     if "before" in result and "after" in result:
         e0, e1 = result["epochs"]
         run = result.get("run") or {}
         a, b = result["after"]["names"]
         title = f"cmkd_lab — the gap between {a} and {b}, epoch {e0} vs {e1}"
         mods = run.get("modalities") or {}
-        what = " · ".join(f"{k} {_fmt(v)}" for k, v in run.items() if v is not None and k != "modalities")
+        what = " · ".join(f"{k} {fmt(v)}" for k, v in run.items() if v is not None and k != "modalities")
         what += "".join(f" · {k}: {v}" for k, v in mods.items() if v)
-        body = (f"<p>{_esc(what)}</p><h2>Before and after distillation</h2>"
-                + _table([(r["quantity"], r["before"], r["after"]) for r in result["table"]],
-                         ["quantity", f"epoch {e0}", f"epoch {e1}"])
-                + f"<h1>After: epoch {e1}</h1>" + _one(result["after"], projection, first)
-                + f"<h1>Before: epoch {e0}</h1>" + _one(result["before"], projection, first))
+        body = (f"<p>{esc(what)}</p><h2>Before and after distillation</h2>"
+                + table([(r["quantity"], r["before"], r["after"]) for r in result["table"]],
+                        ["quantity", f"epoch {e0}", f"epoch {e1}"])
+                + f"<h1>After: epoch {e1}</h1>" + _one(result["after"], projection, embed)
+                + f"<h1>Before: epoch {e0}</h1>" + _one(result["before"], projection, embed))
     else:
         a, b = result["names"]
         title = f"cmkd_lab — the gap between {a} and {b}"
-        body = _one(result, projection, first)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{_STYLE}</style>"
-            f"</head><body><h1>{_esc(title)}</h1>{body}</body></html>")
+        body = _one(result, projection, embed)
+    return page(title, body)
 
 
 def write_gap_report(result: dict, out_dir, *, projection: Union[str, Sequence[str]] = ("umap", "pca")) -> dict:
@@ -306,7 +279,7 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
         res = gap_report_from_run(run, out, projection=proj, **opts)
         e0, e1 = res["epochs"]
         for r in res["table"]:
-            log(f"{r['quantity']:32s} epoch {e0}: {_fmt(r['before']):>8s}   epoch {e1}: {_fmt(r['after']):>8s}")
+            log(f"{r['quantity']:32s} epoch {e0}: {fmt(r['before']):>8s}   epoch {e1}: {fmt(r['after']):>8s}")
         log(f"→ {res['paths']['html']}, {res['paths']['json']}")
         _pngs(res, out, proj, png, log)
         return res

@@ -1,65 +1,58 @@
 """Self-contained HTML report of a run (plotly.js inlined once, viewable offline).
 
-``write_report(result, path)`` renders every figure of
-:func:`cmkd_lab.viz.run_figures`, a plain-language summary of the
-diagnostics, the results, the per-epoch history, the task, the config and
-the environment. ``export_pngs`` writes the figures as PNG files where
-kaleido and a Chrome/Chromium are available (opt-in: ``report --png``).
+``write_report(result, path, baseline=...)`` renders the run's results — next to a baseline run
+(``ce``: the student alone, same seed, data and teacher) when one is given —, a plain-language summary of
+the diagnostics, every figure of :func:`cmkd_lab.viz.run_figures` with its caption
+(:func:`cmkd_lab.viz.captions.figure_caption`), the per-epoch history labelled by the declared keys
+(:mod:`cmkd_lab.results.keys`), the task, the config and the environment. ``export_pngs`` writes the
+figures as PNG files where kaleido and a Chrome/Chromium are available (opt-in: ``report --png``).
+The page is built with :mod:`cmkd_lab.htmlkit` and makes no network request.
 """
 from __future__ import annotations
 
-import html
-import json
 import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from .htmlkit import PAPER, BOOK, Figures, details, esc, fmt, md_inline, page, percent, pre_json, table
+
 __all__ = ["write_report", "render_report", "export_pngs", "write_pngs", "diagnostics_summary", "read_result",
-           "check_result"]
+           "check_result", "check_baseline", "RESULT_FIELDS", "RUN_FIELDS"]
 
 REQUIRED_KEYS = ("history", "method", "task")  # what a report cannot be written without
 
-_EXPLAIN = {
-    "Loss terms": "Mean of each loss term over the epoch's steps; dashed lines are the terms as weighted in the "
-                  "loss (λ·term), which shows which term drives the gradient.",
-    "Accuracy": "Student accuracy on its validation and test splits (the reported test accuracy is taken at the "
-                "best validation epoch), and the frozen teacher head applied to the student's features.",
-    "MMD between student and teacher features": "Unbiased MMD² with an RBF kernel whose bandwidths are fixed from "
-        "the teacher's reference features for the whole run, on fixed held-out subsets (student val, teacher val), "
-        "so epochs are comparable. p-values from a permutation test; below the dotted line (0.05) the two feature "
-        "distributions are distinguishable.",
-    "Optimal transport and transport-plan class purity": "Left: distances between the feature sets (entropic OT "
-        "cost with a fixed ε, exact W1, debiased Sinkhorn divergence). Right: the share of transported mass that "
-        "joins samples of the same class. At the chance level the alignment ignores the classes.",
-    "The bound, term by term": "err_S ≤ err_T + FA + LA_e (the paper's theorem; docs/theory.md), estimated on the reference sets. FA = τ̂·W1 "
-        "with τ̂ a sampled estimate of the Lipschitz constant of the teacher loss; LA_e uses the plug-in κ̂.",
-    "Modality gap": "Centroid gap and cosine between mean features (no pairs needed), mean κ̂ = p_T(y | z_S) and "
-                    "the teacher head's accuracy on the student's features.",
-    "Label distributions": "Rows: true class; columns: predicted class. The middle column is what the teacher's "
-                           "head reads from the student's features (the quantity LA relies on).",
-    "Transport plan": "The entropic plan between student (rows) and teacher (columns) reference features, sorted "
-                      "by class and pooled within classes: mass on the diagonal blocks respects the classes.",
-    "Teacher and student features (UMAP)": "A 2-D UMAP of the teacher's (●) and the student's (✕) features, "
-        "coloured by class, fitted once on all stored epochs; the slider moves across them. UMAP keeps local "
-        "neighbourhoods, so two modalities often stay apart even when their distributions have moved closer.",
-    "Teacher and student features (PCA)": "The same features on the first two principal components (a linear "
-        "projection fitted on all stored epochs): global shifts and overlaps show as they are.",
-}
+# What the report's tables show of a result: the run's description, then its numbers (labels from the
+# declared keys, :mod:`cmkd_lab.keys`).
+RUN_FIELDS = ("task", "method", "seed", "pairing", "status", "student_fraction", "device")
+RESULT_FIELDS = ("student_test_acc", "student_val_acc", "best_epoch", "student_test_acc_last", "teacher_test_acc",
+                 "epochs_done", "wall_s", "s_per_epoch")
 
 
-def _fmt(v):
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
+def _label(key: str) -> str:
+    """People's name of a recorded number, with its unit (from its declaration; the key itself when
+    nobody declared it)."""
+    from .results.keys import describe
+    k = describe(key)
+    return f"{k.label} ({k.unit})" if k.unit else k.label
+
+
+def _value(key: str, v) -> str:
     if v is None:
-        return ""
-    return str(v)
+        return "—"
+    if key.endswith("_acc") or key.endswith("_acc_last"):
+        return percent(v)
+    if key == "student_fraction":
+        return f"{100 * v:g} %"
+    if key in ("wall_s", "s_per_epoch") and isinstance(v, (int, float)):
+        return f"{v:.1f}"
+    return fmt(v)
 
 
-def _table(rows, header):
-    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+def _labelled_table(keys, rows, *, first: str = "") -> str:
+    """A table whose header names each column by its label (the key in a tooltip)."""
+    th = (f"<th>{esc(first)}</th>" if first else "") + "".join(
+        f"<th title='{esc(k)}'>{esc(_label(k))}</th>" for k in keys)
+    trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
@@ -74,16 +67,16 @@ def _figures(result, projection):
 def _history_tables(hist) -> str:
     """Every number the run recorded, in two tables: training (bookkeeping, loss terms, outcomes and the
     trainer's and methods' own measurements) and diagnostics (what ``diagnose`` records), the columns
-    ordered by their declarations (:mod:`cmkd_lab.keys`); undeclared keys are shown too."""
+    ordered and named by their declarations (:mod:`cmkd_lab.keys`); undeclared keys are shown too."""
     from .results.keys import describe, ordered
     present = list(dict.fromkeys(k for r in hist for k in r))
     diag_src = {k for k in present if describe(k).source == "diagnostics"}
     train = ordered([k for k in present if k not in diag_src])
-    out = f"<h3>Training</h3>{_table([[r.get(c) for c in train] for r in hist], train)}"
+    out = "<h3>Training</h3>" + _labelled_table(train, [[esc(fmt(r.get(c))) for c in train] for r in hist])
     diag_rows = [r for r in hist if diag_src & set(r)]
     if diag_rows:
         cols = ["epoch"] + ordered(diag_src)
-        out += f"<h3>Diagnostics</h3>{_table([[r.get(c) for c in cols] for r in diag_rows], cols)}"
+        out += "<h3>Diagnostics</h3>" + _labelled_table(cols, [[esc(fmt(r.get(c))) for c in cols] for r in diag_rows])
     return out
 
 
@@ -165,17 +158,63 @@ def read_result(path) -> dict:
         raise ValueError(str(e)) from None
 
 
-def _readings(result) -> dict:
-    """Figure title -> the data-driven readings of this run (:mod:`cmkd_lab.viz.captions`)."""
+def _caption(title: str, result: dict, baseline: Optional[dict]) -> str:
+    """The figure's caption (Markdown, from :mod:`cmkd_lab.viz.captions`) as HTML; empty when none."""
     try:
-        from .viz.captions import FIGURE_KINDS, run_readings
-    except ImportError:  # plotly missing: no figures, no readings
-        return {}
-    r = run_readings(result)
-    return {title: r.get(kind, []) for title, kind in FIGURE_KINDS.items()}
+        from .viz.captions import figure_caption
+    except ImportError:  # plotly missing: no figures, no captions
+        return ""
+    text = figure_caption(title, result, reference=baseline)
+    return f"<p class='note'>{md_inline(text)}</p>" if text else ""
 
 
-def render_report(result: dict, *, projection: Optional[str] = None, figures=None) -> str:
+def check_baseline(result: dict, baseline) -> Optional[dict]:
+    """``baseline`` must be a run result of the same task and seed as ``result`` (or None)."""
+    if baseline is None:
+        return None
+    if not isinstance(baseline, dict):
+        raise TypeError(f"baseline must be a run result (a dict as in result.json) or None; got "
+                        f"{type(baseline).__name__}")
+    check_result(baseline, source="baseline")
+    for key in ("task", "seed"):
+        if key in result and key in baseline and result[key] != baseline[key]:
+            raise ValueError(f"baseline must be a run of the same {key} as the result ({key}={result[key]!r}); "
+                             f"got {key}={baseline[key]!r}: pass the baseline run made with the same {key}")
+    return baseline
+
+
+def _results_section(result: dict, baseline: Optional[dict]) -> str:
+    run = _labelled_table([k for k in RUN_FIELDS if result.get(k) is not None],
+                          [[esc(_value(k, result.get(k))) for k in RUN_FIELDS if result.get(k) is not None]])
+    keys = [k for k in RESULT_FIELDS if result.get(k) is not None or (baseline or {}).get(k) is not None]
+    name = str(result.get("method"))
+    if baseline is None:
+        rows = [[f"<span title='{esc(k)}'>{esc(_label(k))}</span>", esc(_value(k, result.get(k)))] for k in keys]
+        nums = table(rows, ["", name], raw=True)
+        note = ("<p class='note'>No baseline run was given: to read what distillation adds, compare with "
+                "<code>ce</code> (the student alone) trained with the same seed — "
+                "<code>python -m cmkd_lab run --method ce</code> with the same options, or "
+                "<code>python -m cmkd_lab demo</code>, which trains both.</p>")
+    else:
+        bname = str(baseline.get("method"))
+        rows = []
+        for k in keys:
+            a, b = result.get(k), baseline.get(k)
+            diff = ""
+            if k.endswith("_acc") or k.endswith("_acc_last"):
+                diff = percent(a - b, signed=True, unit=" points") if a is not None and b is not None else "—"
+            rows.append([f"<span title='{esc(k)}'>{esc(_label(k))}</span>", esc(_value(k, a)), esc(_value(k, b)),
+                         esc(diff)])
+        nums = table(rows, ["", f"{name} (this run)", f"{bname} (baseline)", f"{name} − {bname}"], raw=True)
+        note = (f"<p class='note'>The baseline <code>{esc(bname)}</code> is the student trained alone with the "
+                "same seed, data and teacher. One seed each: a difference of a point or two between two runs is "
+                "within the seed-to-seed spread; the benches with five seeds and their noise floor are in the "
+                "book's Results pages.</p>")
+    return f"<h2>Results</h2>{run}{nums}{note}"
+
+
+def render_report(result: dict, *, projection: Optional[str] = None, figures=None,
+                  baseline: Optional[dict] = None) -> str:
     """The HTML text of a run's report.
 
     Parameters
@@ -187,67 +226,56 @@ def render_report(result: dict, *, projection: Optional[str] = None, figures=Non
     figures : dict title -> figure or list of (title, figure), optional
         The run's figures when they are already drawn (:func:`cmkd_lab.viz.run_figures`); otherwise they
         are drawn here.
+    baseline : dict, optional
+        The result of the reference run (``ce``, same task and seed), shown next to this run's numbers and
+        read by the captions.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``result`` (or ``baseline``) is not a run result, or the baseline is of another task or seed.
     """
     check_result(result)
+    baseline = check_baseline(result, baseline)
     figs = _figures(result, projection) if figures is None else list(
         figures.items() if isinstance(figures, dict) else figures)
-    readings = _readings(result)
+    embed = Figures()
     parts = []
-    first = True
     for title, fig in figs:
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        if title in _EXPLAIN:
-            parts.append(f"<p class='note'>{html.escape(_EXPLAIN[title])}</p>")
-        for line in readings.get(title, []):
-            parts.append(f"<p class='note'>{html.escape(line.replace('**', '').replace('`', ''))}</p>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False, auto_play=False,
-                                 config={"displaylogo": False}))
-        first = False
-    keys = ["task", "method", "seed", "pairing", "epochs", "epochs_done", "status", "student_test_acc",
-            "student_val_acc", "best_epoch", "student_test_acc_last", "teacher_test_acc", "student_fraction",
-            "wall_s", "s_per_epoch", "device"]
-    summary = _table([(k, result.get(k)) for k in keys], ["field", "value"])
+        parts.append(f"<h2>{esc(title)}</h2>{_caption(title, result, baseline)}{embed(fig)}")
     hist = [r for r in result.get("history", []) if isinstance(r, dict)]
     d = result.get("diagnostics") or {}
-    bullets = "".join(f"<li>{html.escape(s)}</li>" for s in diagnostics_summary(result))
+    bullets = "".join(f"<li>{md_inline(s)}</li>" for s in diagnostics_summary(result))
     settings = d.get("settings")
     recs = d.get("records") or []
     method = next((r.get("bound_method") for r in reversed(recs) if r.get("bound_method")), None)
     diag_info = ""
     if settings:
-        diag_info += ("<details><summary>Diagnostics settings</summary>"
-                      f"<pre>{html.escape(json.dumps(settings, indent=1))}</pre>")
-        if method:
-            diag_info += ("<p>How the bound's terms were estimated:</p>"
-                          f"<pre>{html.escape(json.dumps(method, indent=1))}</pre>")
-        diag_info += "</details>"
+        diag_info = details("Diagnostics settings", pre_json(settings) + (
+            "<p>How the bound's terms were estimated:</p>" + pre_json(method) if method else ""))
     if d.get("errors"):
-        diag_info += f"<p class='warn'>Diagnostics failed at some epochs: {html.escape(json.dumps(d['errors']))}</p>"
-    info = html.escape(json.dumps(result.get("task_info", {}), indent=1, default=str))
-    tsum = html.escape(json.dumps(result.get("task_summary", {}), indent=1, default=str))
-    cfg = html.escape(json.dumps(result.get("config", {}), indent=1))
-    env = html.escape(json.dumps(result.get("versions", {}), indent=1))
+        diag_info += f"<p class='warn'>Diagnostics failed at some epochs: {esc(d['errors'])}</p>"
     title = f"cmkd_lab — {result.get('task')} · {result.get('method')} · seed {result.get('seed')}"
-    style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;white-space:nowrap}"
-             "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}.note{color:#555;font-size:14px}"
-             ".warn{color:#a00}h2{margin-top:1.6em;border-bottom:1px solid #ddd}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            "<p>UCMKD: Tran, Chu, Pham, Nguyen, Hoang, <i>Cross-Modal Knowledge Distillation without Paired Data: "
-            "Theoretical Foundation and Algorithm</i>, ICML 2026 (arXiv 2606.10504).</p>"
-            f"<h2>Results</h2>{summary}<h2>What the diagnostics say</h2><ul>{bullets}</ul>{diag_info}"
-            f"{''.join(parts)}<h2>History</h2>{_history_tables(hist)}"
-            f"<h2>Task</h2><pre>{tsum}</pre><pre>{info}</pre><h2>Config</h2><pre>{cfg}</pre>"
-            f"<h2>Environment</h2><pre>{env}</pre></body></html>")
+    body = (f"<p>The method and the bound: {PAPER}. What each figure and number means: the Theory and User "
+            f"guide pages of {BOOK}.</p>"
+            + _results_section(result, baseline)
+            + f"<h2>What the diagnostics say</h2><ul>{bullets}</ul>{diag_info}"
+            + "".join(parts)
+            + f"<h2>History</h2>{_history_tables(hist)}"
+            + "<h2>Task</h2>" + pre_json(result.get("task_summary", {})) + pre_json(result.get("task_info", {}))
+            + "<h2>Config</h2>" + pre_json(result.get("config", {}))
+            + "<h2>Environment</h2>" + pre_json(result.get("versions", {})))
+    return page(title, body)
 
 
-def write_report(result: dict, path, *, projection: Optional[str] = None, figures=None) -> Path:
-    """Write ``report.html`` for ``result`` (a dict as in ``result.json``); atomic. ``figures``: as
-    :func:`render_report` (the figures already drawn, so that none is drawn twice)."""
+def write_report(result: dict, path, *, projection: Optional[str] = None, figures=None,
+                 baseline: Optional[dict] = None) -> Path:
+    """Write ``report.html`` for ``result`` (a dict as in ``result.json``); atomic. ``figures`` and
+    ``baseline``: as :func:`render_report` (the figures already drawn, so that none is drawn twice; the
+    ``ce`` run of the same seed shown next to this one)."""
     from ._atomic import atomic_write_text
-    return atomic_write_text(Path(path), render_report(result, projection=projection, figures=figures))
+    return atomic_write_text(Path(path), render_report(result, projection=projection, figures=figures,
+                                                       baseline=baseline))
 
 
 def _slug(s: str) -> str:

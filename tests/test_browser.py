@@ -209,35 +209,53 @@ def test_debugger_panel_in_jupyterlab(lab_server):
 
 
 def test_saved_notebook_shows_figures_offline_without_a_kernel(tmp_path):
-    """Static fallback: a notebook executed with the notebooks' renderer,
-    exported to HTML, draws its plotly figure in a browser with no network."""
+    """Static fallback: a notebook executed with the notebooks' renderer, exported to HTML
+    (:func:`cmkd_lab.offline.notebook_html`), draws its plotly figure and its mathematics in a browser
+    whose every request off the machine is aborted and recorded: none is made."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    nbconvert = pytest.importorskip("nbconvert")
+    pytest.importorskip("nbconvert")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("the browser test needs playwright: pip install -e '.[dev]'")
+    from cmkd_lab.offline import notebook_html
     chromium = _chromium()
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                           "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell(
+    nb.cells = [nbformat.v4.new_markdown_cell("The student's error $\\mathrm{err}_S$ and $\\tilde\\varphi$."),
+                nbformat.v4.new_code_cell(
         "import cmkd_lab.widgets as W\nlab = W.setup_notebook(quiet=True)\n"
         "W.curve_figure([{'epoch': 1, 'ce': 2.0}, {'epoch': 2, 'ce': 1.0}], ['ce'], title='offline check').show()")]
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     page_path = tmp_path / "static.html"
-    page_path.write_text(html, encoding="utf-8")
+    page_path.write_text(notebook_html(nb), encoding="utf-8")
+    blocked = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:", "about:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        ctx = browser.new_context(offline=True)  # no CDN: plotly.js must be embedded
+        ctx = browser.new_context()
+        ctx.route("**/*", route)
         page = ctx.new_page()
         try:
             page.goto(page_path.as_uri())
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            page.wait_for_selector("mjx-container", timeout=60_000)
             title = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text")
+            text = page.evaluate("() => { const c = document.body.cloneNode(true); c.querySelectorAll("
+                                 "'script, style, pre, code, mjx-container').forEach(e => e.remove()); "
+                                 "return c.innerText; }")
             page.screenshot(path=str(_artifacts() / "static_fallback.png"))
         finally:
             browser.close()
     assert title == "offline check"
+    assert blocked == [], f"the page asked the network for {blocked}"
+    assert "$" not in text and "err}_S" not in text  # the mathematics is drawn, not shown as TeX

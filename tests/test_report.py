@@ -80,3 +80,61 @@ def test_render_report_refuses_a_result_without_its_required_keys(tmp_path):
     with pytest.raises(ValueError, match=r"history must be a list of per-epoch records; got str"):
         write_report({"task": "t", "method": "ce", "history": "none"}, tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+
+
+def _visible_text(page: str) -> str:
+    """The page's text as a reader sees it (scripts and tags dropped, entities decoded)."""
+    import html as _html
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return _html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.fixture(scope="module")
+def baseline(small_task):
+    cb = DiagnosticsCallback(n_ref=48, n_snapshot=20, seed=0)
+    return Trainer(small_task, "ce", DistillConfig(epochs=2, teacher_epochs=2), callbacks=[cb]).fit()
+
+
+def test_report_shows_the_baseline_next_to_the_run(result, baseline):
+    page = render_report(result, projection="none", baseline=baseline)
+    text = _visible_text(page)
+    a, b = result["student_test_acc"], baseline["student_test_acc"]
+    assert "fa (this run)" in text and "ce (baseline)" in text and "fa − ce" in text
+    assert f"{100 * a:.2f} %" in text and f"{100 * b:.2f} %" in text  # both accuracies, as percentages
+    assert f"{100 * (a - b):+.2f} points" in text  # and their difference
+    alone = _visible_text(render_report(result, projection="none"))
+    assert "No baseline run was given" in alone and "(baseline)" not in alone
+
+
+def test_report_refuses_a_baseline_of_another_seed_or_not_a_result(result, baseline):
+    with pytest.raises(ValueError, match=r"baseline must be a run of the same seed as the result \(seed=0\); "
+                                         r"got seed=1"):
+        render_report(result, projection="none", baseline={**baseline, "seed": 1})
+    with pytest.raises(TypeError, match="baseline must be a run result"):
+        render_report(result, projection="none", baseline=[1])
+    with pytest.raises(ValueError, match="baseline is not a cmkd_lab run result"):
+        render_report(result, projection="none", baseline={"task": result["task"]})
+
+
+def test_report_labels_come_from_the_declared_keys_and_markdown_is_rendered(result):
+    from cmkd_lab.results.keys import describe
+    page = render_report(result, projection="pca")
+    text = _visible_text(page)
+    for key in ("s_per_epoch", "wall_s", "student_test_acc", "best_epoch"):
+        label = describe(key).label
+        assert label != key and label in text, key  # people's words, not the field name
+    assert not re.search(r"\bs_per_epoch\b|\bstudent_test_acc\b", text)
+    # Markdown in captions and readings becomes HTML: no asterisk or backtick is left in the text
+    assert "*" not in text and "`" not in text
+    assert "<em>" in page or "<strong>" in page or "<code>" in page
+    # nothing a reader of an installed package lacks is cited; the paper is
+    assert "theory.md" not in page and "docs/" not in text and "arXiv 2606.10504" in text
+
+
+def test_md_inline_renders_the_three_marks_and_escapes_the_rest():
+    from cmkd_lab.htmlkit import md_inline
+    assert md_inline("the *best* epoch of `ce` is **7** < 8") == \
+        "the <em>best</em> epoch of <code>ce</code> is <strong>7</strong> &lt; 8"
+    assert md_inline("2 * 3 * 4") == "2 * 3 * 4"  # a lone asterisk is text
+    assert md_inline("`a*b*c` and *x*") == "<code>a*b*c</code> and <em>x</em>"  # code is left as it is
+    assert md_inline("<script>") == "&lt;script&gt;"

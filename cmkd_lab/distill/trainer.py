@@ -44,6 +44,20 @@ declare("trainer", "bookkeeping", {"epoch": "epoch", "steps": "optimiser steps",
 declare("trainer", "outcome", {"val_acc": "student validation accuracy", "val_loss": "student validation loss",
                                "test_acc": "student test accuracy", "test_loss": "student test loss"})
 declare("trainer", "diagnostic", {"teacher_head_on_student_acc": "teacher head on student val features"})
+# The fields of result() beside its history (read by the report's tables).
+declare("trainer", "outcome", {
+    "student_test_acc": "student test accuracy at the best-validation epoch",
+    "student_val_acc": "student validation accuracy at the best-validation epoch",
+    "student_test_acc_last": "student test accuracy at the last epoch",
+    "student_val_acc_last": "student validation accuracy at the last epoch",
+    "teacher_test_acc": "teacher test accuracy (its own modality)",
+    "teacher_val_acc": "teacher validation accuracy (its own modality)"})
+declare("trainer", "bookkeeping", {
+    "best_epoch": "best-validation epoch", "epochs": "epochs", "epochs_done": "epochs trained",
+    "steps_per_epoch": "optimiser steps per epoch", "steps_total": "optimiser steps in all",
+    "student_fraction": "share of the student's labels used", "n_student_unlabelled": "unlabelled student samples",
+    "wall_s": "training time", "s_per_epoch": "time per epoch"},
+    units={"wall_s": "s", "s_per_epoch": "s"})
 
 
 UNDER_TRAINED_STEPS = 200  # a run with few steps per epoch and fewer steps than this in all gets a warning

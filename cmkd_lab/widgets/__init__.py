@@ -14,7 +14,8 @@ notebook                   plain functions                       panel
                            :func:`bench_table`
 03_alignment_debugger      :func:`run_debugger`,                 :class:`DebuggerPanel`
                            :func:`compare_teacher_grad`
-04_bring_your_own_data     :func:`demo_arrays`, :func:`run_byod` (progress bars)
+04_bring_your_own_data     :func:`demo_arrays`,                  (progress bars)
+                           :func:`run_byod`
 05_regime_map              :func:`run_regime_map`,               (tables, figures)
                            :func:`shipped_result`
 06_explore_gap             :mod:`cmkd_lab.widgets.gap`:          (figures, tables)

@@ -26,8 +26,8 @@ __all__ = ["SAVED_BENCH_DIRS", "SHIPPED_DIRS", "find_bench_results", "load_or_ru
 # shipped with the repository (``docs/results``, see :mod:`.shipped`).
 SAVED_BENCH_DIRS = ("runs/bench", "../runs/bench")
 # The shipped teacher-control benches: (task, regime) -> file stem.
-CONTROL_SETS = {(t, r): f"controls_{t.replace('-', '_')}_{r}" for t in ("hapt", "digits-speech", "synthetic")
-                for r in ("full", "scarce")}
+CONTROL_SETS = {(t, r): f"controls_{t.split('-')[0]}_{r}" for t in ("hapt", "digits-speech", "synthetic")
+                for r in ("full", "scarce")}  # the names scripts/make_results.sh publishes (controls_digits_*)
 _REGIME_WORDS = {"full": "all labels", "scarce": "a few labels, the rest unlabelled"}
 
 

@@ -9,15 +9,17 @@ from typing import Optional
 __all__ = ["SHIPPED_DIRS", "shipped_dirs", "shipped_bench", "shipped_result", "source_words", "missing_note"]
 
 # Where shipped results are looked for: ``docs/results`` from the working directory (a notebook runs in
-# ``notebooks/``, a script at the root), then the checkout the package was imported from.
+# ``notebooks/``, a script at the root), then the results published with the package.
 SHIPPED_DIRS = ("docs/results", "../docs/results")
 
 
 def shipped_dirs() -> list:
     """Where shipped results are looked for: ``docs/results`` and ``../docs/results`` from the working
-    directory, then the checkout the package was imported from."""
-    here = Path(__file__).resolve().parents[2] / "docs" / "results"
-    return [Path(b) for b in SHIPPED_DIRS] + [here]
+    directory, then the results published with the package (:func:`cmkd_lab.results.shipped.shipped_dir`:
+    the checkout's ``docs/results``, or the copy an installed package carries)."""
+    from ..results.shipped import shipped_dir
+    here = shipped_dir()
+    return [Path(b) for b in SHIPPED_DIRS] + ([here] if here is not None else [])
 
 
 def shipped_bench(name: str) -> Optional[Path]:

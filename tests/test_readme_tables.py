@@ -1,0 +1,62 @@
+"""The README's and the book's tables are generated from the published results (docs/results) by
+scripts/render_tables.py: none may differ from its file, and the README stays a front door."""
+import importlib.util
+import json
+import re
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _renderer():
+    spec = importlib.util.spec_from_file_location("render_tables", ROOT / "scripts" / "render_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_generated_table_matches_the_published_results():
+    diffs = _renderer().stale()
+    assert not diffs, ("tables differ from docs/results; run `python scripts/render_tables.py`:\n"
+                       + "\n".join(diffs.values())[:4000])
+
+
+def test_the_marked_regions_are_where_the_readers_look():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "<!-- table: headline -->" in readme
+    marks = [m for f in (ROOT / "docs" / "findings").glob("*.md")
+             for m in re.findall(r"<!-- table: ([\w:-]+) -->", f.read_text(encoding="utf-8"))]
+    assert {"headline", "bench:bench_hapt", "bench:bench_digits_speech", "controls:controls_hapt_scarce",
+            "regime:regime_hapt"} <= set(marks)
+
+
+def test_a_hand_edited_number_is_caught():
+    r = _renderer()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    edited = text.replace("84.40 ± 0.75", "84.41 ± 0.75", 1)
+    assert edited != text and r.render_text(edited) == text  # rendering puts the published number back
+
+
+def test_the_headline_reads_the_runs_themselves():
+    """The `ce` accuracy of the HAPT row is the mean over its five seeds' runs, recomputed here from the
+    runs the bench file holds (not from its summary)."""
+    res = json.loads((ROOT / "docs" / "results" / "bench_hapt.json").read_text())
+    accs = [r["student_test_acc"] for r in res["runs"] if r["method"] == "ce" and r["cell"] == "unpaired"]
+    assert len(accs) == len(res["seeds"]) == 5
+    mean, sd = 100 * statistics.fmean(accs), 100 * statistics.stdev(accs)
+    row = next(l for l in _renderer().headline().splitlines() if l.startswith("| HAPT (bench)"))
+    assert f"| {mean:.2f} ± {sd:.2f} |" in row
+
+
+def test_readme_is_a_front_door():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; the manual belongs in the book (docs/)"
+    text = "\n".join(lines)
+    makefile = (ROOT / "Makefile").read_text()
+    for cmd in ("demo", "test", "lab", "docs"):  # every make command it names exists
+        assert f"make {cmd}" in text and re.search(rf"^{cmd}:", makefile, re.M), cmd
+    assert "make test" in (ROOT / ".ci" / "run").read_text()  # CI runs the README's test command
+    assert "docs/_build/html/index.html" in text
+    for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (ROOT / img).is_file(), img
