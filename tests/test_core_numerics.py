@@ -70,6 +70,9 @@ def test_the_run_time_diagnostics_follow_the_feature_scale_in_float32(scale):
     got, _ = diagnose(zs * scale, ys, zt * scale, yt, teacher_head=head, student_head=head,
                       bandwidth=[b * scale for b in bws], eps=eps * scale, num_classes=3)
     for k in ("mmd2", "mmd2_linear", "mmd_class_mean", "purity", "purity_entropic", "gap_ratio", "mean_cos"):
+        if ref[k] is None:  # mean_cos of means within their sampling noise of the origin: None at every scale
+            assert got[k] is None, k
+            continue
         assert got[k] == pytest.approx(ref[k], rel=2e-3, abs=1e-6), k
     for k in ("mmd_p", "mmd_linear_p", "mmd_class_rejected"):
         assert got[k] == pytest.approx(ref[k], rel=1e-3, abs=1e-6), k

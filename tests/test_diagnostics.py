@@ -280,7 +280,10 @@ def test_modality_gap_of_a_translated_cloud():
     r = modality_gap(x + v, x, y_s=[0] * 50 + [1] * 50, y_t=[0] * 50 + [1] * 50)
     assert r["centroid_gap"] == pytest.approx(3.0, rel=1e-9)
     assert r["class_centroid_gap"] == pytest.approx(3.0, rel=1e-9)
-    m1, m0 = (x + v).mean(0), x.mean(0)
+    assert r["mean_cos"] is None  # x's mean is within its sampling noise of the origin: no direction
+    w = torch.tensor([0.0, 3.0, -1.0, 2.0], dtype=torch.float64)
+    r = modality_gap(x + v, x + w)
+    m1, m0 = (x + v).mean(0), (x + w).mean(0)
     assert r["mean_cos"] == pytest.approx(float(m1 @ m0 / (m1.norm() * m0.norm())), rel=1e-9)
     assert modality_gap(x, x)["centroid_gap"] == 0.0
 

@@ -70,7 +70,9 @@ def gap_vector(norm: float, share: Optional[float], a: str, b: str) -> str:
 
 
 def centred(m2: float, p: Optional[float], w: float, w_raw: float, alpha: float, a: str, b: str) -> str:
-    drop = "" if not w_raw > 0 else f" ({pct(1 - w / w_raw)} less than before)"
+    r = 1 - w / w_raw if w_raw > 0 else None
+    drop = ("" if r is None else f" ({pct(r)} less than before)" if r >= 0.005 else
+            f" ({pct(-r)} more than before)" if r <= -0.005 else " (about as before: the two means nearly coincide)")
     if p is None:
         verdict = ""
     elif p < alpha:

@@ -309,12 +309,7 @@ def _distance(c):
     times["sinkhorn"] = time.perf_counter() - t
     mg = modality_gap(c.B, c.A)  # ratios over A's RMS radius
     mean_a, mean_b = c.A.mean(0), c.B.mean(0)
-    # A mean within three standard errors of the origin (e.g. centred features) has no direction that is
-    # not sampling noise: its cosine with the other mean says nothing.
-    def _se(x, m):
-        return math.sqrt(float(((x - m) ** 2).sum(1).mean()) / max(1, x.shape[0]))
-    at_origin = (np.linalg.norm(mean_a) <= 3 * _se(c.A, mean_a) or np.linalg.norm(mean_b) <= 3 * _se(c.B, mean_b))
-    cos = None if at_origin else mg["mean_cos"]
+    cos = mg["mean_cos"]  # None when a mean lies within its sampling noise of the origin (modality_gap)
     ratio = mg["gap_ratio"] if math.isfinite(mg["gap_ratio"]) else None
     section = {
         "mmd": {"mmd2": mm["mmd2"], "p_value": mm["p_value"], "n_permutations": c.n_permutations,

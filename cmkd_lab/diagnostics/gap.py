@@ -25,7 +25,8 @@ def modality_gap(z_s, z_t, *, y_s=None, y_t=None, num_classes: Optional[int] = N
     -------
     dict
         ``centroid_gap`` ‖mean z_S − mean z_T‖; ``mean_cos`` cosine between the
-        two means; ``gap_ratio`` the gap over the teacher's RMS radius
+        two means (None when a mean lies within three standard errors of the origin: its
+        direction is sampling noise); ``gap_ratio`` the gap over the teacher's RMS radius
         (scale-free); ``norm_ratio`` mean ‖z_S‖ / mean ‖z_T‖; with labels,
         ``class_centroid_gap`` (mean over classes present on both sides).
     """
@@ -34,7 +35,10 @@ def modality_gap(z_s, z_t, *, y_s=None, y_t=None, num_classes: Optional[int] = N
     ms, mt = ts.mean(0), tt.mean(0)  # (D,)
     gap = float((ms - mt).norm())
     denom = float(ms.norm() * mt.norm())
-    cos = float(ms @ mt) / denom if denom > 0 else 0.0
+    # A mean within three standard errors of the origin (centred features) has no direction but noise: no cosine.
+    se_s = float(((ts - ms) ** 2).sum(1).mean().sqrt()) / max(1, ts.shape[0]) ** 0.5
+    se_t = float(((tt - mt) ** 2).sum(1).mean().sqrt()) / max(1, tt.shape[0]) ** 0.5
+    cos = float(ms @ mt) / denom if denom > 0 and ms.norm() > 3 * se_s and mt.norm() > 3 * se_t else None
     radius = float(((tt - mt) ** 2).sum(1).mean().sqrt())
     ns, nt = float(ts.norm(dim=1).mean()), float(tt.norm(dim=1).mean())
     out = {"centroid_gap": gap, "mean_cos": cos, "gap_ratio": gap / radius if radius > 0 else float("inf"),
