@@ -165,6 +165,9 @@ class Trainer:
         self.status = "running"
         self.error: Optional[str] = None
         self.dropped_steps = 0  # steps of an epoch cut short by stop()/Ctrl-C (not in the history)
+        self._best_state: Optional[dict] = None  # the student's weights at the best validation accuracy so far
+        self._best_epoch: Optional[int] = None
+        self._tested: set = set()  # epochs whose test accuracy _finish_test filled in
         self.finite_check_every = 50  # steps between NaN/inf checks on a GPU (on the CPU: every step)
 
     # ------------------------------------------------------------ set-up steps
@@ -345,10 +348,12 @@ class Trainer:
             "method_state": self.method.state_dict() if hasattr(self.method, "state_dict") else None,
             "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
                           if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")},
+            "best_epoch": self._best_epoch,
         }
         return {
             "format": CHECKPOINT_FORMAT,
             "student": self.student.state_dict(),
+            "best_student": self._best_state or {},  # the weights of the best-validation epoch (eval_test="best")
             "extra": [m.state_dict() for m in self.method.extra_modules()],
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -412,6 +417,7 @@ class Trainer:
         # fit() re-applies these after on_train_begin, which may draw random numbers or reset a callback.
         self._pending = {"rng": rng, "callbacks": meta.get("callbacks") or {}}
         self.history = list(meta["history"])
+        self._best_state, self._best_epoch = (state.get("best_student") or None), meta.get("best_epoch")
         self.epoch = int(meta["epoch"])
         self.wall_s = float(meta["wall_s"])
 
@@ -455,9 +461,10 @@ class Trainer:
     # -------------------------------------------------------------- loop
     def _evaluate(self, record: dict) -> None:
         """Validation every epoch (the student's features once: its head's accuracy and loss, and the teacher
-        head on them); the test split only where a result reads it — at every epoch whose validation
-        accuracy is a new best (the reported test accuracy is the one at the best-validation epoch) and at
-        the last epoch — or every epoch with ``config.eval_test="every"`` (a per-epoch test curve)."""
+        head on them). The test split is evaluated every epoch only with ``config.eval_test="every"`` (a
+        per-epoch test curve); by default (``"best"``) only where a result reads it — the best-validation
+        epoch and the last epoch — once, when training ends (:meth:`_finish_test`): a new best validation
+        accuracy keeps a copy of the student's weights for it."""
         s, dev = self.task.student, self.device
         with torch.no_grad():
             z = self.student_features("val")  # (N_val, D), eval mode
@@ -466,10 +473,50 @@ class Trainer:
             record["val_acc"] = float((logits.argmax(1) == yv).float().mean())
             record["val_loss"] = float(torch.nn.functional.cross_entropy(logits, yv))
             record["teacher_head_on_student_acc"] = float((self.teacher.head(z).argmax(1) == yv).float().mean())
-        best = max((r["val_acc"] for r in self.history if "val_acc" in r), default=-1.0)
-        if self.config.eval_test == "every" or record["val_acc"] > best \
-                or self.epoch >= self.epochs:
+        if self.config.eval_test == "every":
             record["test_acc"], record["test_loss"] = evaluate(self.student, s["test"].x, s["test"].y, dev)
+            return
+        best = max((r["val_acc"] for r in self.history if "val_acc" in r), default=-1.0)
+        if record["val_acc"] > best:  # the earliest epoch of the best validation accuracy, as result() reads it
+            self._best_state = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
+            self._best_epoch = record["epoch"]
+
+    def _test_into(self, record: dict) -> None:
+        s = self.task.student
+        record["test_acc"], record["test_loss"] = evaluate(self.student, s["test"].x, s["test"].y, self.device)
+        self._tested.add(record["epoch"])
+
+    def _finish_test(self) -> None:
+        """With ``eval_test="best"``: the test split at the best-validation epoch (its kept weights) and at the
+        last whole epoch (the current weights, unless a partial epoch or a divergence moved them since)."""
+        if self.config.eval_test == "every":
+            return
+        evaluated = [r for r in self.history if "val_acc" in r]
+        if not evaluated:
+            return
+        last = evaluated[-1]
+        if last is self.history[-1] and "test_acc" not in last and self.dropped_steps == 0 \
+                and self.status != "diverged":
+            self._test_into(last)
+        best = max(evaluated, key=lambda r: (r["val_acc"], -r["epoch"]))
+        if "test_acc" not in best and self._best_state is not None and self._best_epoch == best["epoch"]:
+            current = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
+            self.student.load_state_dict(self._best_state)
+            try:
+                self._test_into(best)
+            finally:
+                self.student.load_state_dict(current)
+
+    def _reopen_history(self) -> None:
+        """A run that goes on (fit() again after a stop): the test accuracies read when it stopped (its last
+        epoch then, its best so far) are read again when it ends, where they are still the last or the best."""
+        if not self._tested or self.config.eval_test == "every":
+            return
+        for r in self.history:
+            if r.get("epoch") in self._tested:
+                r.pop("test_acc", None)
+                r.pop("test_loss", None)
+        self._tested = set()
 
     def _audit_due(self) -> bool:
         """Whether this epoch's first step is audited: every ``config.audit_every`` epochs from the first,
@@ -587,6 +634,7 @@ class Trainer:
                           RuntimeWarning, stacklevel=2)
             return self.result()
         self.status, self.dropped_steps, self.error = "running", 0, None
+        self._reopen_history()
         check_every = 1 if self.device.type == "cpu" else self.finite_check_every  # each check is a host sync
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -603,6 +651,10 @@ class Trainer:
             self.status = "interrupted"
         except Exception as e:
             self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+            try:  # the epochs trained so far keep their test accuracy
+                self._finish_test()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
             raise
         finally:
             if bar is not None:
@@ -610,6 +662,10 @@ class Trainer:
         if self.status == "running":
             self.status = "completed" if self.epoch >= self.epochs else "interrupted"
         self._stop = False  # a later fit() continues
+        try:
+            self._finish_test()
+        except KeyboardInterrupt:  # a second Ctrl-C while testing: the test accuracies stay unread
+            self.status = "interrupted"
         result = self.result()
         for cb in self.callbacks:
             cb.on_train_end(self, result)
@@ -650,8 +706,8 @@ class Trainer:
             "student_test_acc": best["test_acc"] if best else None,
             "student_val_acc": best["val_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,
-            "student_test_acc_last": last.get("test_acc") if last else None,  # None: an interrupted run's last
-            # whole epoch was not a new best (eval_test="best" evaluates the test split there and at the end)
+            "student_test_acc_last": last.get("test_acc") if last else None,  # None where no test was read
+            # (a run stopped inside an epoch, or that diverged: its weights are not those of its last record)
             "student_val_acc_last": last["val_acc"] if last else None,
             "teacher_test_acc": self.teacher_info.get("teacher_test_acc"),
             "teacher_val_acc": self.teacher_info.get("teacher_val_acc"),
