@@ -73,6 +73,9 @@ ELEMENTS = {
     r"\bred cross": lambda f: any(getattr(t.marker, "symbol", None) == "x" and _red(t.marker.color) for t in _traces(f)
                                 if getattr(t, "marker", None) is not None),
     r"\bslider": lambda f: bool(f.layout.sliders),
+    r"\(diamonds\)": lambda f: any(getattr(t.marker, "symbol", None) == "diamond" for t in _traces(f)
+                                  if getattr(t, "marker", None) is not None),
+    r"middle panel": lambda f: len([v for v in _axes(f, "x").values() if v.get("domain")]) >= 3,
     r"\bwhite lines": lambda f: any(str(getattr(s.line, "color", "")) == "white" for s in _shapes(f)),
     r"drawn wide and light underneath": lambda f: (_traces(f)[0].line.width or 0) > 2 and _traces(f)[0].opacity < 1,
     r"Teacher \(●\) and student \(✕\)": lambda f: {"circle", "x"} <= {getattr(t.marker, "symbol", None)

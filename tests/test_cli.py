@@ -19,7 +19,9 @@ def test_run_writes_schema(tmp_path):
     assert rc == 0
     r = json.loads((out / "result.json").read_text())
     assert REQUIRED <= set(r)
-    assert len(r["history"]) == 2 and {"epoch", "ce", "fa", "la", "val_acc", "test_acc"} <= set(r["history"][0])
+    assert len(r["history"]) == 2 and {"epoch", "ce", "fa", "la", "val_acc"} <= set(r["history"][0])
+    # the test split where a result reads it: the best-validation epoch and the last (eval_test="best")
+    assert {h["epoch"] for h in r["history"] if "test_acc" in h} == {r["best_epoch"], 2}
     assert (out / "report.html").stat().st_size > 10_000
 
 

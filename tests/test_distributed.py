@@ -51,7 +51,9 @@ def _compare(single, ddp, keys):
         for k in keys:
             assert abs(ra[k] - rb[k]) <= 1e-5 * max(1.0, abs(ra[k])), (k, ra[k], rb[k])
         for k in ("val_acc", "test_acc"):  # at most one borderline sample of 120 may flip under rounding
-            assert abs(ra[k] - rb[k]) < 0.01, (k, ra[k], rb[k])
+            assert (k in ra) == (k in rb), k  # the test split is read at the same epochs (best, last)
+            if k in ra:
+                assert abs(ra[k] - rb[k]) < 0.01, (k, ra[k], rb[k])
     if (single / "checkpoint.pt").exists() and (ddp / "checkpoint.pt").exists():  # the final weights, when kept
         sa = read_checkpoint(single / "checkpoint.pt")["student"]
         sb = read_checkpoint(ddp / "checkpoint.pt")["student"]
@@ -75,7 +77,7 @@ def test_bilevel_runs_under_two_ranks(tmp_path):
     # UCMKD's inner steps are local per rank (half batches), so no equality is claimed; the run completes.
     ddp, _ = _torchrun(tmp_path, "ucmkd", ("--set", "ot_all_gather=true"))
     r = json.loads((ddp / "result.json").read_text())
-    assert r["status"] == "completed" and all(0 <= h["test_acc"] <= 1 for h in r["history"])
+    assert r["status"] == "completed" and 0 <= r["student_test_acc"] <= 1 and 0 <= r["student_test_acc_last"] <= 1
     assert all(torch.isfinite(torch.tensor([h["ce"], h["fa"], h["la"]])).all() for h in r["history"])
 
 

@@ -77,8 +77,8 @@ def test_saved_results_say_whether_this_code_made_them(tmp_path):
     assert made_by_this_code(old) is None and "records no code version" in provenance_note(old)
     other = dict(res, code_version="0" * 16)
     assert made_by_this_code(other) is False
-    assert "made by other code" in provenance_note(other) and code_version() in provenance_note(other)
-    assert "made by other code" in bench_note(other)
+    assert "made by another version of cmkd_lab" in provenance_note(other) and code_version() in provenance_note(other)
+    assert "made by another version of cmkd_lab" in bench_note(other)
 
 
 def test_provenance_of_something_that_is_not_a_result_is_refused_by_name():

@@ -77,11 +77,13 @@ def provenance_note(res: dict) -> str:
     same = made_by_this_code(res)
     if same:
         return ""
-    src = res.get("source") or "this result"
+    src = res.get("source")
+    src = f"`{Path(str(src)).name}`" if src else "this result"  # the file's name, never a path of this machine
     how = ("records no code version: it was made by an earlier version of cmkd_lab" if same is None else
-           f"was made by other code (code version {res.get('code_version')}, this checkout's {code_version()})")
-    return (f"**{src} {how}** — its numbers are what that code gave, not necessarily what this checkout gives; "
-            "re-make it with `bash scripts/make_results.sh` (or the command in its `.md`) before comparing.")
+           f"was made by another version of cmkd_lab (code version {res.get('code_version')}; this one is "
+           f"{code_version()})")
+    return (f"**{src} {how}** — its numbers are what that code gave, not necessarily what this version gives; "
+            "re-make it (`bash scripts/make_results.sh` in the source repository) before comparing.")
 
 
 def compact_sweep(res: dict, *, digits: int = 5) -> dict:

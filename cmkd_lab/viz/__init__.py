@@ -1,4 +1,5 @@
 """Plotly figures (each function returns a ``go.Figure``; nothing calls ``show()``)."""
+from .audit import audit_figure, audit_summary
 from .bound import bound_bars
 from .curves import accuracy_curves, loss_curves
 from .distances import diagnostic_history, gap_curves, mmd_curves, ot_curves
@@ -6,7 +7,7 @@ from .labels import label_heatmaps, transport_plan_figure
 from .projection import PROJECTIONS, feature_overlay, project_features, run_feature_overlay
 from .run import default_projection, run_figures
 
-__all__ = ["loss_curves", "accuracy_curves", "run_figures", "default_projection", "bound_bars",
+__all__ = ["audit_figure", "audit_summary", "loss_curves", "accuracy_curves", "run_figures", "default_projection", "bound_bars",
            "diagnostic_history", "mmd_curves", "ot_curves", "gap_curves", "label_heatmaps",
            "transport_plan_figure", "PROJECTIONS", "feature_overlay", "project_features", "run_feature_overlay"]
 from .regime import diagnostic_scatter, phase_diagram, predictor_bars  # noqa: E402  (regime map of a sweep)

@@ -28,6 +28,7 @@ FIGURE_KINDS = {
     "Transport plan": "transport_plan", "transport_plan": "transport_plan",
     "Teacher and student features (UMAP)": "overlay", "Teacher and student features (PCA)": "overlay",
     "overlay": "overlay",
+    "Gradient audit": "audit", "audit": "audit",
 }
 _COMPARISON = "Validation accuracy: "  # run_with_baseline's figure "Validation accuracy: <method> vs <baseline>"
 
@@ -61,9 +62,15 @@ def _losses(result, h, figure) -> str:
 
 
 def _accuracy(result, h, figure) -> str:
+    from .curves import test_is_sparse
     drawn = [name for key, name in (("val_acc", "validation"), ("test_acc", "test")) if any(key in r for r in h)]
-    txt = f"The student's {_listing(drawn)} accuracy per epoch (the reported test accuracy is taken at the best " \
-          "*validation* epoch)"
+    if test_is_sparse(h):
+        txt = ("The student's validation accuracy per epoch, and its test accuracy (diamonds) where a result reads "
+               "it: at the best *validation* epoch, the one reported, and at the last epoch (eval_test='every' "
+               "draws a test curve)")
+    else:
+        txt = f"The student's {_listing(drawn)} accuracy per epoch (the reported test accuracy is taken at the " \
+              "best *validation* epoch)"
     if any("teacher_head_on_student_acc" in r for r in h):
         txt += ", and the frozen teacher head applied to the student's features"
     txt += "."
@@ -146,8 +153,27 @@ def _comparison(result, h, figure) -> str:
     return txt
 
 
+def _audit(result, h, figure) -> str:
+    from .audit import audit_summary
+    summ = {t: v for t, v in audit_summary(h).items() if t != "loss"}
+    if not summ:
+        return "This run recorded no gradient audit (audit_every=0)."
+    n = max(v["n"] for v in summ.values())
+    txt = (f"What each loss term does to the student's parameters, measured at the first step of {n} epoch(s) "
+           "before the optimiser moves them: the norm of the term's own gradient (before its weight) on the "
+           "encoder (left panel) and on the head (middle panel), on a log axis, and the cosine between its "
+           "gradient and the CE term's (right panel; the dotted line is 0: orthogonal, below it: against "
+           "cross-entropy).")
+    zero = [f"{term_label(t)} on the {where}" for t, v in summ.items() for where, key in (("encoder", "enc"),
+                                                                                       ("head", "head"))
+            if v[key] == 0]
+    if zero:
+        txt += f" No gradient at all (no point on the log axis): {_listing(zero)}."
+    return txt
+
+
 _BASE = {"losses": _losses, "accuracy": _accuracy, "labels": _labels, "transport_plan": _transport_plan,
-         "overlay": _overlay, "comparison": _comparison}
+         "overlay": _overlay, "comparison": _comparison, "audit": _audit}
 # Figures of the per-epoch diagnostics: (what the run must have recorded, the caption).
 _DIAGNOSED = {"mmd": ("MMD", _mmd), "ot": ("OT", _ot), "gap": ("gap", _gap), "bound": ("bound", _bound)}
 

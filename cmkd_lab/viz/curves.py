@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-__all__ = ["loss_curves", "loss_layout", "accuracy_curves", "epoch_axis", "term_label", "PALETTE", "INNER_SHIFT",
-           "LOSS_TERMS"]
+__all__ = ["loss_curves", "loss_layout", "accuracy_curves", "epoch_axis", "term_label", "test_is_sparse", "PALETTE",
+           "INNER_SHIFT", "LOSS_TERMS"]
 
 PALETTE = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
            "#17BECF"]
@@ -31,8 +31,10 @@ def _check_history(history) -> list:
 # capitals ("CE term"), a method in lower case (`ce`), so that the two never read alike.
 LOSS_TERMS = {"ce": "CE term", "fa": "FA term", "la": "LA term", "kd": "KD term", "hint": "hint term",
               "ent": "entropy term", "ccfa": "class-OT term", "classkd": "class-KD term", "proto": "prototype term",
-              "proxy": "proxy term"}
-_WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight", "ent": "lambda_ent"}
+              "proxy": "proxy term", "anchor": "anchor term", "tpl": "teacher-label term",
+              "ceil_kd": "ceiling KD term", "ceil_pl": "ceiling label term"}
+_WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight", "ent": "lambda_ent", "anchor": "lambda_la",
+            "tpl": "apl_weight", "ceil_kd": "ceiling_kd_weight", "ceil_pl": "ceiling_pl_weight"}
 _LOSS_WHAT = {"ce": "the student's cross-entropy on its labels", "fa": "OT between student and teacher features",
               "la": "label alignment LA_e", "kd": "soft targets of the paired teacher sample",
               "hint": "regression onto the paired teacher features",
@@ -54,6 +56,13 @@ def epoch_axis(fig, epochs, **where):
     step = 1 if span <= 12 else int(math.ceil(span / 10))
     fig.update_xaxes(tickmode="linear", tick0=0, dtick=step, tickformat="d", **where)
     return fig
+
+
+def test_is_sparse(history: List[dict]) -> bool:
+    """True when the test split was evaluated only at some epochs (``eval_test="best"``: the best-validation
+    and the last epoch), False when at every evaluated epoch (``eval_test="every"``)."""
+    evaluated = [r for r in history if isinstance(r, dict) and "val_acc" in r]
+    return any("test_acc" in r for r in evaluated) and not all("test_acc" in r for r in evaluated)
 
 
 def loss_layout(history: List[dict], config: Optional[dict] = None) -> dict:
@@ -148,11 +157,17 @@ def accuracy_curves(history: List[dict], title: str = "Accuracy per epoch", *, n
     h = _check_history(history)
     fig = go.Figure()
     ep = [r["epoch"] for r in h]
-    for i, (k, name) in enumerate((("val_acc", "student val"), ("test_acc", "student test"),
+    sparse = test_is_sparse(h)
+    for i, (k, name) in enumerate((("val_acc", "student val"),
+                                   ("test_acc", "student test (best-validation and last epochs)" if sparse
+                                    else "student test"),
                                    ("teacher_head_on_student_acc", "teacher head on student features (val)"))):
         if any(k in r for r in h):
-            fig.add_trace(go.Scatter(x=ep, y=[r.get(k) for r in h], mode="lines+markers", name=name,
-                                     line=dict(color=PALETTE[i])))
+            xs = [r["epoch"] for r in h if k in r] if k == "test_acc" and sparse else ep
+            ys = [r[k] for r in h if k in r] if k == "test_acc" and sparse else [r.get(k) for r in h]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers" if k == "test_acc" and sparse else "lines+markers",
+                                     name=name, line=dict(color=PALETTE[i]),
+                                     marker=dict(size=10, symbol="diamond") if k == "test_acc" and sparse else None))
     if num_classes:
         fig.add_hline(y=1 / num_classes, line=dict(color="grey", dash="dot"),
                       annotation_text=f"chance 1/K = {1 / num_classes:.2f}", annotation_position="bottom right")

@@ -242,6 +242,29 @@ def _bound(result, h) -> List[str]:
     return out
 
 
+def _audit(h) -> List[str]:
+    """What the gradient audit says, term by term: a term that pulls against cross-entropy on average, one
+    nearly orthogonal to it, one that is cross-entropy (cosine 1)."""
+    from .audit import audit_summary
+    from .curves import term_label
+    out = []
+    for t, v in audit_summary(h).items():
+        c = v["cos_ce"]
+        if t in ("loss", "ce") or c is None:
+            continue
+        name = term_label(t)
+        if c >= 0.999:
+            out.append(f"The {name} pushes exactly where cross-entropy does (mean cosine {c:.3f}): at these "
+                       "settings it is cross-entropy again.")
+        elif c <= -0.1:
+            out.append(f"The {name} pulls against cross-entropy on average (mean cosine {c:+.2f} over {v['n']} "
+                       "audited epochs).")
+        elif abs(c) < 0.1:
+            out.append(f"The {name} moves the parameters in directions nearly orthogonal to cross-entropy's (mean "
+                       f"cosine {c:+.2f}): it changes what cross-entropy alone would not.")
+    return out
+
+
 def run_readings(result: dict, *, reference: Optional[dict] = None) -> Dict[str, List[str]]:
     """The data-driven sentences for a run's figures, keyed by figure kind (``losses``, ``accuracy``,
     ``mmd``, ``ot``, ``bound``); ``reference`` is a ``ce`` run of the same task and seed, when there is one."""
@@ -249,4 +272,4 @@ def run_readings(result: dict, *, reference: Optional[dict] = None) -> Dict[str,
     d = (result or {}).get("diagnostics") or {}
     hd = ([dict(d["initial"], epoch=0)] if d.get("initial") else []) + [r for r in h if "mmd2" in r]
     return {"losses": _losses(result, h, reference), "accuracy": _accuracy(result, hd or h, reference),
-            "mmd": _mmd(result, hd), "ot": _ot(result, hd), "bound": _bound(result, hd)}
+            "mmd": _mmd(result, hd), "ot": _ot(result, hd), "bound": _bound(result, hd), "audit": _audit(h)}

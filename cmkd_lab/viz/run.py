@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 from typing import List, Optional, Tuple
 
+from .audit import audit_figure
 from .bound import bound_bars
 from .curves import accuracy_curves, loss_curves
 from .distances import gap_curves, mmd_curves, ot_curves
@@ -42,6 +43,8 @@ def run_figures(result: dict, *, projection: Optional[str] = None, seed: int = 0
     d = result.get("diagnostics") or {}
     K = len(d.get("class_names") or []) or None
     figs = [("Loss terms", loss_curves(h, config=result.get("config"))), ("Accuracy", accuracy_curves(h, num_classes=K))]
+    if any(k.startswith("grad_enc_") for r in h for k in r):
+        figs.append(("Gradient audit", audit_figure(h)))
     if not any("mmd2" in r for r in h):
         return figs
     figs += [("MMD between student and teacher features", mmd_curves(result)),

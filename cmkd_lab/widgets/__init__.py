@@ -49,9 +49,12 @@ from .teacher_grad import (LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_vari
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
 from .regime import (REGIME_METHODS, best_predictor, cell_delta, entmin_comparison, missing_note, predictor_note,
                      predictor_table, regime_grid, regime_table, run_regime_map, shipped_result, sweep_note)
+from .transfer import TRANSFER_SETS, transfer_figure, transfer_note, transfer_runs, transfer_table
+from ..viz.audit import audit_figure
 from . import gap
 
 __all__ = [
+    "TRANSFER_SETS", "transfer_figure", "transfer_note", "transfer_runs", "transfer_table", "audit_figure",
     "FAST_ENV", "LabSettings", "fast_mode", "settings", "STATIC_RENDERER", "curve_figure", "figure_output",
     "figure_signature", "figure_structure", "setup_plotly", "show_figures", "show_markdown", "sync_figure",
     "kernel_note", "display_panel", "RunSession", "TextProgress", "make_sink", "setup_notebook", "torch_threads",
