@@ -25,7 +25,7 @@ def test_report_is_self_contained_with_every_figure(result, tmp_path):
                   "Label distributions", "Teacher and student features (PCA)", "What the diagnostics say", "Config",
                   "Environment"):
         assert f">{title}<" in text, title
-    assert text.count("Plotly.newPlot") == 9
+    assert text.count("Plotly.newPlot") == 10 and ">Gradient audit<" in text  # 9 + the gradient audit
     assert "addFrames" in text and "Plotly.animate(" not in text  # the epoch slider does not auto-play on load
     assert "estimated bound" in text and "Diagnostics settings" in text
 

@@ -120,7 +120,7 @@ def test_run_figures_lists_every_figure(result, monkeypatch):
     monkeypatch.setenv("CMKD_LAB_FAST", "1")
     assert viz.default_projection() == "pca"
     titles = [t for t, _ in viz.run_figures(result)]
-    assert titles == ["Loss terms", "Accuracy", "MMD between student and teacher features",
+    assert titles == ["Loss terms", "Accuracy", "Gradient audit", "MMD between student and teacher features",
                       "Optimal transport and transport-plan class purity", "The bound, term by term",
                       "Modality gap", "Label distributions", "Transport plan", "Teacher and student features (PCA)"]
     assert not any("features (" in t for t, _ in viz.run_figures(result, projection="none"))

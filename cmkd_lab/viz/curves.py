@@ -31,8 +31,8 @@ def _check_history(history) -> list:
 # capitals ("CE term"), a method in lower case (`ce`), so that the two never read alike.
 LOSS_TERMS = {"ce": "CE term", "fa": "FA term", "la": "LA term", "kd": "KD term", "hint": "hint term",
               "ent": "entropy term", "ccfa": "class-OT term", "classkd": "class-KD term", "proto": "prototype term",
-              "proxy": "proxy term", "anchor": "anchor term", "tpl": "teacher-label term",
-              "ceil_kd": "ceiling KD term", "ceil_pl": "ceiling label term"}
+              "proxy": "proxy term", "anchor": "anchor term", "tpl": "teacher-head label term",
+              "ceil_kd": "paired soft-target term", "ceil_pl": "paired label term"}
 _WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight", "ent": "lambda_ent", "anchor": "lambda_la",
             "tpl": "apl_weight", "ceil_kd": "ceiling_kd_weight", "ceil_pl": "ceiling_pl_weight"}
 _LOSS_WHAT = {"ce": "the student's cross-entropy on its labels", "fa": "OT between student and teacher features",
