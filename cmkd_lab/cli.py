@@ -289,8 +289,12 @@ def cmd_demo(args):
         print("the ucmkd run did not finish (see the table's notes): no report", file=sys.stderr)
         return 1
     from .report import read_result
-    report = write_report(read_result(out / ucmkd["dir"] / "result.json"), out / "report.html")
-    print(f"report of the ucmkd run: {report}\ntable: {out / 'results.md'}")
+    ce = next((r for r in res["runs"] if r["method"] == "ce" and r.get("dir") and r.get("seed") == ucmkd.get("seed")),
+              None)
+    baseline = read_result(out / ce["dir"] / "result.json") if ce is not None else None
+    report = write_report(read_result(out / ucmkd["dir"] / "result.json"), out / "report.html", baseline=baseline)
+    print(f"report of the ucmkd run (with the ce run of the same seed beside it): {report}\n"
+          f"table: {out / 'results.md'}")
     return 0
 
 
