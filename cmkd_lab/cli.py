@@ -128,6 +128,19 @@ def build_config(args, *, method=None, **fixed):
     return DistillConfig.from_dict(d)
 
 
+_MAX_VALUE_CHARS = 1000  # a key=value longer than this is a paste accident, not an option value
+
+
+def _check_lengths(args) -> None:
+    """``--set``, ``--task-option`` and ``--grid`` values of absurd length, named before they are parsed
+    (a 5000-digit number would fail deep in Python's int parser, naming none of them)."""
+    for flag, dest in (("--set", "set"), ("--task-option", "task_option"), ("--grid", "grid")):
+        for item in getattr(args, dest, None) or []:
+            if isinstance(item, str) and len(item) > _MAX_VALUE_CHARS:
+                raise ValueError(f"{flag} {item[:40]}…: {len(item)} characters, beyond the {_MAX_VALUE_CHARS} of any "
+                                 "option value; check the command line (a paste or a shell expansion gone wrong?)")
+
+
 def _flag_help(name: str, more: str = "") -> str:
     """A config flag's help: the option table's help and rule (and ``more``), escaped for argparse."""
     from .distill.config import option_table
@@ -529,6 +542,7 @@ def main(argv=None) -> int:
     try:
         from ._env import check_env
         check_env()  # a bad environment variable is refused before any work (not after training)
+        _check_lengths(args)
         with warnings.catch_warnings():  # a warning is one line too: `python -m cmkd_lab CMD: warning: ...`
             warnings.showwarning = lambda msg, *_a, **_k: print(f"python -m cmkd_lab {args.cmd}: warning: {msg}",
                                                                 file=sys.stderr)

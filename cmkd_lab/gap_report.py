@@ -284,7 +284,7 @@ def cli_words(msg: str, sets: Sequence[str]) -> str:
     for old, new in ((r"pass an array of \(row in z_a, row in z_b\) pairs", "pass --pairs with a .npy / .csv file of "
                       "(row in A, row in B) pairs"), (r"\(row in z_a, row in z_b\)", "(row in A, row in B)"),
                      (r"\bpass z_[ab]\.reshape\(-1, 1\)", "save the features reshaped to (N, 1)"),
-                     (r"(?<!-)\bpairs must be True or an integer array", "--pairs must be 'rows' or a file holding an "
+                     (r"(?<!-)\bpairs must be True or an integer array", "--pairs must be 'rows' or a file of an "
                                                                   "integer array"),
                      (r"(?<!-)\bpairs=True\b", "--pairs rows"), (r"(?<!-)\bpairs\[:, 0\]", "--pairs column 1 (rows of A)"),
                      (r"(?<!-)\bpairs\[:, 1\]", "--pairs column 2 (rows of B)"), (r"(?<!-)\bpairs must\b", "--pairs must"),

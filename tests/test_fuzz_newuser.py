@@ -410,3 +410,18 @@ def test_run_takes_one_method_and_says_where_lists_and_variants_go(capsys, tmp_p
     msg = _err(capsys, ["run", "--method", method, "--out", tmp_path / "o", *FAST], cmd="run")
     assert msg == (f"--method takes one method name (run trains one student); got --method {method}: give its "
                    "options with --set key=value, or compare several with bench --methods a,b[k=v]")
+
+
+@pytest.mark.parametrize("kw,match", [(dict(diagnostics="yes"), r"^diagnostics must be True, False or a dict of "
+                                                                  r"DiagnosticsCallback options; got diagnostics='yes'$"),
+                                      (dict(progress="yes"), r"^progress must be true or false \(a progress bar\); "
+                                                             r"got progress='yes'$")])
+def test_distill_flags_are_booleans(task, kw, match):
+    with pytest.raises(TypeError, match=match):
+        distill(task, "ce", CFG, **kw)
+
+
+def test_an_absurdly_long_value_is_named_by_its_flag(capsys, tmp_path):
+    msg = _err(capsys, ["run", "--method", "ce", "--set", "lr=" + "9" * 5000, "--out", tmp_path / "o", *FAST])
+    assert msg == ("--set lr=9999999999999999999999999999999999999…: 5003 characters, beyond the 1000 of any option "
+                   "value; check the command line (a paste or a shell expansion gone wrong?)")

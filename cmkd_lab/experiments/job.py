@@ -142,6 +142,11 @@ def distill(task, method: str = "ucmkd", config=None, *, diagnostics: Union[bool
     """
     from ..distill import Trainer
     _check_distill_arguments(method, callbacks, kwargs)
+    if not isinstance(diagnostics, (bool, dict)):
+        raise TypeError(f"diagnostics must be True, False or a dict of DiagnosticsCallback options; got "
+                        f"diagnostics={diagnostics!r}")
+    if not isinstance(kwargs.get("progress", False), bool):
+        raise TypeError(f"progress must be true or false (a progress bar); got progress={kwargs['progress']!r}")
     return Trainer(task, method, config, callbacks=_with_diagnostics(callbacks, diagnostics), **kwargs).fit()
 
 
