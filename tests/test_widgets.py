@@ -593,3 +593,10 @@ def test_phase_diagram_cuts_intervals_of_two_seeds():
     assert tuple(fig.layout.yaxis.range) == pytest.approx((-9.0, 9.0))  # 3 × the largest |mean|, in points
     assert "[-128, +122]" in fig.data[0].text[0]
     assert "2 seeds" in W.sweep_note(dict(res, runs=[], config={"epochs": 3}))
+
+
+def test_run_with_baseline_refuses_an_unknown_baseline_before_training(monkeypatch):
+    import cmkd_lab.widgets.quickstart as q
+    monkeypatch.setattr(q, "run_quickstart", lambda **kw: (_ for _ in ()).throw(AssertionError("trained")))
+    with pytest.raises(ValueError, match=r"baseline must be one of .*; got baseline='nosuch'"):
+        q.run_with_baseline(task="synthetic", baseline="nosuch")

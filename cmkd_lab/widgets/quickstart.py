@@ -155,6 +155,14 @@ def run_with_baseline(*, task="hapt", method: str = "ucmkd", baseline: str = "ce
 
     if baseline == method:
         raise ValueError(f"baseline must differ from method (both {method!r})")
+    from ..distill import get_method
+    for name, value in (("method", method), ("baseline", baseline)):  # both known before anything trains
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a method name (see python -m cmkd_lab methods); got {value!r}")
+        try:
+            get_method(value)
+        except ValueError as e:
+            raise ValueError(str(e).replace("method must", f"{name} must").replace("method=", f"{name}=")) from None
     results = {}
     results[method], figures = run_quickstart(task=task, method=method, lab=lab, out=out, progress=progress,
                                               **options)
