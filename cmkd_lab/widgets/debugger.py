@@ -112,11 +112,11 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     Returns
     -------
     dict name -> go.Figure with ``losses``, ``mmd``, ``ot`` (the live
-    curves), ``accuracy``, ``gap``, ``bound``, ``transport_plan``,
-    ``overlay`` (features at ``overlay_epoch``) and ``labels`` (heatmaps);
+    curves), ``accuracy``, ``audit`` (the gradient audit, when the run recorded one), ``gap``, ``bound``,
+    ``transport_plan``, ``overlay`` (features at ``overlay_epoch``) and ``labels`` (heatmaps);
     the artefact figures are left out when the run recorded none.
     """
-    from ..viz import accuracy_curves, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
+    from ..viz import accuracy_curves, audit_figure, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
 
     if not isinstance(result, dict) or "history" not in result:
         raise TypeError("result must be a run's result dict (with 'history'), as returned by run_debugger")
@@ -125,6 +125,8 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     figs = live_figures(h, d.get("initial"), result.get("config"),
                         n_permutations=(d.get("settings") or {}).get("n_permutations"))
     figs["accuracy"] = accuracy_curves(h, num_classes=len(d.get("class_names") or []) or None)
+    if any(k.startswith("grad_enc_") for r in h for k in r):
+        figs["audit"] = audit_figure(h)
     figs["gap"] = gap_curves(result)
     figs["bound"] = bound_bars(result)
     if d.get("plans"):

@@ -21,7 +21,7 @@ __all__ = ["DebuggerPanel", "ARTEFACT_TABS", "debugger_controls"]
 
 # Tabs filled when a run ends (figure name in debugger_figures, tab title).
 ARTEFACT_TABS = (("transport_plan", "transport plan"), ("overlay", "features (2-D)"), ("labels", "label heatmaps"),
-                 ("bound", "bound"), ("accuracy", "accuracy"), ("gap", "modality gap"))
+                 ("bound", "bound"), ("accuracy", "accuracy"), ("audit", "gradient audit"), ("gap", "modality gap"))
 
 
 def debugger_controls(v: dict, tasks) -> dict:
