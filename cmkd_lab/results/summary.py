@@ -334,7 +334,8 @@ def control_table(runs: List[dict], *, baseline: str = "ce", metric: str = "stud
             return bool(pd and pd.get("significant") and pd["mean"] > 0)
         gain = above(row["delta"].get("none"))
         teacher = gain and all(above(row["contrast"].get(c)) for c in ("random", "shuffled-labels"))
-        row["verdict"] = ("gain, the teacher's" if teacher else
+        row["verdict"] = ("reference: the paired ceiling (runs with the real teacher only)" if is_ceiling(m) else
+                          "gain, the teacher's" if teacher else
                           "gain, not shown to be the teacher's" if gain else f"no gain over {baseline}")
         row["names_matter"] = above(row["contrast"].get("permuted-classes"))
         rows.append(row)
