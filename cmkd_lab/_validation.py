@@ -267,7 +267,8 @@ def check_class_names(class_names) -> list:
         raise TypeError(f"class_names must be a list of names, one per class; got {class_names!r}")
     names = [str(c) for c in class_names]
     if len(names) < 2:
-        raise ValueError(f"class_names must list at least 2 classes; got {len(names)}")
+        raise ValueError(f"class_names must list at least 2 classes; got {len(names)} ({names}: given, or the "
+                         "labels' distinct values); a classifier needs two classes or more")
     from collections import Counter  # one pass (names.count per name was quadratic: 46 s for 40,000 classes)
 
     dup = sorted(c for c, n in Counter(names).items() if n > 1)

@@ -26,6 +26,56 @@ class _Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse, but an unknown flag is named by the subcommand it was given to, with the closest
+        flag it has, and a list flag (``--methods``; bench's ``--pairing``, ``--teacher-control``) is refused
+        when given twice with different values: argparse would keep the last list silently, where the user
+        meant both (other flags keep the usual rule, the last one wins)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        sub = getattr(self, "_subs", {}).get(getattr(ns, "cmd", None), self)
+        if extras:
+            flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+            hints = []
+            for x in extras:
+                close = _closest(x.split("=", 1)[0], flags) if x.startswith("-") else None
+                if close:
+                    hints.append(f"{x.split('=', 1)[0]}: did you mean {close}?")
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            sub.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        _refuse_repeated(sub, sys.argv[1:] if args is None else list(args))
+        return ns
+
+
+def _closest(value: str, choices) -> "str | None":
+    """The choice closest to ``value`` (case ignored), or None when none is close."""
+    import difflib
+    choices = list(choices)
+    low = {str(c).lower(): c for c in choices}
+    if str(value).lower() in low:
+        return low[str(value).lower()]
+    close = difflib.get_close_matches(str(value).lower(), list(low), n=1, cutoff=0.6)
+    return low[close[0]] if close else None
+
+
+def _refuse_repeated(parser, argv) -> None:
+    """A list flag given twice with different values (``--methods ce,fa --methods la`` would run only la)."""
+    lists = {"methods"} | ({"pairing", "teacher_control"} if parser.prog.endswith(" bench") else set())
+    single = {o: a for a in parser._actions for o in a.option_strings
+              if type(a).__name__ == "_StoreAction" and o.startswith("--") and a.dest in lists}
+    seen = {}
+    for i, tok in enumerate(argv):
+        flag, eq, val = tok.partition("=")
+        if flag not in single:
+            continue
+        if not eq:
+            val = argv[i + 1] if i + 1 < len(argv) else ""
+        key = single[flag].dest
+        if key in seen and seen[key][1] != val:
+            (f0, v0) = seen[key]
+            parser.error(f"{flag} is given twice ({f0} {v0} and {flag} {val}); give the whole list once, "
+                         "comma-separated (the last one would silently win)")
+        seen.setdefault(key, (flag, val))
+
 
 # Errors about paths the user gave (a missing data file, an unwritable --out) are bad input too.
 _PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
@@ -68,7 +118,12 @@ def build_config(args, *, method=None, **fixed):
     sets = parse_assignments(getattr(args, "set", None) or [], what="--set")
     DistillConfig.check_options(sets, source="--set")
     d.update(sets)
-    d.update({k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None})
+    flags = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None}
+    for k in sorted(set(sets) & set(flags)):
+        if sets[k] != flags[k]:  # one command line, two values: neither may win silently
+            raise ValueError(f"{k} is given twice: --set {k}={sets[k]!r} and --{k.replace('_', '-')} {flags[k]!r}; "
+                             "give it once")
+    d.update(flags)
     d.update(fixed)
     return DistillConfig.from_dict(d)
 
@@ -176,13 +231,16 @@ def cmd_run(args):
     if args.overwrite and args.resume:
         raise ValueError("--overwrite and --resume exclude each other: --resume continues the run in --out, "
                          "--overwrite starts it again")
-    from .distill import get_method
     from .distill.methods.options import check_method_options
-    get_method(args.method)  # an unknown name fails before the task is loaded
+    from .experiments.engine import check_method_name
+    if "," in args.method or "[" in args.method:  # bench's forms: a list, a variant
+        raise ValueError(f"--method takes one method name (run trains one student); got --method {args.method}: "
+                         "give its options with --set key=value, or compare several with bench --methods a,b[k=v]")
+    check_method_name(args.method)  # an unknown name fails before the task is loaded
     cfg = build_config(args, method=args.method)
     check_method_options(args.method, cfg)  # another method's option would be stored and never read
     out = out_dir(args.out)
-    task = load_task(args.task or "synthetic", seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
+    task = load_task(_task_name(args), seed=cfg.seed, fast=args.fast, **_task_kwargs(args))
     r = run_one(task, args.method, cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"{r['task']} {r['method']} seed {r['seed']} {r['pairing']}: student test acc "
           f"{_fmt_acc(r['student_test_acc'])} (best val epoch {r['best_epoch']}), teacher test acc "
@@ -197,11 +255,38 @@ def cmd_run(args):
     return 0 if r["status"] == "completed" else 1
 
 
+def _task_name(args) -> str:
+    """``--task`` (default ``synthetic``), checked with the closest name when it is a typo."""
+    from .data import available_tasks
+    name = args.task or "synthetic"
+    if name not in available_tasks():
+        close = _closest(name, available_tasks())
+        raise ValueError(f"task must be one of {', '.join(map(repr, available_tasks()))}; got task={name!r}"
+                         + (f" (did you mean {close!r}?)" if close else ""))
+    return name
+
+
+def _methods(raw: str) -> list:
+    """``--methods a,b[x=1;y=2],c``: split on the commas outside a variant's brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in raw:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth <= 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [x.strip() for x in out + [cur] if x.strip()]
+
+
 def _seeds(args, cfg) -> list:
     """``--seeds N``: seeds 0..N-1 (1 <= N <= MAX_SEEDS), else the config's one seed."""
     from .experiments.engine import MAX_SEEDS
     if args.seeds is None:
         return [cfg.seed]
+    if cfg.seed != 0:  # --seeds N means seeds 0..N-1: a seed given besides it would be ignored
+        raise ValueError(f"give --seeds N (seeds 0..N-1) or one seed (--seed S), not both; got --seeds {args.seeds} "
+                         f"and seed={cfg.seed} (from --seed, --set or --config)")
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise ValueError(f"--seeds must be between 1 and {MAX_SEEDS} (the number of seeds 0..N-1); "
                          f"got --seeds {args.seeds}")
@@ -215,11 +300,11 @@ def cmd_bench(args):
     from ._validation import check_workers
     check_workers(args.workers, flag="--workers")  # one rule in bench and sweep
     cfg = build_config(argparse.Namespace(**{**vars(args), "pairing": None, "teacher_control": None}))
-    if not _csv(args.methods):
+    if not _methods(args.methods):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
     seeds = _seeds(args, cfg)
     out = out_dir(args.out)
-    res = run_bench(args.task or "synthetic", _csv(args.methods), _csv(args.pairing or "unpaired"), seeds,
+    res = run_bench(_task_name(args), _methods(args.methods), _csv(args.pairing or "unpaired"), seeds,
                     out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args),
                     controls=_csv(args.teacher_control or "none"), workers=args.workers,
                     overwrite=args.overwrite, ceiling=_ceiling(args))
@@ -231,7 +316,7 @@ def cmd_bench(args):
 
 def _ceiling(args):
     """``--ceiling NAME`` (the paired ceiling of scarce-label cells), ``none`` for none."""
-    return None if str(args.ceiling).lower() == "none" else args.ceiling
+    return None if str(args.ceiling).lower() == "none" else args.ceiling  # others: checked by run_bench/run_sweep
 
 
 def _interrupted(res) -> int:
@@ -253,7 +338,7 @@ def cmd_sweep(args):
         raise ValueError(f"give --dask (a local Dask cluster) or --scheduler ADDRESS, not both; got --scheduler {args.scheduler}")
     out = out_dir(args.out)
     try:
-        res = run_sweep(args.task or "synthetic", _csv(args.methods), parse_grid(args.grid), seeds, out, cfg,
+        res = run_sweep(_task_name(args), _methods(args.methods), parse_grid(args.grid), seeds, out, cfg,
                         baseline=args.baseline, fast=args.fast, task_kwargs=_task_kwargs(args), workers=args.workers,
                         scheduler="local" if args.dask else args.scheduler, diagnostics=not args.no_diagnostics,
                         diag_epoch=args.diag_epoch, metric=args.metric, ceiling=_ceiling(args),
@@ -271,10 +356,10 @@ def cmd_demo(args):
     from .results import format_bench_markdown as format_markdown
     from .data import available_tasks
     from .report import write_report
-    task = args.task or ("hapt" if "hapt" in available_tasks() else "synthetic")
+    task = _task_name(args) if args.task else ("hapt" if "hapt" in available_tasks() else "synthetic")
     from ._env import fast_mode
     fast = args.fast or fast_mode()
-    epochs = args.epochs or (3 if fast else 15)
+    epochs = args.epochs if args.epochs is not None else (3 if fast else 15)  # --epochs 0 is refused, not 15
     cfg = build_config(args, epochs=epochs)
     out = out_dir(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]
@@ -303,8 +388,16 @@ def cmd_report(args):
     d = Path(args.run_dir)
     if d.is_file():  # the result.json itself: its folder is the run's
         d, rp = d.parent, d
+        if rp.name in ("results.json", "sweep.json") or rp.suffix != ".json":
+            what = {"results.json": "a bench's results", "sweep.json": "a sweep's results"}.get(rp.name, "not a run's "
+                                                                                                 "result.json")
+            raise ValueError(f"RUN_DIR must be a run folder or its result.json; {str(rp)!r} is {what}: pass one run, "
+                             "e.g. the --out of a `run`, or a grid's runs/<cell>/<method>/seed<S>")
     else:
         rp = d / "result.json"
+    if not rp.is_file() and any((d / n).is_file() for n in ("results.json", "sweep.json")):
+        raise ValueError(f"RUN_DIR must be a run folder; {str(d)!r} holds a bench or a sweep: pass one of its runs, "
+                         f"e.g. {str(d / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")
     if not rp.is_file():
         raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist: pass a run folder (the --out "
                          "of a `run`, or a grid's runs/<cell>/<method>/seed<S>) or its result.json")
@@ -347,6 +440,8 @@ _CEILING_HELP = ("the paired ceiling added to cells with --student-unlabelled, a
 def make_parser():
     p = _Parser(prog="python -m cmkd_lab",
                                 description="cmkd_lab: cross-modal knowledge distillation without paired data (UCMKD)")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"cmkd_lab {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("demo", help="teacher + UCMKD and baselines on a built-in task; table and report")
     _add_common(s)
@@ -420,6 +515,7 @@ def make_parser():
     s.set_defaults(fn=cmd_options)
     s = sub.add_parser("tasks", help="list the built-in tasks")
     s.set_defaults(fn=cmd_tasks)
+    p._subs = dict(sub.choices)  # unknown flags are named by their subcommand (_Parser.parse_args)
     return p
 
 
@@ -445,6 +541,11 @@ def main(argv=None) -> int:
         if e.errno not in _DISK_ERRNOS:
             raise
         print(f"python -m cmkd_lab {args.cmd}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except MemoryError as e:  # a size asked for that this machine cannot hold: one line, not a traceback
+        print(f"python -m cmkd_lab {args.cmd}: error: out of memory ({str(e).splitlines()[0] if str(e) else 'MemoryError'}"
+              "); ask for less: smaller task options (n_teacher, n_student, num_classes), --batch-size, "
+              "--max-points or --permutations", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

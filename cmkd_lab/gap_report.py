@@ -67,9 +67,17 @@ def load_embeddings(path, *, name: str = "the file") -> Tuple[np.ndarray, Option
     suffix = p.suffix.lower()
     if suffix not in (".npz", ".npy"):
         raise ValueError(f"{name} must be a .npz (features, labels) or .npy (features) file; got {str(p)!r}")
+    with open(p, "rb") as fh:  # numpy reads a file that is neither a zip nor an .npy as a pickle and says so
+        magic = fh.read(6)
+    want = (b"PK\x03\x04", b"PK\x05\x06") if suffix == ".npz" else (b"\x93NUMPY",)
+    if not any(magic.startswith(m) for m in want):
+        kind, how = (("a zip of arrays", "numpy.savez(path, features=z, labels=y)") if suffix == ".npz" else
+                     ("numpy's .npy format", "numpy.save(path, z)"))
+        raise ValueError(f"{name} file {str(p)!r} cannot be read as {suffix}: it is not {kind} (its first bytes "
+                         f"are {magic!r}); save it with {how}")
     try:
         data = np.load(p, allow_pickle=False)
-    except Exception as e:  # not a numpy file, a pickled object array, a truncated zip
+    except Exception as e:  # a pickled object array, a truncated zip
         raise ValueError(f"{name} file {str(p)!r} cannot be read as {suffix} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); save it with numpy.savez / numpy.save") \
             from None
@@ -237,7 +245,11 @@ def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequenc
     ``out_dir`` (default ``run_dir``); returns the result (``paths`` added)."""
     from .diagnostics.run_gap import explore_run_gap
 
-    rp = Path(run_dir) / "result.json"
+    rp = Path(run_dir)
+    if rp.is_file() and rp.suffix == ".json":  # the run's result.json itself
+        run_dir = rp.parent
+    else:
+        rp = rp / "result.json"
     if not rp.is_file():
         raise ValueError(f"--run must be a run directory holding a result.json; {str(rp)!r} does not exist")
     try:
@@ -252,7 +264,7 @@ def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequenc
 
 def load_pairs(spec: str):
     """``--pairs``: ``rows`` (row i of A is row i of B) or a ``.npy`` / ``.csv`` file of (P, 2) row indices."""
-    if spec == "rows":
+    if str(spec).strip().lower() == "rows":
         return True
     p = Path(spec)
     if not p.is_file():
@@ -263,10 +275,33 @@ def load_pairs(spec: str):
             np.loadtxt(p, delimiter=",", ndmin=2)
     except Exception as e:
         raise ValueError(f"--pairs file {spec!r} cannot be read ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+                         f"{str(e).splitlines()[0] if str(e) else ''}); write two integer columns, row in A and row "
+                         "in B, one pair per line and no header (or a (P, 2) integer array with numpy.save)") from None
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         arr = arr.astype(np.int64)  # a CSV reads as floats
     return arr
+
+
+# The CLI's cap on --permutations (explore_gap itself takes any number; its memory grows with it).
+MAX_PERMUTATIONS = 10_000
+
+
+def cli_words(msg: str, sets: Sequence[str]) -> str:
+    """An :func:`~cmkd_lab.explore_gap` message in the ``gap`` command's words: ``z_a`` / ``y_a`` become
+    the file A and its labels, ``pairs=True`` becomes ``--pairs rows``, ``pairs[:, 0]`` the column of A."""
+    import re
+    a, b = (f"{k} file {str(f)!r}" for k, f in zip("AB", sets))
+    for old, new in ((r"pass an array of \(row in z_a, row in z_b\) pairs", "pass --pairs with a .npy / .csv file of "
+                      "(row in A, row in B) pairs"), (r"\(row in z_a, row in z_b\)", "(row in A, row in B)"),
+                     (r"\bpass z_[ab]\.reshape\(-1, 1\)", "save the features reshaped to (N, 1)"),
+                     (r"(?<!-)\bpairs must be True or an integer array", "--pairs must be 'rows' or a file holding an "
+                                                                  "integer array"),
+                     (r"(?<!-)\bpairs=True\b", "--pairs rows"), (r"(?<!-)\bpairs\[:, 0\]", "--pairs column 1 (rows of A)"),
+                     (r"(?<!-)\bpairs\[:, 1\]", "--pairs column 2 (rows of B)"), (r"(?<!-)\bpairs must\b", "--pairs must"),
+                     (r"\bz_a\b", f"{a} (its features)"), (r"\bz_b\b", f"{b} (its features)"),
+                     (r"\by_a\b", f"{a} (its labels)"), (r"\by_b\b", f"{b} (its labels)")):
+        msg = re.sub(old, lambda _m, n=new: n, msg)
+    return msg
 
 
 def _csv(s: str) -> list:
@@ -279,6 +314,10 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
     """``python -m cmkd_lab gap``: two embedding files, or ``--run RUN_DIR``; writes gap.json + gap.html."""
     from .diagnostics.explore import explore_gap
 
+    if isinstance(permutations, int) and not isinstance(permutations, bool) and permutations > MAX_PERMUTATIONS:
+        raise ValueError(f"--permutations must be at most {MAX_PERMUTATIONS} (p-values reach 1/(1 + permutations), "
+                         f"1e-4 at {MAX_PERMUTATIONS}; the test keeps a (rows of A + rows of B) × permutations matrix "
+                         f"in memory); got --permutations {permutations}")
     proj = _csv(projection) or ["none"]
     opts = dict(max_points=max_points, seed=seed, n_permutations=permutations, normalize=normalize, device=device)
     if run is not None:
@@ -311,8 +350,11 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
         raise ValueError(f"the two files name their classes differently ({ca} vs {cb}); store one list")
     if cn is not None and ya is not None and (ya.dtype.kind in "USO"):
         cn = None  # string labels name themselves
-    res = explore_gap(za, zb, y_a=ya, y_b=yb, pairs=None if pairs is None else load_pairs(pairs), names=nm,
-                      class_names=cn, **opts)
+    pr = None if pairs is None else load_pairs(pairs)
+    try:
+        res = explore_gap(za, zb, y_a=ya, y_b=yb, pairs=pr, names=nm, class_names=cn, **opts)
+    except (ValueError, TypeError) as e:  # the command line's words for explore_gap's parameters
+        raise type(e)(cli_words(str(e), sets)) from None
     paths = write_gap_report(res, out, projection=proj)
     log(headline(res))
     log(f"→ {paths['html']}, {paths['json']} ({res['timings_s']['total']:.1f} s)")

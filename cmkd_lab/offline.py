@@ -269,12 +269,25 @@ def _main(argv=None) -> int:
         print(fetch_mathjax())
         return 0
     import nbformat
-    out = Path(args.out)
+    from .store import check_out_dir
+    if args.timeout < 1:
+        e.error(f"--timeout must be an integer >= 1 (seconds a cell may run); got --timeout {args.timeout}")
+    try:  # every bad argument is one line (status 2), before any notebook runs
+        out = check_out_dir(args.out)
+    except ValueError as err:
+        e.error(str(err))
+    books = []
     for name in args.notebooks:
         src = Path(name)
         if not src.is_file():
-            p.error(f"notebook {name!r} does not exist")
-        nb = nbformat.read(str(src), as_version=4)
+            e.error(f"notebook {name!r} " + ("is a folder: pass the .ipynb files in it (e.g. DIR/*.ipynb)"
+                                             if src.is_dir() else "does not exist"))
+        try:
+            books.append((src, nbformat.read(str(src), as_version=4)))
+        except Exception as err:  # noqa: BLE001 - not JSON, not a notebook, not UTF-8: the file is named
+            e.error(f"notebook {name!r} cannot be read as a Jupyter notebook ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0][:200] if str(err) else ''}); pass an .ipynb file")
+    for src, nb in books:
         if not args.no_execute:
             from nbclient import NotebookClient
             NotebookClient(nb, timeout=args.timeout, kernel_name="python3",

@@ -142,6 +142,12 @@ def check_result(result, source: str = "result") -> dict:
     if not isinstance(result["history"], list):
         raise ValueError(f"{what}: history must be a list of per-epoch records; got "
                          f"{type(result['history']).__name__}")
+    bad = [k for k in RESULT_FIELDS if result.get(k) is not None
+           and (isinstance(result[k], bool) or not isinstance(result[k], (int, float)))]
+    if bad or not all(isinstance(r, dict) for r in result["history"]):
+        why = (f"{bad[0]} must be a number or null; got {result[bad[0]]!r}" if bad
+               else "history must be a list of per-epoch records (JSON objects)")
+        raise ValueError(f"{what}: {why}; the file was edited by hand or damaged: run the run again")
     return result
 
 

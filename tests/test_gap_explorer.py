@@ -316,7 +316,9 @@ def test_cli_dimension_mismatch(npz_files, capsys):
     z, y = _blobs(n=150)
     np.savez(npz_files / "narrow.npz", features=z[:, :5], labels=y)
     assert main(["gap", str(npz_files / "img.npz"), str(npz_files / "narrow.npz"), "--out", str(npz_files / "o")]) == 2
-    assert "z_b must have the same feature dimension as z_a (8); got 5" in capsys.readouterr().err
+    # the command line names the files, not explore_gap's parameters (z_a, z_b)
+    assert (f"B file '{npz_files / 'narrow.npz'}' (its features) must have the same feature dimension as A file "
+            f"'{npz_files / 'img.npz'}' (its features) (8); got 5") in capsys.readouterr().err
 
 
 def test_gap_of_a_real_run_before_and_after(tmp_path, capsys):

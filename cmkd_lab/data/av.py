@@ -280,7 +280,8 @@ def resolve_root(layout: AVLayout, data_root=None) -> Path:
             f"(command line: --data-root DIR) or set {ENV_VAR}=DIR; {_layout_hint(layout, 'DIR')}")
     root = Path(os.fspath(raw)).expanduser()
     if not root.is_dir():
-        raise DataLayoutError(f"data_root {str(root)!r} for task {layout.name!r} does not exist or is not a folder; "
+        raise DataLayoutError(f"data_root {str(root)!r} (from --data-root or ${ENV_VAR}) for task {layout.name!r} "
+                              "does not exist or is not a folder; "
                               f"{_layout_hint(layout, root)}")
     if _looks_like(layout, root):
         return root

@@ -199,7 +199,9 @@ class CrossModalTask:
         if empty.size:
             warnings.warn(f"classes {shown(empty)} ({empty.size} of K={K}) have no sample on either side: remap the "
                           f"labels to 0..{K - empty.size - 1} (np.unique(y, return_inverse=True)) or leave the empty "
-                          "classes out of class_names", RuntimeWarning, stacklevel=4)
+                          "classes out of class_names (your own arrays), or choose task options that give every class "
+                          "samples (a generated task: a smaller prior_skew, label_shift or num_classes, or more "
+                          "n_teacher / n_student)", RuntimeWarning, stacklevel=4)
         t, st = np.unique(self.teacher["train"].y), np.unique(self.student["train"].y)
         if np.intersect1d(t, st).size == 0:
             raise ValueError(f"teacher and student share no class: the teacher's training labels are {shown(t)}, the "
@@ -362,7 +364,9 @@ def _array(name, v) -> np.ndarray:
         check_rectangular(name, v)  # a ragged list: name the rows that differ
         raise TypeError(f"{name} must be array-like; got {type(v).__name__} ({e})") from e
     if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}")
+        raise TypeError(f"{name} must hold numbers; got dtype {a.dtype}" + (
+            f": encode class names as 0..K-1 (classes, {name} = np.unique({name}, return_inverse=True)) and pass "
+            "class_names=list(classes)" if name.endswith("_y") and a.dtype.kind in "USO" else ""))
     return a
 
 

@@ -31,14 +31,21 @@ def explore_run_gap(result: dict, **options) -> dict:
     """
     if not isinstance(result, dict):
         raise TypeError(f"result must be a run's result dict (result.json) or its ['diagnostics']; got "
-                        f"{type(result).__name__}")
+                        f"{type(result).__name__}" + (": read the file first, e.g. cmkd_lab.report.read_result("
+                                                      "run_dir / 'result.json'), or use python -m cmkd_lab gap --run "
+                                                      "RUN_DIR" if isinstance(result, (str, bytes)) or hasattr(
+                                                          result, "__fspath__") else ""))
     d = result.get("diagnostics", result)
     snaps = (d or {}).get("snapshots") or []
     missing = [k for k in ("features_teacher", "labels_teacher", "labels_student") if k not in (d or {})]
     if missing or len(snaps) < 2:
         raise ValueError(f"the run must hold feature snapshots at two epochs at least (diagnostics with "
                          f"n_snapshot > 0); it has {len(snaps)} snapshot(s)"
-                         + (f" and lacks {missing}" if missing else ""))
+                         + (f" and lacks {missing}" if missing else "")
+                         + (f" (its status is {result.get('status')!r}: it stopped before a second snapshot)"
+                            if result.get("status") in ("diverged", "failed", "interrupted") else "")
+                         + ": run it again with the diagnostics on (the default; not diagnostics_every=0, not "
+                           "sweep's --no-diagnostics) and at least one epoch")
     for k in ("names", "y_a", "y_b", "pairs"):
         if k in options:
             raise ValueError(f"explore_run_gap sets {k} from the run; do not pass {k}=")

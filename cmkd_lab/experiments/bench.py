@@ -21,7 +21,7 @@ from ..data.sampling import PAIRINGS
 from ..results.grid import cell_dir
 from ..results.summary import CEILING, accuracy_table, control_table, paired_summary
 from ..results.tables import bench_csv, format_bench_markdown
-from .engine import Cell, check_methods, check_seeds, check_variants
+from .engine import Cell, check_grid_args, check_methods, check_seeds, check_variants
 from .runner import Grid, check_workers, run_grid
 
 __all__ = ["run_bench"]
@@ -71,9 +71,9 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
     ``progress`` the per-run bars of a serial bench. An interrupt (Ctrl-C, SIGTERM) writes the finished
     runs' tables with ``interrupted`` True and returns them; run the same call again to complete them.
     """
-    from ..distill import DistillConfig
-    config = config or DistillConfig()
+    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
     methods, seeds, controls = _validate(methods, pairings, controls, seeds, config)
+    pairings = list(dict.fromkeys(pairings))  # a pairing given twice is one cell
     workers = check_workers(workers)
     cells = _cells(pairings, controls, config, task_kwargs)
     aa = bool(aa and baseline in methods and len(seeds) > 1)

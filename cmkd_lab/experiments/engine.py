@@ -23,7 +23,7 @@ from ..results.grid import cell_dir
 from ..results.summary import aa_name
 from ..store import code_version
 
-__all__ = ["plan", "parse_method", "check_methods", "check_variants", "check_seeds", "MAX_SEEDS", "Cell", "Job",
+__all__ = ["plan", "parse_method", "check_method_name", "check_grid_args", "check_methods", "check_variants", "check_seeds", "MAX_SEEDS", "Cell", "Job",
            "Skip", "Alias", "Plan", "canonical", "dedupe", "IDENTITY_OPTIONS"]
 
 # More seeds than this is a typo (every seed is a training per method and cell), not a plan: refused before
@@ -46,6 +46,23 @@ def check_seeds(seeds, *, flag: str = "seeds") -> list:
     return out
 
 
+def check_method_name(name, *, what: str = "method") -> str:
+    """``name`` if it is a registered method; else the error that lists them, with the closest name when it
+    looks like a typo (``ucmdk``, ``UCMKD``) — the one check of a method's name at every door."""
+    import difflib
+    from ..distill.methods import available_methods
+    names = list(available_methods())
+    if isinstance(name, str) and name in names:
+        return name
+    hint = ""
+    if isinstance(name, str) and name.strip():
+        low = {n.lower(): n for n in names}
+        close = ([low[name.strip().lower()]] if name.strip().lower() in low else
+                 [low[c] for c in difflib.get_close_matches(name.strip().lower(), list(low), n=1, cutoff=0.6)])
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{what} must be one of {', '.join(map(repr, names))}; got {what}={name!r}{hint}")
+
+
 def parse_method(spec: str):
     """``"ucmkd-joint[la_teacher_grad=align;lambda_fa=0.1]"`` → (``"ucmkd-joint"``, its option overrides):
     a method variant, compared like any method (values read as JSON where they parse; the one key=value
@@ -62,6 +79,11 @@ def parse_method(spec: str):
     m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\s*(?:\[(.*)\])?\s*", str(spec))
     if not m:
         raise ValueError(f"a method is a name, or name[option=value;...] for a variant; got {spec!r}")
+    comma = r",(?=\s*[A-Za-z_]\w*\s*=)"  # a comma before another key=value inside the brackets
+    if m.group(2) and re.search(comma, m.group(2)):
+        fixed = f"{m.group(1)}[{re.sub(comma, ';', m.group(2))}]"
+        raise ValueError(f"method variant {spec!r}: separate its options with ';', not ',' (the commas separate "
+                         f"methods): write {fixed}")
     items = [x.strip() for x in (m.group(2) or "").split(";") if x.strip()]
     over = parse_assignments(items, what=f"method variant {spec!r}", form="key=value options separated by ';'")
     for k, v in over.items():
@@ -74,11 +96,15 @@ def parse_method(spec: str):
 
 def check_methods(specs, config) -> None:
     """Every method (variant) names a registered method and valid option overrides."""
-    from ..distill import get_method
+    from ..data import available_tasks, task_options
     for spec in specs:
         name, over = parse_method(spec)
-        get_method(name)
+        check_method_name(name)
         if over:
+            task_keys = sorted({k for t in available_tasks() for k in (task_options(t) or ())} & set(over))
+            if task_keys:  # a data option: the variant's runs would share the grid's data and teacher
+                raise ValueError(f"method variant {spec!r} sets {', '.join(task_keys)}, an option of the task, not "
+                                 "of the method: give it with --task-option (one value) or vary it with --grid")
             try:
                 config.replace(**over)
             except (ValueError, TypeError) as e:
@@ -102,6 +128,30 @@ def check_variants(methods, *, axes=(), where: str = "methods") -> None:
             if why:
                 raise ValueError(f"{where}: method variant {spec!r} sets {k!r}, which names the run ({why}); "
                                  f"remove {k}= from the variant")
+
+
+def check_grid_args(*, out, config, fast, log, ceiling) -> tuple:
+    """The arguments every grid (bench, sweep) takes besides its own, checked before anything runs, each
+    error naming the argument: ``(out as a Path, config, fast)``."""
+    import os
+    from .._validation import check_bool
+    from ..distill import DistillConfig
+    from ..results.summary import CEILINGS
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise TypeError(f"out must be the grid's folder (a str or os.PathLike); got out={out!r}: pass e.g. "
+                        "out='runs/my-bench'")
+    config = DistillConfig() if config is None else config
+    if not isinstance(config, DistillConfig):
+        raise TypeError(f"config must be a DistillConfig (or None for the defaults); got {type(config).__name__}: "
+                        "build one with DistillConfig(...) or DistillConfig.from_dict(d)")
+    fast = check_bool("fast", fast)
+    if not callable(log):
+        raise TypeError(f"log must be a function of one string (e.g. print, or lambda m: None for silence); got "
+                        f"log={log!r}")
+    if ceiling is not None and ceiling not in CEILINGS:
+        raise ValueError(f"ceiling must be one of {', '.join(map(repr, CEILINGS))} or None (--ceiling none): the paired "
+                         f"ceiling the headroom recovered is measured against; got ceiling={ceiling!r}")
+    return Path(out), config, fast
 
 
 _FINAL = ("completed", "diverged")  # a rerun would give the same answer

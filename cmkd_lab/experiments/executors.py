@@ -7,12 +7,14 @@ numbers serially, in the pool and on Dask. Start Dask workers with ``--nthreads 
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
+import sys
 import threading
 import time
 
-__all__ = ["executor", "sigterm_as_interrupt", "Serial", "Pool", "Dask"]
+__all__ = ["executor", "sigterm_as_interrupt", "main_script_hidden", "Serial", "Pool", "Dask"]
 
 
 def _outcome(future) -> dict:
@@ -25,6 +27,28 @@ def _outcome(future) -> dict:
     except BaseException as e:  # noqa: BLE001 - BrokenProcessPool, dask's KilledWorker, CancelledError ...
         return {"error": f"{type(e).__name__}: {e or 'the worker process ended'} (the worker ran out of memory or "
                          "crashed; the run is retried when the grid is run again)"}
+
+
+@contextlib.contextmanager
+def main_script_hidden():
+    """While worker processes start, hide the caller's ``__main__`` from multiprocessing's spawn.
+
+    A spawned worker re-runs the main script (or module) before it takes a job — a script that calls
+    ``run_sweep`` at top level without ``if __name__ == "__main__":`` would run its whole self again in
+    every worker, and the grid would end in a BrokenProcessPool. The jobs are cmkd_lab's own picklable
+    functions and records, so the workers never need that script: without its ``__file__`` and
+    ``__spec__`` the spawn preparation leaves it out. Restored on exit."""
+    main = sys.modules.get("__main__")
+    saved = {k: vars(main)[k] for k in ("__file__", "__spec__") if main is not None and k in vars(main)}
+    try:
+        if main is not None:
+            vars(main).pop("__file__", None)
+            if "__spec__" in saved:
+                main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            vars(main).update(saved)
 
 
 class Serial:
@@ -45,7 +69,8 @@ class Pool:
 
     def map_unordered(self, fn, jobs):
         from concurrent.futures import as_completed
-        self.futs = {self.ex.submit(fn, j): j for j in jobs}
+        with main_script_hidden():  # the workers start here (spawn): they need cmkd_lab, not the caller's script
+            self.futs = {self.ex.submit(fn, j): j for j in jobs}
         for f in as_completed(self.futs):
             yield self.futs[f], _outcome(f)
 

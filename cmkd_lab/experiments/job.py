@@ -141,4 +141,35 @@ def distill(task, method: str = "ucmkd", config=None, *, diagnostics: Union[bool
     ``checkpoint``, ``progress``).
     """
     from ..distill import Trainer
+    _check_distill_arguments(method, callbacks, kwargs)
     return Trainer(task, method, config, callbacks=_with_diagnostics(callbacks, diagnostics), **kwargs).fit()
+
+
+_TRAINER_KWARGS = ("teacher", "checkpoint", "progress")
+_HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
+
+
+def _check_distill_arguments(method, callbacks, kwargs) -> None:
+    """What :func:`distill` adds to the Trainer's own checks, before anything is built: the method's name
+    (with the closest one), the callbacks as the user gave them (before the diagnostics join them), the
+    keyword arguments by name, and a checkpoint whose folder can be written (not after an epoch of training)."""
+    import difflib
+    from .engine import check_method_name
+    if isinstance(method, str):
+        check_method_name(method)
+    if not isinstance(callbacks, (list, tuple)) or not all(any(hasattr(cb, h) for h in _HOOKS) for cb in callbacks):
+        raise TypeError(f"callbacks must be a list of Callback objects, each with one of {', '.join(_HOOKS)} (wrap "
+                        f"a single one in a list); got callbacks={callbacks!r}")
+    unknown = [k for k in kwargs if k not in _TRAINER_KWARGS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _TRAINER_KWARGS + ("diagnostics", "callbacks"), n=1)
+        raise TypeError(f"distill() takes task, method, config, diagnostics, callbacks, {', '.join(_TRAINER_KWARGS)}; "
+                        f"got {', '.join(map(repr, unknown))}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                        + "; options of the run go in the config: DistillConfig(...)")
+    ckpt = kwargs.get("checkpoint")
+    if isinstance(ckpt, (str, Path)) and str(ckpt).strip():
+        p = Path(ckpt).expanduser()
+        if p.is_dir():
+            raise ValueError(f"checkpoint must be a file path; {str(p)!r} is a directory: pass e.g. "
+                             f"{str(p / 'checkpoint.pt')!r}")
+        check_out_dir(p.parent, what="checkpoint's folder")

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..results.grid import cell_dir, cell_id, grid_axes
 from ..results.summary import CEILING, paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
-from .engine import Cell, check_methods, check_seeds, check_variants
+from .engine import check_grid_args, check_method_name, Cell, check_methods, check_seeds, check_variants
 from .runner import Grid, check_workers, run_grid
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
@@ -113,11 +113,10 @@ def grid_cells(task: str, grid: Dict[str, list], config, task_kwargs: dict, *, f
 # ------------------------------------------------------------------- the sweep
 def _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid):
     from .._validation import check_choice, check_int
-    from ..distill import get_method
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ValueError("methods must name at least one method besides the baseline; got an empty list")
-    get_method(baseline)
+    check_method_name(baseline, what="baseline")
     check_methods(methods, config)
     check_variants(methods, axes=[k for _, ks, _ in grid_axes(grid) for k in ks])
     if baseline not in methods:
@@ -184,10 +183,9 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
         ``skipped``, ``aliases``, ``failed``, ``interrupted`` (True: an interrupt stopped the sweep and these
         are the runs that finished; run the same call again to complete them).
     """
-    from ..distill import DistillConfig
-    config = config or DistillConfig()
-    if not isinstance(config, DistillConfig):
-        raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}")
+    from .._validation import check_int
+    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
+    check_int("threads", threads, minimum=0)
     methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid)
     base_kwargs = dict(task_kwargs or {})
     cells = grid_cells(task, grid, config, base_kwargs, fast=fast)

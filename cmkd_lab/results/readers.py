@@ -13,8 +13,10 @@ __all__ = ["load_sweep", "load_bench", "compact_sweep", "bench_records", "bench_
 
 # What each kind of result must hold, and the type of each (a file that has the names with other shapes —
 # {"task": "x", "summary": 5} — is not that result either).
-_SHAPES = {"sweep": ("sweep.json", "sweep result", {"cells": list, "grid": dict}, "sweep.json"),
-           "bench": ("results.json", "bench results", {"task": str, "summary": list}, "bench results.json")}
+_SHAPES = {"sweep": ("sweep.json", "sweep result", {"cells": list, "grid": dict, "seeds": list}, "sweep.json"),
+           "bench": ("results.json", "bench results", {"task": str, "summary": list, "seeds": list},
+                     "bench results.json")}
+_ROWS = {"sweep": "cells", "bench": "summary"}  # the list whose entries are rows (JSON objects)
 
 
 def _load(src, kind: str) -> dict:
@@ -30,14 +32,21 @@ def _load(src, kind: str) -> dict:
         p = Path(src)
         p = p / fname if p.is_dir() else p
         if not p.is_file():
-            raise ValueError(f"src must be a {what} dict, a {fname} file or its folder; {str(p)!r} does not exist")
+            other = next((f"; that folder holds a {o[1]} ({o[0]}): read it with load_{k}" for k, o in _SHAPES.items()
+                          if k != kind and (p.parent / o[0]).is_file()), "")
+            raise ValueError(f"src must be a {what} dict, a {fname} file or its folder; {str(p)!r} does not "
+                             f"exist{other}")
         res = read_json(p, what=what)
     where = repr(str(p)) if p is not None else "the dict given"
     missing = [k for k in shape if k not in res]
     wrong = [f"{k!r} is a {type(res[k]).__name__}, not a {t.__name__}" for k, t in shape.items()
              if k in res and not isinstance(res[k], t)]
+    rows = res.get(_ROWS[kind])
+    if not wrong and isinstance(rows, list) and not all(isinstance(r, dict) for r in rows):
+        wrong = [f"{_ROWS[kind]!r} holds {type(next(r for r in rows if not isinstance(r, dict))).__name__} entries, "
+                 "not rows (objects)"]
     if missing or wrong:
-        why = f"no {'/'.join(map(repr, missing))}" if missing else "; ".join(wrong)
+        why = "; ".join(wrong) if wrong else f"no {'/'.join(map(repr, missing))}"
         raise ValueError(f"{where} is not a {label} ({why}); write one with `python -m cmkd_lab {kind} --out DIR`")
     if p is not None:
         res["source"] = str(p)

@@ -84,8 +84,9 @@ def fmt_delta(r: dict, *, mde: bool = True, bold: bool = True) -> str:
 def _floor(b: dict) -> str:
     if b is None:
         return "—"
-    s = f"{_pct(b['acc_mean'])} ± {_pct(b['acc_std'])}"
-    return s
+    if (b.get("n_seeds") or 0) < 2 or b.get("acc_std") is None:  # one seed has no spread to show (not ± 0.00)
+        return _pct(b["acc_mean"])
+    return f"{_pct(b['acc_mean'])} ± {_pct(b['acc_std'])}"
 
 
 def _aa(r: dict) -> str:
@@ -152,8 +153,16 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     lines += _headroom_table(cells, keys, base)
     lines += _seeds_table([r for r in cells if not is_aa(r["method"])], keys, base)
     preds = [p for p in res.get("predictors", []) if p["rho"] is not None]
+    de, read = res.get("diag_epoch"), _epochs_read(res)
+    at = (f"epoch {de}" if not read or read == [de] else
+          f"read at epoch {', '.join(map(str, read))}: the runs are shorter than --diag-epoch {de}")
+    if not preds and res.get("diag_epoch") is not None:
+        lines += ["", f"No early-diagnostic predictor ({at}): " + (
+            "no run recorded its early epochs" if not read else
+            "each needs at least 4 (cell, seed) points per method whose diagnostic and Δ both vary (more cells or "
+            "seeds)") + "."]
     if preds:
-        lines += ["", f"Early diagnostics (epoch {res.get('diag_epoch')}) against the final Δ: Spearman ρ, its "
+        lines += ["", f"Early diagnostics ({at}) against the final Δ: Spearman ρ, its "
                   f"p-value, the p-value after a Bonferroni correction over the diagnostics tried for that method, "
                   f"and the number of points (setting × seed); the {top} strongest per method. `all` pools the methods.",
                   "", "| method | diagnostic | ρ | p | p (Bonferroni) | n |", "|---|---|---|---|---|---|"]
@@ -167,6 +176,20 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s "
                  f"({executor_words(res.get('executor'))}).")
     return "\n".join(lines) + "\n"
+
+
+def _epochs_read(res: dict) -> list:
+    """The epochs at which the sweep's runs' early diagnostics were read (the last recorded one at or before
+    ``diag_epoch``): [diag_epoch] normally; fewer epochs when the runs are shorter; [] when none recorded any."""
+    de = res.get("diag_epoch")
+    if de is None:
+        return []
+    got = set()
+    for r in res.get("runs", []):
+        eps = [int(e) for e in (r.get("early") or {}) if str(e).lstrip("-").isdigit() and int(e) <= de]
+        if eps:
+            got.add(max(eps))
+    return sorted(got)
 
 
 _HEADROOM = ("Headroom recovered = (method − `{base}`) / (ceiling − `{base}`), paired by seed, with Fieller's 95 % "

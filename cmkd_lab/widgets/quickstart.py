@@ -109,9 +109,12 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
     check_int("epochs", epochs, minimum=1)
     check_int("teacher_epochs", teacher_epochs, minimum=1)
     check_int("seed", seed, minimum=0)
-    config = DistillConfig.from_dict(dict(epochs=epochs, teacher_epochs=teacher_epochs, seed=seed,
-                                          diagnostics_every=lab.diagnostics_every, **options),
-                                     source="quickstart options")
+    # the lab's diagnostics_every is a default: an option given by the caller wins (no duplicate keyword)
+    config = DistillConfig.from_dict({"diagnostics_every": lab.diagnostics_every, **options, "epochs": epochs,
+                                      "teacher_epochs": teacher_epochs, "seed": seed}, source="quickstart options")
+    if out is not None:  # an unwritable out is named before the training, not after it
+        from ..store import check_out_dir
+        out = check_out_dir(out, what="out")
     the_task = load_named_task(task, seed=seed, fast=lab.task_fast)
     sink = make_sink(progress, label=method)
     result = RunSession(the_task, method, config, sink=sink, n_ref=256 if lab.fast else 512,
@@ -127,7 +130,6 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
         from ..report import write_report
         from ..store import write_json
 
-        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "result.json", result)
         write_report(result, out / "report.html", figures=figs)  # the figures drawn once
