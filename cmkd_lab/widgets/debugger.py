@@ -20,8 +20,8 @@ __all__ = ["DEBUGGER_DEFAULTS", "LIVE_FIGURES", "debugger_config", "DebugSession
 
 # The panel's controls and their starting values (the paper's defaults where it has one).
 DEBUGGER_DEFAULTS = dict(task="synthetic", method="ucmkd", cost="l2", eps=0.1, batch_size=64, lambda_fa=1.0,
-                         lambda_la=1.0, n1=1, n2=1, pairing="unpaired", la_teacher_grad="none", seed=0,
-                         student_fraction=1.0, student_unlabelled=False, teacher_control="none")
+                         lambda_la=1.0, n1=1, n2=1, inner_lr=1e-3, pairing="unpaired", la_teacher_grad="none",
+                         seed=0, student_fraction=1.0, student_unlabelled=False, teacher_control="none")
 
 # Figures redrawn after every epoch while training runs.
 LIVE_FIGURES = ("losses", "mmd", "ot")
@@ -235,7 +235,7 @@ def run_debugger(*, progress=None, **options):
         callable is a sink ``sink(phase, done, total, text)``.
     **options
         Those of :class:`DebugSession` (task, method, cost, eps, batch_size,
-        lambda_fa, lambda_la, n1, n2, pairing, la_teacher_grad, seed, epochs …).
+        lambda_fa, lambda_la, n1, n2, inner_lr, pairing, la_teacher_grad, seed, epochs …).
 
     Returns
     -------

@@ -62,8 +62,9 @@ def result_summary(result: dict):
             acc = x["student test acc (best val)"]
             x["Δ vs ce (points, 1 seed)"] = (None if x["method"] == "ce" or ref is None or acc is None
                                               else round(100 * (acc - ref), 2))
-        notes.append("Δ vs ce: this run's test accuracy minus the `ce` run's, same task and seed, in points; "
-                     "— on the `ce` row itself (it is the reference). One seed: a point or two either way is noise.")
+        notes.append("Δ vs ce: this run's test accuracy minus the `ce` run's, same task and seed, in points; a "
+                     "dash (—) on the `ce` row itself (it is the reference). One seed: a point or two either way "
+                     "is noise.")
     pct = {c: PCT for c in ("teacher test acc", "student test acc (best val)", "student test acc (last)")}
     return make_table(pd.DataFrame(rows), formats=dict(pct, **{"train time (s)": "{:.1f}",
                                                                "Δ vs ce (points, 1 seed)": "{:+.2f}"}), notes=notes)
