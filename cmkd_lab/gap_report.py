@@ -125,11 +125,21 @@ def _figures_html(figs, embed: Figures) -> str:
     return "".join(parts)
 
 
+def headline(r: dict) -> str:
+    """The result's headline, with the number of candidates a paired recall@1 was measured among (recall
+    depends on it: among more candidates it is lower)."""
+    text = r["headline"]
+    n = ((r.get("paired") or {}).get("retrieval") or {}).get("n_candidates")
+    if n and "recall@1" in text:
+        text = text.rstrip(".") + f" (recall among {n} candidates)."
+    return text
+
+
 def _one(r: dict, projection, embed: Figures, level: str = "h2") -> str:
     from .diagnostics.run_gap import before_after_table
     from .viz.gap import gap_figures
 
-    out = [f"<p class='headline'>{md_inline(r['headline'])}</p>",
+    out = [f"<p class='headline'>{md_inline(headline(r))}</p>",
            f"<p class='note'>{md_inline(r['subsample']['reading'])}</p>"]
     for key, title in _SECTIONS:
         sec = r.get(key)
@@ -346,7 +356,7 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
     except (ValueError, TypeError) as e:  # the command line's words for explore_gap's parameters
         raise type(e)(cli_words(str(e), sets)) from None
     paths = write_gap_report(res, out, projection=proj)
-    log(res["headline"])
+    log(headline(res))
     log(f"→ {paths['html']}, {paths['json']} ({res['timings_s']['total']:.1f} s)")
     _pngs(res, out, proj, png, log)
     return res

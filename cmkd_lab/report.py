@@ -72,6 +72,8 @@ def _history_tables(hist) -> str:
     present = list(dict.fromkeys(k for r in hist for k in r))
     diag_src = {k for k in present if describe(k).source == "diagnostics"}
     train = ordered([k for k in present if k not in diag_src])
+    if "epoch" in train:  # the row's epoch first, as in the diagnostics table
+        train = ["epoch"] + [k for k in train if k != "epoch"]
     out = "<h3>Training</h3>" + _labelled_table(train, [[esc(fmt(r.get(c))) for c in train] for r in hist])
     diag_rows = [r for r in hist if diag_src & set(r)]
     if diag_rows:
@@ -114,8 +116,10 @@ def diagnostics_summary(result: dict) -> List[str]:
                    + (f"; up to a relabelling of the classes, {last['purity_matched']:.1%}"
                       if last.get("purity_matched") is not None else "") + ".")
     if last.get("kappa_mean") is not None:
+        acc = last.get("teacher_head_on_student_acc_ref")
         out.append(f"The teacher head gives the true class a mean probability κ̂ = {last['kappa_mean']:.3f} on the "
-                   f"student's features (accuracy {last.get('teacher_head_on_student_acc_ref', float('nan')):.3f}).")
+                   "student's features" + (f" and reads the right class for {acc:.1%} of them" if acc is not None
+                                           else "") + ".")
     recs = d.get("records") or []
     stmt = next((r.get("bound_statement") for r in reversed(recs) if r.get("bound_statement")), None)
     if stmt:

@@ -63,6 +63,24 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
 numpydoc_xref_param_type = False
 
+
+def import_module_first(name, grouped_exception=True):
+    """autosummary's lookup, except that a name which is a module is that module. ``cmkd_lab.distill`` is a
+    package and also the function ``cmkd_lab`` re-exports (likewise ``cmkd_lab.align.mmd`` and
+    ``cmkd_lab.widgets.settings``): autosummary tries the attribute first and would document the function in
+    place of the package, leaving the package's modules out of the reference."""
+    import importlib
+    try:
+        return importlib.import_module(name), None, name
+    except ImportError:
+        return _import_object_by_name(name, grouped_exception=grouped_exception)
+
+
+import sphinx.ext.autosummary as _autosummary  # noqa: E402
+
+_import_object_by_name = _autosummary._import_by_name
+_autosummary._import_by_name = import_module_first
+
 # In Sphinx, MyST-NB parses every mime type of an output and keeps the HTML one: plotly's JSON beside its
 # HTML is not a loss (scripts/check_book.py checks that every figure is on its page).
 suppress_warnings = ["mystnb.unknown_mime_type"]

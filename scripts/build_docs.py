@@ -30,7 +30,9 @@ GENERATED = DOCS / "_generated"
 NOTEBOOK_PAGES = DOCS / "notebooks"
 sys.path.insert(0, str(ROOT))
 
-PLACEHOLDER = """*The options table is generated from the package's declared option rules into
+PLACEHOLDER = """# Config reference
+
+*The options table is generated from the package's declared option rules into
 `docs/config_reference.md`; this build did not find that file. In Python, `help(cmkd_lab.DistillConfig)`
 lists every option.*
 """

@@ -80,6 +80,9 @@ ELEMENTS = {
     r"drawn wide and light underneath": lambda f: (_traces(f)[0].line.width or 0) > 2 and _traces(f)[0].opacity < 1,
     r"Teacher \(●\) and student \(✕\)": lambda f: {"circle", "x"} <= {getattr(t.marker, "symbol", None)
                                                                        for t in _traces(f)},
+    r"CE term's lines are drawn wide and light": lambda f: any(
+        t.name == "CE term" and (t.line.width or 0) > 2 and (t.opacity or 1) < 1 for t in _traces(f)),
+    r"cosine lies in \[−1, 1\]": lambda f: any(t.name == "cos(mean z_S, mean z_T)" for t in _traces(f)),
 }
 # Legend entries a caption may name: each must be a trace of the figure when the caption names it.
 LEGEND_NAMES = ([v for v in LOSS_TERMS.values()] + [n for _, n, *_ in MMD_SIZES + OT_DISTANCES + OT_PURITY
@@ -281,3 +284,42 @@ def test_no_caption_cites_a_file_a_student_lacks():
         for name, fig in viz.run_figures(result, projection="none"):
             cap = figure_caption(name, result, figure=fig)
             assert "docs/" not in cap and ".md" not in cap and "README" not in cap, cap
+
+
+# ------------------------------------------------------------ nothing hides a line
+def _audit_history(la_equals_ce: bool) -> list:
+    h = []
+    for e in (1, 2, 3):
+        r = {"epoch": e, "val_acc": 0.5, "grad_enc_ce": 1.4 / e, "grad_head_ce": 0.8 / e, "grad_enc_fa": 3.0,
+             "grad_head_fa": 0.0, "cos_ce_fa": 0.1 * (-1) ** e}
+        r.update(grad_enc_la=r["grad_enc_ce"] if la_equals_ce else 0.5, grad_head_la=r["grad_head_ce"] if
+                 la_equals_ce else 0.2, cos_ce_la=1.0 if la_equals_ce else 0.3)
+        h.append(r)
+    return h
+
+
+def test_a_term_equal_to_cross_entropy_does_not_hide_the_ce_lines():
+    """Under la_teacher_grad="none" the LA gradient is the CE gradient: the CE lines are drawn first, wide and
+    light, so that both stay visible, and the caption says so (checked against the figure)."""
+    h = _audit_history(la_equals_ce=True)
+    fig = viz.audit_figure(h)
+    first = _traces(fig)[0]
+    assert first.name == "CE term" and first.line.width > 2 and first.opacity < 1
+    assert all((t.line.width or 2) <= 2 for t in _traces(fig) if t.name != "CE term")
+    result = {"method": "ucmkd", "history": h, "config": {}}
+    cap = figure_caption("Gradient audit", result, figure=fig)
+    assert "CE term's lines are drawn wide and light underneath" in cap and check_caption(cap, fig) == []
+    assert "each of the 3 audited epochs" in cap and "epoch(s)" not in cap
+
+
+def test_the_gap_caption_gives_the_cosine_its_own_range():
+    """The right panel holds a cosine (which can be negative) next to a probability and an accuracy: the
+    caption and the panel's title say 'at most 1', not 'a 0–1 scale'."""
+    result = _result("ce", diagnostics=True)
+    for r in result["history"]:
+        r["mean_cos"] = -0.2
+    fig = dict(viz.run_figures(result, projection="none"))["Modality gap"]
+    cap = figure_caption("Modality gap", result, figure=fig)
+    assert "0–1" not in cap and "the cosine lies in [−1, 1], the others in [0, 1]" in cap
+    assert check_caption(cap, fig) == []
+    assert "0-1" not in " ".join(a.text for a in fig.layout.annotations)

@@ -277,7 +277,8 @@ def test_cli_writes_json_and_html_with_every_figure(npz_files, capsys):
     assert _divs(page) == 7  # UMAP and PCA overlays, distances, plan, per class, transfer, retrieval
     for title in ("Overlay (UMAP)", "Overlay (PCA)", "Cross-modal transfer", "Paired retrieval"):
         assert title in page
-    assert r["headline"] in capsys.readouterr().out
+    from cmkd_lab.gap_report import headline
+    assert headline(r) in capsys.readouterr().out and "candidates" in headline(r)
 
 
 def test_cli_without_labels_reads_npy(npz_files):

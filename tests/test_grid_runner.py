@@ -203,7 +203,7 @@ def test_demo_reports_the_ucmkd_run_from_its_record(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     ucmkd = next(r for r in res["runs"] if r["method"] == "ucmkd")
     assert (out / ucmkd["dir"] / "result.json").exists() and (out / "report.html").stat().st_size > 0
-    assert f"report of the ucmkd run: {out / 'report.html'}" in capsys.readouterr().out
+    assert f"(with the ce run of the same seed beside it): {out / 'report.html'}" in capsys.readouterr().out
 
 
 def test_cli_workers_are_checked_the_same_way(tmp_path, capsys):

@@ -227,6 +227,34 @@ def test_notebook_text_is_for_students(path):
     check_errors_and_text(nbformat.read(path, as_version=4), executed=False)
 
 
+def repeated_paragraphs(nb) -> list:
+    """Sentences (of more than 80 characters) that the Markdown of ``nb`` says twice: a paragraph pasted again,
+    even when its later sentences were edited."""
+    seen, twice = set(), []
+    for c in nb.cells:
+        if c.cell_type != "markdown":
+            continue
+        for sentence in (t.strip() for t in re.split(r"(?<=[.!?])\s+|\n\n", c.source)):
+            if len(sentence) > 80 and sentence in seen:
+                twice.append(sentence[:80])
+            seen.add(sentence)
+    return twice
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_paragraph_is_said_twice(path):
+    """A student reads each explanation once (03 once carried the same paragraph before and after an exercise)."""
+    assert repeated_paragraphs(nbformat.read(path, as_version=4)) == []
+
+
+def test_the_repeat_check_catches_a_repeat():
+    nb = nbformat.v4.new_notebook()
+    text = "With the default inner rate the UCMKD student ends where `ce` ends, often to the last digit of its accuracy."
+    nb.cells = [nbformat.v4.new_markdown_cell(text + " Then one ending."),
+                nbformat.v4.new_markdown_cell(text + " Another ending.\n\n## Next")]
+    assert repeated_paragraphs(nb) == [text[:80]]
+
+
 def test_offline_check_catches_a_figure_without_its_html():
     """The HTML check fails a notebook whose figure has no static part (05 before it called setup_notebook)."""
     nb = nbformat.v4.new_notebook()

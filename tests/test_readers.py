@@ -41,7 +41,7 @@ def test_current_bench_makes_old_files_printable_and_leaves_new_ones_alone():
     res = current_bench(_old_bench())
     assert res["upgraded"] and res["baseline"] == "ce" and res["axes"] == ["pairing"]
     md = format_bench_markdown(res)
-    assert "Paired differences against `ce`" in md and "| paired | `kd` |" in md and "Skipped ce under paired" in md
+    assert "Paired differences against `ce`" in md and "| paired | `kd` |" in md and "Not run: ce (setting paired)" in md
     new = dict(_old_bench(), comparisons=[{"method": "fa", "delta_mean": 0.1}])
     assert is_current_bench(new) and current_bench(new)["upgraded"] is False
     assert bench_comparisons(new) == [{"method": "fa", "delta_mean": 0.1}]

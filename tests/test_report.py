@@ -35,6 +35,15 @@ def test_summary_sentences_read_the_recorded_numbers(result):
     h = [r for r in result["history"] if "mmd2" in r]
     assert any(f"{h[-1]['mmd2']:.4g}" in s and "MMD²" in s for s in lines)
     assert any("chance level" in s for s in lines)
+    acc = h[-1]["teacher_head_on_student_acc_ref"]  # an accuracy reads as a percentage, like every other share
+    assert any(f"reads the right class for {acc:.1%} of them" in s for s in lines)
+
+
+def test_the_history_tables_start_with_the_epoch(result):
+    page = render_report(result, projection="none")
+    for title in ("Training", "Diagnostics"):
+        head = page.split(f"<h3>{title}</h3>", 1)[1].split("</th>", 1)[0]
+        assert head.endswith(">epoch"), (title, head[-80:])
     assert diagnostics_summary({"history": [{"epoch": 1}]}) == ["No diagnostics were recorded in this run."]
 
 

@@ -426,4 +426,4 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
     # the A/A control of the broken cell and both runs of the other cell finish
     assert {(r["cell"], r["method"]) for r in res["runs"]} == {("gap=0", "ce (A/A)"), ("gap=1", "ce"),
                                                              ("gap=1", "ce (A/A)")}
-    assert "Failed: ce in cell gap=0" in (tmp_path / "sweep.md").read_text()
+    assert "Failed: ce (setting gap=0)" in (tmp_path / "sweep.md").read_text()

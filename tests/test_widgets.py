@@ -530,6 +530,10 @@ def test_predictor_table_note_and_scatter_share_one_computation():
     assert "CE loss term at epoch 2" in note and "not the method `ce`" in note
     assert "2/4! = 0.083" in note and "No early diagnostic" in W.predictor_note(res, None)
     assert "(CE loss term" not in repr(table) and "CE loss term" in set(table["diagnostic"])
+    legend = " ".join(table.notes)  # every diagnostic the table names is explained under it, a loss term as one
+    from cmkd_lab.results.keys import describe
+    assert f"purity: {describe('purity').label}." in legend
+    assert "CE loss term: " in legend and "not the method of that name" in legend and "key" not in table.columns
 
 
 def test_scatter_gives_every_series_its_own_colour():
@@ -593,3 +597,22 @@ def test_phase_diagram_cuts_intervals_of_two_seeds():
     assert tuple(fig.layout.yaxis.range) == pytest.approx((-9.0, 9.0))  # 3 × the largest |mean|, in points
     assert "[-128, +122]" in fig.data[0].text[0]
     assert "2 seeds" in W.sweep_note(dict(res, runs=[], config={"epochs": 3}))
+
+
+def test_run_with_baseline_refuses_an_unknown_baseline_before_training(monkeypatch):
+    import cmkd_lab.widgets.quickstart as q
+    monkeypatch.setattr(q, "run_quickstart", lambda **kw: (_ for _ in ()).throw(AssertionError("trained")))
+    with pytest.raises(ValueError, match=r"baseline must be one of .*; got baseline='nosuch'"):
+        q.run_with_baseline(task="synthetic", baseline="nosuch")
+
+
+def test_debugger_panel_turns_the_inner_learning_rate(lab):
+    """The knob notebook 03 turns by hand is on the panel too: its default is the method's, and a value set on
+    the panel reaches the run's config (checked before any training)."""
+    from cmkd_lab.distill.methods.ucmkd import UCMKDOptions
+    panel = W.DebuggerPanel(lab=lab)
+    assert panel.options()["inner_lr"] == UCMKDOptions().inner_lr == 1e-3
+    panel.set(inner_lr=0.01)
+    assert W.DebugSession(lab=lab, **panel.options()).config.inner_lr == 0.01
+    panel.set(method="fa")  # another method never reads it: refused with the reason, in the panel's status
+    assert panel.run() is None and "inner_lr=0.01 is an option of method &#x27;ucmkd&#x27;" in panel.status.value

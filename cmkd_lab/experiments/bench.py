@@ -2,8 +2,8 @@
 controls), with the bench's own folders and tables.
 
 Each run is written to ``OUT/runs/<pairing>[/<control>]/<method>/seed<S>/result.json`` by the one grid
-runner (:mod:`.runner`: finished runs with the same identity are read back, interrupted ones resume, stale
-ones run again, runs with other options are refused unless ``overwrite``; an interrupt writes what
+runner (:mod:`cmkd_lab.experiments.runner`: finished runs with the same identity are read back, interrupted ones
+resume, stale ones run again, runs with other options are refused unless ``overwrite``; an interrupt writes what
 finished, marked ``interrupted``). A method that never reads a teacher sample (``ce``, ``la``) runs once:
 its unpaired run is also its run under the other pairings. Paired-only methods under ``unpaired`` are
 skipped with the reason. Every cell gets the A/A control of ``ce`` (its noise floor), a cell with

@@ -9,7 +9,7 @@ pairing) — it is then an *alias* of that job and runs once. With ``aa=True`` e
 gets the **paired ceiling** (``ceiling``), the reference of the headroom a method recovers.
 
 The jobs run in :mod:`.worker` (the store's policy: what is read back, resumed, run again or refused) under
-:mod:`.runner` (claim → plan → run → summarise → write, one interrupt behaviour).
+:mod:`cmkd_lab.experiments.runner` (claim → plan → run → summarise → write, one interrupt behaviour).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@
 Grid keys are decided by name: a :class:`~cmkd_lab.distill.DistillConfig` field (``student_fraction``,
 ``lambda_fa``, ``eps``, ``pairing`` …) changes the config, any other key is passed to the task loader
 (``gap``, ``noise`` … of the synthetic generator). Runs go to ``OUT/runs/<cell>/<method>/seed<S>/``
-through the one grid runner (:mod:`.runner`), under the store's policy (:mod:`.worker`): a finished run
-with the same identity is read back, an interrupted one resumes, a stale one (other code or data) runs
+through the one grid runner (:mod:`cmkd_lab.experiments.runner`), under the store's policy (:mod:`.worker`):
+a finished run with the same identity is read back, an interrupted one resumes, a stale one (other code or data) runs
 again, one with other options is refused; an interrupt writes what finished, marked ``interrupted``.
 Teachers are trained once per distinct teacher, first, through the teacher cache (``$CMKD_LAB_CACHE``; on
 a cluster point it at a shared folder).

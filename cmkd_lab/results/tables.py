@@ -164,7 +164,7 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     if preds:
         lines += ["", f"Early diagnostics ({at}) against the final Δ: Spearman ρ, its "
                   f"p-value, the p-value after a Bonferroni correction over the diagnostics tried for that method, "
-                  f"and the number of points (cell × seed); the {top} strongest per method. `all` pools the methods.",
+                  f"and the number of points (setting × seed); the {top} strongest per method. `all` pools the methods.",
                   "", "| method | diagnostic | ρ | p | p (Bonferroni) | n |", "|---|---|---|---|---|---|"]
         for m in dict.fromkeys(p["method"] for p in preds):
             for p in [p for p in preds if p["method"] == m][:top]:
@@ -173,8 +173,8 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
                              f"{'—' if pb is None else f'{pb:.2g}'} | {p['n']} |")
     lines += _notes(res)
     cached = f" ({res['n_cached']} read from the store)" if res.get("n_cached") else ""
-    lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s on "
-                 f"{res.get('executor')}.")
+    lines.append(f"\n{len(res.get('runs', []))} runs{cached}, {res.get('sweep_wall_s', 0):.0f} s "
+                 f"({executor_words(res.get('executor'))}).")
     return "\n".join(lines) + "\n"
 
 
@@ -213,18 +213,33 @@ def _headroom_table(rows: List[dict], keys: List[str], base: str) -> List[str]:
     return out
 
 
+def executor_words(executor) -> str:
+    """How the runs were run, in a reader's words (``"process pool (2 workers)"`` -> ``"2 worker processes"``)."""
+    import re
+    text = str(executor or "")
+    m = re.search(r"(\d+) workers?", text)
+    if text.startswith("process pool") and m:
+        return f"{m.group(1)} worker processes"
+    if text.startswith("serial") or not text:
+        return "one run at a time"
+    return text
+
+
 def _notes(res: dict) -> List[str]:
     out = []
+    skipped: dict = {}  # one line per (method, reason)
     for s in res.get("skipped", []):
-        out.append(f"\nSkipped {s['method']} in cell {s['cell']}: {s['reason']}.")
-    shared: dict = {}  # one line per (method, source cell, reason)
+        skipped.setdefault((s["method"], s["reason"]), []).append(s["cell"])
+    for (m, why), cells in skipped.items():
+        out.append(f"\nNot run: {m} (setting{'s' if len(cells) > 1 else ''} {', '.join(cells)}): {why}.")
+    shared: dict = {}  # one line per (method, source setting, reason)
     for a in res.get("aliases", []):
         shared.setdefault((a["method"], a["same_as"], a["reason"]), []).append(a["cell"])
     for (m, src, why), cells in shared.items():
-        out.append(f"\n{m}: one run serves cell {src} and {', '.join(cells)} ({why}).")
+        out.append(f"\n{m}: one run serves the settings {src} and {', '.join(cells)} ({why}).")
     for f in res.get("failed", []):
-        out.append(f"\nFailed: {f['method']} in cell {f['cell']}, seed {f['seed']}: {f['error']} "
-                   "(rerun to retry).")
+        out.append(f"\nFailed: {f['method']} (setting {f['cell']}), seed {f['seed']}: {f['error']} "
+                   "(run the same command again to retry).")
     return out
 
 
@@ -280,7 +295,7 @@ def format_bench_markdown(res: dict) -> str:
         lines += _seeds_table([r for r in comp if not is_aa(r["method"])], keys, base)
     if res.get("control_table"):
         lines += ["", format_control_markdown(res, rows=res["control_table"])]
-    lines += [s.replace(" in cell ", " under ") for s in _notes(res)]
+    lines += _notes(res)
     return "\n".join(lines) + "\n"
 
 

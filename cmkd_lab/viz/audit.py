@@ -4,7 +4,9 @@ The trainer records, at the first step of every ``audit_every``-th epoch (and of
 term's gradient norm on the student's encoder and on its head and the cosine between that gradient and
 the cross-entropy term's (:mod:`cmkd_lab.distill.audit`). Three panels side by side: the encoder norms,
 the head norms (both on a log axis: a term whose gradient is zero has no point there, and the caption
-names it) and the cosines with the CE term on [−1, 1].
+names it) and the cosines with the CE term on [−1, 1]. The CE term's own lines are drawn first, wide and
+light, so that a term whose gradient equals cross-entropy's (the LA term under ``la_teacher_grad="none"``)
+does not hide them.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ def audit_figure(history: List[dict], title: str = "Gradient audit: what each lo
     if not h:
         raise ValueError("history holds no gradient audit (the run had audit_every=0): run with audit_every > 0")
     terms = [t for t in audit_terms(h) if t != "loss"]
+    terms.sort(key=lambda t: t != "ce")  # the CE term first, drawn wide and light: a term equal to it stays visible
     fig = make_subplots(rows=1, cols=3, subplot_titles=("|∇| on the encoder", "|∇| on the head",
                                                          "cos(∇ term, ∇ CE term)"), horizontal_spacing=0.08)
     ep = [r["epoch"] for r in h]
@@ -68,7 +71,8 @@ def audit_figure(history: List[dict], title: str = "Gradient audit: what each lo
                                          name=term_label(t), legendgroup=t, showlegend=col == 1 or not any(
                                              isinstance(r.get(f"grad_enc_{t}"), (int, float)) and
                                              r[f"grad_enc_{t}"] > 0 for r in h),
-                                         line=dict(color=color)), row=1, col=col)
+                                         line=dict(color=color, width=7 if t == "ce" else 2),
+                                         opacity=0.4 if t == "ce" else 1), row=1, col=col)
         pts = [(r["epoch"], r[f"cos_ce_{t}"]) for r in h if isinstance(r.get(f"cos_ce_{t}"), (int, float))]
         if pts and t != "ce":
             fig.add_trace(go.Scatter(x=[e for e, _ in pts], y=[v for _, v in pts], mode="lines+markers",

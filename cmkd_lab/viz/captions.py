@@ -119,8 +119,12 @@ def _bound(result, hd, figure) -> str:
 
 
 def _gap(result, hd, figure) -> str:
-    return (f"Left panel: {_listing([n for _, n, *_ in lines_present(hd, GAP_DISTANCES)])}. Right panel, on a 0–1 "
-            f"scale: {_listing([n for _, n, *_ in lines_present(hd, GAP_AGREEMENT)])} (reference sets).")
+    right = lines_present(hd, GAP_AGREEMENT)
+    txt = (f"Left panel: {_listing([n for _, n, *_ in lines_present(hd, GAP_DISTANCES)])}. Right panel, each at "
+           f"most 1: {_listing([n for _, n, *_ in right])} (reference sets)")
+    if any(k == "mean_cos" for k, *_ in right):
+        txt += "; the cosine lies in [−1, 1]" + (", the others in [0, 1]" if len(right) > 1 else "")
+    return txt + "."
 
 
 def _labels(result, h, figure) -> str:
@@ -159,11 +163,14 @@ def _audit(result, h, figure) -> str:
     if not summ:
         return "This run recorded no gradient audit (audit_every=0)."
     n = max(v["n"] for v in summ.values())
-    txt = (f"What each loss term does to the student's parameters, measured at the first step of {n} epoch(s) "
-           "before the optimiser moves them: the norm of the term's own gradient (before its weight) on the "
-           "encoder (left panel) and on the head (middle panel), on a log axis, and the cosine between its "
-           "gradient and the CE term's (right panel; the dotted line is 0: orthogonal, below it: against "
-           "cross-entropy).")
+    when = "the first step of the audited epoch" if n == 1 else f"the first step of each of the {n} audited epochs"
+    txt = (f"What each loss term does to the student's parameters, measured at {when} before the optimiser "
+           "moves them: the norm of the term's own gradient (before its weight) on the encoder (left panel) and "
+           "on the head (middle panel), on a log axis, and the cosine between its gradient and the CE term's "
+           "(right panel; the dotted line is 0: orthogonal, below it: against cross-entropy).")
+    if "ce" in summ and (summ["ce"]["enc"] or summ["ce"]["head"]):
+        txt += (f" The {term_label('ce')}'s lines are drawn wide and light underneath, so that a term whose "
+                "gradient equals cross-entropy's does not hide them.")
     zero = [f"{term_label(t)} on the {where}" for t, v in summ.items() for where, key in (("encoder", "enc"),
                                                                                        ("head", "head"))
             if v[key] == 0]

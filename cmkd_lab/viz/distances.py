@@ -162,7 +162,7 @@ def gap_curves(history, *, initial: Optional[dict] = None, title: str = "Modalit
     """Left: centroid gap (and per-class gap); right: cosine between mean
     features, mean κ̂ and the teacher head's accuracy on student features."""
     h, ep, fig = _start(history, initial, title, "gap diagnostics", rows=1, cols=2,
-                        subplot_titles=("distances between centroids", "agreement (0-1 scale)"))
+                        subplot_titles=("distances between centroids", "agreement (at most 1)"))
     if h is None:
         return fig
     _add_lines(fig, h, ep, GAP_DISTANCES, row=1, col=1)

@@ -20,8 +20,8 @@ __all__ = ["DEBUGGER_DEFAULTS", "LIVE_FIGURES", "debugger_config", "DebugSession
 
 # The panel's controls and their starting values (the paper's defaults where it has one).
 DEBUGGER_DEFAULTS = dict(task="synthetic", method="ucmkd", cost="l2", eps=0.1, batch_size=64, lambda_fa=1.0,
-                         lambda_la=1.0, n1=1, n2=1, pairing="unpaired", la_teacher_grad="none", seed=0,
-                         student_fraction=1.0, student_unlabelled=False, teacher_control="none")
+                         lambda_la=1.0, n1=1, n2=1, inner_lr=1e-3, pairing="unpaired", la_teacher_grad="none",
+                         seed=0, student_fraction=1.0, student_unlabelled=False, teacher_control="none")
 
 # Figures redrawn after every epoch while training runs.
 LIVE_FIGURES = ("losses", "mmd", "ot")
@@ -112,11 +112,11 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     Returns
     -------
     dict name -> go.Figure with ``losses``, ``mmd``, ``ot`` (the live
-    curves), ``accuracy``, ``gap``, ``bound``, ``transport_plan``,
-    ``overlay`` (features at ``overlay_epoch``) and ``labels`` (heatmaps);
+    curves), ``accuracy``, ``audit`` (the gradient audit, when the run recorded one), ``gap``, ``bound``,
+    ``transport_plan``, ``overlay`` (features at ``overlay_epoch``) and ``labels`` (heatmaps);
     the artefact figures are left out when the run recorded none.
     """
-    from ..viz import accuracy_curves, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
+    from ..viz import accuracy_curves, audit_figure, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
 
     if not isinstance(result, dict) or "history" not in result:
         raise TypeError("result must be a run's result dict (with 'history'), as returned by run_debugger")
@@ -125,6 +125,8 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     figs = live_figures(h, d.get("initial"), result.get("config"),
                         n_permutations=(d.get("settings") or {}).get("n_permutations"))
     figs["accuracy"] = accuracy_curves(h, num_classes=len(d.get("class_names") or []) or None)
+    if any(k.startswith("grad_enc_") for r in h for k in r):
+        figs["audit"] = audit_figure(h)
     figs["gap"] = gap_curves(result)
     figs["bound"] = bound_bars(result)
     if d.get("plans"):
@@ -233,7 +235,7 @@ def run_debugger(*, progress=None, **options):
         callable is a sink ``sink(phase, done, total, text)``.
     **options
         Those of :class:`DebugSession` (task, method, cost, eps, batch_size,
-        lambda_fa, lambda_la, n1, n2, pairing, la_teacher_grad, seed, epochs …).
+        lambda_fa, lambda_la, n1, n2, inner_lr, pairing, la_teacher_grad, seed, epochs …).
 
     Returns
     -------

@@ -21,7 +21,7 @@ __all__ = ["DebuggerPanel", "ARTEFACT_TABS", "debugger_controls"]
 
 # Tabs filled when a run ends (figure name in debugger_figures, tab title).
 ARTEFACT_TABS = (("transport_plan", "transport plan"), ("overlay", "features (2-D)"), ("labels", "label heatmaps"),
-                 ("bound", "bound"), ("accuracy", "accuracy"), ("gap", "modality gap"))
+                 ("bound", "bound"), ("accuracy", "accuracy"), ("audit", "gradient audit"), ("gap", "modality gap"))
 
 
 def debugger_controls(v: dict, tasks) -> dict:
@@ -48,6 +48,7 @@ def debugger_controls(v: dict, tasks) -> dict:
         "lambda_fa": log_slider("lambda_fa", "λ1 (FA)", -3, 1), "lambda_la": log_slider("lambda_la", "λ2 (LA)", -3, 1),
         "n1": w.IntSlider(value=v["n1"], min=0, max=5, description="n1 (inner FA)", style=style, layout=lay),
         "n2": w.IntSlider(value=v["n2"], min=0, max=5, description="n2 (inner LA)", style=style, layout=lay),
+        "inner_lr": log_slider("inner_lr", "inner lr (ucmkd)", -4, 0, readout_format=".0e"),
         "pairing": drop("pairing", PAIRINGS, "pairing"),
         "la_teacher_grad": w.ToggleButtons(options=list(TEACHER_GRAD_MODES), value=v["la_teacher_grad"],
                                            description="LA teacher grad", style=dict(style, button_width="100px"),

@@ -136,8 +136,8 @@ GAP_LEGEND = {
     "MMD²": "unbiased MMD² between the two sets (about 0: the same distribution)",
     "p": "p-value of the MMD² permutation test",
     "W1/median": "exact optimal-transport distance W1, in units of the median distance between two points",
-    "shift share": "share of W2² that the gap vector (the difference of the means) explains; — when the two means "
-                   "coincide, so there is no gap vector",
+    "shift share": "share of W2² that the gap vector (the difference of the means) explains; a dash (—) when "
+                   "the two means coincide, so there is no gap vector",
     "MMD² centred": "MMD² after centring each set on its own mean (what is left once the shift is removed)",
     "purity": "share of the exact transport plan's mass that joins two samples of the same class",
     "chance": "the purity a plan blind to classes gives, Σ_k p_A(k)·p_B(k)",

@@ -62,8 +62,9 @@ def result_summary(result: dict):
             acc = x["student test acc (best val)"]
             x["Δ vs ce (points, 1 seed)"] = (None if x["method"] == "ce" or ref is None or acc is None
                                               else round(100 * (acc - ref), 2))
-        notes.append("Δ vs ce: this run's test accuracy minus the `ce` run's, same task and seed, in points; "
-                     "— on the `ce` row itself (it is the reference). One seed: a point or two either way is noise.")
+        notes.append("Δ vs ce: this run's test accuracy minus the `ce` run's, same task and seed, in points; a "
+                     "dash (—) on the `ce` row itself (it is the reference). One seed: a point or two either way "
+                     "is noise.")
     pct = {c: PCT for c in ("teacher test acc", "student test acc (best val)", "student test acc (last)")}
     return make_table(pd.DataFrame(rows), formats=dict(pct, **{"train time (s)": "{:.1f}",
                                                                "Δ vs ce (points, 1 seed)": "{:+.2f}"}), notes=notes)
@@ -157,6 +158,14 @@ def run_with_baseline(*, task="hapt", method: str = "ucmkd", baseline: str = "ce
 
     if baseline == method:
         raise ValueError(f"baseline must differ from method (both {method!r})")
+    from ..distill import get_method
+    for name, value in (("method", method), ("baseline", baseline)):  # both known before anything trains
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a method name (see python -m cmkd_lab methods); got {value!r}")
+        try:
+            get_method(value)
+        except ValueError as e:
+            raise ValueError(str(e).replace("method must", f"{name} must").replace("method=", f"{name}=")) from None
     results = {}
     results[method], figures = run_quickstart(task=task, method=method, lab=lab, out=out, progress=progress,
                                               **options)

@@ -126,13 +126,40 @@ def predictor_table(res: dict, *, top: int = 6):
     for m in dict.fromkeys(p["method"] for p in every):
         best = sorted([p for p in every if p["method"] == m], key=lambda p: -abs(p["rho"]))[:top]
         rows += [{"method": m, "diagnostic": diagnostic_label(p["diagnostic"]), "ρ": p["rho"], "p": p["p_value"],
-                  "p (Bonferroni)": p["p_bonferroni"], "n": p["n"]} for p in best]
-    return make_table(pd.DataFrame(rows), formats={"ρ": "{:+.2f}", "p": "{:.2g}", "p (Bonferroni)": "{:.2g}"},
+                  "p (Bonferroni)": p["p_bonferroni"], "n": p["n"], "key": p["diagnostic"]} for p in best]
+    return make_table(pd.DataFrame(rows).drop(columns="key", errors="ignore"), formats={"ρ": "{:+.2f}", "p": "{:.2g}", "p (Bonferroni)": "{:.2g}"},
                       notes=[f"Spearman ρ between each diagnostic (read at epoch {res.get('diag_epoch')} unless "
                              "known before training) and the final Δ accuracy vs `ce`, over the points (grid "
                              "setting × seed) stored with the sweep; `all` pools the methods.",
                              "p (Bonferroni): the p-value times the number of diagnostics the sweep tried for that "
-                             "method (at most 1)."])
+                             "method (at most 1)."] + diagnostic_notes(rows))
+
+
+# The predictors a sweep derives from two records (cmkd_lab.results.summary), not declared by a producer.
+_SWEEP_PREDICTORS = {"fa_over_ce": "the weighted OT term over the cross-entropy term, λ_fa·OT / CE",
+                     "early_val_delta": "the validation-accuracy difference with `ce` already visible at that epoch"}
+
+
+def diagnostic_notes(rows) -> list:
+    """One legend line per diagnostic named in ``rows`` (each its ``diagnostic`` label and ``key``): what the
+    number is, from its declaration (:mod:`cmkd_lab.keys`); a value of the plain ``ce`` run says so."""
+    from ..results.keys import describe
+    out = {}
+    for r in rows:
+        key = r["key"]
+        base, of_ce = (key[3:], True) if key.startswith("ce:") else (key, False)
+        k = describe(base)
+        if base in _SWEEP_PREDICTORS:
+            text = _SWEEP_PREDICTORS[base]
+        elif k.kind == "other":
+            continue
+        else:
+            text = k.label + (" (unit: " + k.unit + ")" if k.unit else "")
+            if k.kind == "loss":
+                text += ", a loss term of the run itself (not the method of that name)"
+        out.setdefault(r["diagnostic"], f"{r['diagnostic']}: {text}" + (", measured on the plain `ce` run of the "
+                                                                     "same setting and seed" if of_ce else "") + ".")
+    return list(out.values())
 
 
 _EXECUTOR_WORDS = (("process pool", "parallel worker processes"), ("serial", "one process"))
@@ -220,4 +247,5 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), ref
                       notes=[f"Setting: {where}; {len(res.get('seeds') or [])} seeds, differences paired by seed.",
                              "beyond noise: the 95 % interval of Δ vs ce excludes zero.",
                              f"Δ vs {reference}: the method minus `{reference}` (which reads no teacher) on the same "
-                             f"seeds — what it gains beyond the unlabelled data; — on the `{reference}` row itself."])
+                             "seeds — what it gains beyond the unlabelled data; a dash (—) on the "
+                             f"`{reference}` row itself."])

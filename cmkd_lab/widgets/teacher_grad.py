@@ -243,6 +243,7 @@ def compare_variants(variants: Sequence[dict], *, task="synthetic", epochs: Opti
                        formats={"student test acc (best val)": PCT, "Δ vs ce (points, 1 seed)": "{:+.2f}",
                                 "mean inner shift ‖φ̃ − φ‖": "{:.3g}",
                                 "teacher head on student features (val acc)": PCT, "mean κ̂ (last epoch)": "{:.3f}"},
-                       notes=["Δ vs ce: — on the `ce` row (it is the reference); one seed.",
-                              "mean inner shift: — where a method takes no inner steps (only `ucmkd` does)."])
+                       notes=["Δ vs ce: a dash (—) on the `ce` row (it is the reference); one seed.",
+                              "mean inner shift: a dash (—) where a method takes no inner steps (only `ucmkd` "
+                              "does)."])
     return table, variant_figures(results), results

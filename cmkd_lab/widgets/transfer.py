@@ -85,8 +85,8 @@ def transfer_table(methods=("align-pl", "ucmkd-joint[la_teacher_grad=align]", "f
              "acc": "the method's mean test accuracy", "Δ vs ce": "method − `ce` in points, paired by seed, "
              "[95 % interval]; * where the interval excludes zero",
              "headroom": "(method − ce) / (ceiling − ce): the share of what the paired ceiling gains that the "
-                         "method gains without pairs, [95 % Fieller interval]; — where the ceiling is not above "
-                         "`ce` (nothing to recover)",
+                         "method gains without pairs, [95 % Fieller interval]; a dash (—) where the ceiling is not "
+                         "above `ce` (nothing to recover)",
              "real − random": "the method with the real teacher minus itself with an untrained teacher",
              "real − shuffled": "minus itself with a teacher trained on shuffled labels",
              "verdict": "\"gain, the teacher's\": beats `ce` and itself under both controls"}

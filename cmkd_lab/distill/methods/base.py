@@ -37,13 +37,21 @@ METHODS: Dict[str, Type["Method"]] = {}
 class Batch:
     """One training step's data (all on the trainer's device).
 
-    x_s : (B, ...) student inputs;  y_s : (B,) student labels;
-    z_t : (B, D) teacher features from the frozen bank;  y_t : (B,) their labels;
-    idx_s, idx_t : (B,) indices into the student train split and the bank;
-    x_u : (U, ...) unlabelled student inputs, or None (``config.student_unlabelled``);
-    z_tu : (U, D) teacher features drawn (unpaired) for them, or None;
-    zp_u : (U, D) teacher features of the *paired* teacher view of each unlabelled sample, only for the
-        methods that declare ``needs_unlabelled_pairs`` (the paired ceiling), else None.
+    Attributes
+    ----------
+    x_s, y_s : (B, ...) and (B,) tensors
+        Student inputs and labels.
+    z_t, y_t : (B, D) and (B,) tensors
+        Teacher features from the frozen bank and their labels.
+    idx_s, idx_t : (B,) tensors
+        Indices into the student train split and the bank.
+    x_u : (U, ...) tensor or None
+        Unlabelled student inputs (``config.student_unlabelled``).
+    z_tu : (U, D) tensor or None
+        Teacher features drawn (unpaired) for them.
+    zp_u : (U, D) tensor or None
+        Teacher features of the *paired* teacher view of each unlabelled sample, only for the methods that
+        declare ``needs_unlabelled_pairs`` (the paired ceiling).
     """
 
     x_s: torch.Tensor
