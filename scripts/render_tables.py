@@ -94,8 +94,15 @@ def headline() -> str:
         cell = _cell_rows(res)
         b = next(r for r in cell if r["method"] == base)
         aa = next((r for r in cell if is_aa(r["method"])), None)
-        others = [r for r in cell if r["method"] != base and not is_aa(r["method"]) and r.get("delta_mean") is not None]
+        others = [r for r in cell if r["method"] != base and not is_aa(r["method"]) and not r.get("is_ceiling")
+                  and r.get("delta_mean") is not None]
         best = max(others, key=lambda r: r["delta_mean"])
+        ceilings = [r for r in cell if r.get("is_ceiling") and r.get("delta_mean") is not None]
+        ceiling = max(ceilings, key=lambda r: r["delta_mean"]) if ceilings else None
+        room = ""
+        if ceiling is not None:
+            from cmkd_lab.results.tables import headroom_text
+            room = f"; headroom recovered {headroom_text(best)}" if best.get("headroom") is not None else ""
         verdicts = {r["method"]: r.get("verdict") for r in res.get("control_table") or []}
         helps = [f"`{r['method']}`" + (f" ({verdicts[r['method']]})" if r["method"] in verdicts else "")
                  for r in others if r.get("significant") and r["delta_mean"] > 0]
@@ -103,17 +110,23 @@ def headline() -> str:
         beyond = "; ".join(x for x in (f"helps: {', '.join(helps)}" if helps else "helps: none",
                                        f"hurts: {', '.join(hurts)}" if hurts else "") if x)
         kind = "teacher controls" if name.startswith("controls") else "bench"
+        sd = (res.get("task_kwargs") or {}).get("shared_decisive")
+        if sd is not None:  # the positive control and its null twin: the knob that tells them apart
+            kind += f", shared_decisive={sd:g}"
         rows.append(f"| {TASKS.get(res['task'], res['task'])} ({kind}) | {_labels(res)} | {len(res['seeds'])} | "
                     f"{_pct(b['acc_mean'])} ± {_pct(b['acc_std'])} | {_delta(aa, bold=False)} | "
-                    f"`{best['method']}` {_delta(best)} | {beyond} |")
+                    f"{_delta(ceiling) if ceiling else '—'} | `{best['method']}` {_delta(best)}{room} | {beyond} |")
         versions.setdefault(res.get("code_version") or "not recorded", []).append(name)
     head = ["| published result | student's labels | seeds | `ce` accuracy (%) | noise floor: A/A Δ | "
-            "largest Δ vs `ce` | beyond the noise (unpaired, real teacher) |",
-            "|---|---|---|---|---|---|---|"]
+            "paired ceiling: Δ vs `ce` | largest Δ vs `ce` without pairs | beyond the noise (unpaired, real teacher) |",
+            "|---|---|---|---|---|---|---|---|"]
     made = "; ".join(f"{v} ({', '.join(n)})" for v, n in versions.items())
     note = ("\nΔ = method − `ce` in points of accuracy, paired by seed: mean [95 % interval] wins/losses · MDE "
             "(the smallest difference these seeds could detect); **bold** where the interval excludes zero. The "
             "A/A row is `ce` trained again with other random draws: what a method that changes nothing shows. "
+            "The paired ceiling is the teacher's knowledge delivered through pairs on the unlabelled student "
+            "samples (`ceiling-kd` / `ceiling-pl`, the better of the two), made only where the student has "
+            "unlabelled samples; the headroom recovered is the share of its gain a method gets without pairs. "
             f"Code version that made each file: {made}.\n")
     return "\n".join(head + rows) + "\n" + note
 
@@ -155,7 +168,29 @@ def controls(name: str) -> str:
             "training\n")
     table = format_control_markdown(res, rows=res["control_table"])
     table = table[table.index("\n| "):].lstrip("\n")  # the table alone: the page explains the columns
-    return head + "\n" + table
+    return head + "\n" + _with_headroom(table, cell)
+
+
+def _with_headroom(table: str, cell: List[dict]) -> str:
+    """The control table with a last column, the headroom recovered (real teacher, paired by seed), where the
+    paired ceiling ran in the same cell; unchanged where it did not."""
+    from cmkd_lab.results.tables import headroom_text
+    if not any(r.get("is_ceiling") for r in cell):
+        return table
+    room = {r["method"]: ("reference" if r.get("is_ceiling") else headroom_text(r)) for r in cell}
+    lines = table.rstrip("\n").split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.startswith("| "):
+            out.append(line)
+        elif i == 0:
+            out.append(line + " headroom recovered, real teacher [95 % CI] |")
+        elif line.startswith("|---"):
+            out.append(line + "---|")
+        else:
+            method = line.split("|")[1].strip().strip("`")
+            out.append(line + f" {room.get(method, '—')} |")
+    return "\n".join(out) + "\n"
 
 
 def regime(name: str) -> str:
