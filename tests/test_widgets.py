@@ -616,3 +616,32 @@ def test_debugger_panel_turns_the_inner_learning_rate(lab):
     assert W.DebugSession(lab=lab, **panel.options()).config.inner_lr == 0.01
     panel.set(method="fa")  # another method never reads it: refused with the reason, in the panel's status
     assert panel.run() is None and "inner_lr=0.01 is an option of method &#x27;ucmkd&#x27;" in panel.status.value
+
+
+def test_entmin_reading_says_what_the_table_shows_in_every_setting():
+    """The sentence under notebook 05's entmin comparisons is computed from the same paired differences as the
+    table: in every setting with unlabelled data of the shipped sweep, a method is called beyond noise exactly
+    when its interval against `ce` is above zero, and the verdict says "both" exactly when some method's interval
+    is above zero against `ce` and against `entmin` (recomputed here from the runs, seed by seed)."""
+    from cmkd_lab.results.stats import paired_difference
+    res = W.shipped_result("regime_synthetic_unlabelled")
+    if res is None:
+        pytest.skip("regime_synthetic_unlabelled is not shipped")
+    settings = {tuple(sorted(c["values"].items())) for c in res["cells"] if c["values"].get("student_unlabelled")}
+    assert len(settings) >= 4
+    acc = {(r["cell"], r["method"], r["seed"]): r["student_test_acc"] for r in res["runs"]}
+    for setting in settings:
+        values = dict(setting)
+        text = W.entmin_reading(res, **values)
+        both = False
+        for m in ("fa", "ucmkd-joint"):
+            r = W.cell_delta(res, m, **values)
+            if r is None:
+                continue
+            up = r.get("ci_low") is not None and r["ci_low"] > 0 and not r.get("cannot_tell")
+            said = f"`{m}` {100 * r['delta_mean']:+.1f} points vs `ce`, {r['wins']}/{r['losses']} (beyond noise)"
+            assert (said in text) == up, (values, m, text)
+            seeds = sorted(s for (c, mm, s) in acc if c == r["cell"] and mm == m and (c, "entmin", s) in acc)
+            vs = paired_difference([acc[(r["cell"], m, s)] - acc[(r["cell"], "entmin", s)] for s in seeds])
+            both |= up and vs["ci_low"] > 0
+        assert ("both `ce` and `entmin` beyond" in text) == both, (values, text)

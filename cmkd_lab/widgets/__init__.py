@@ -47,7 +47,7 @@ from .debugger import (DEBUGGER_DEFAULTS, DebugSession, debugger_config, debugge
 from .teacher_grad import (LIGHT_DIAGNOSTICS, compare_teacher_grad, compare_variants, teacher_grad_figures,
                            variant_figures)
 from .byod import DEMO_KINDS, demo_arrays, run_byod, task_overview
-from .regime import (REGIME_METHODS, best_predictor, cell_delta, entmin_comparison, missing_note, predictor_note,
+from .regime import (REGIME_METHODS, best_predictor, cell_delta, entmin_comparison, entmin_reading, missing_note, predictor_note,
                      predictor_table, regime_grid, regime_table, run_regime_map, shipped_result, sweep_note)
 from .transfer import TRANSFER_SETS, transfer_figure, transfer_note, transfer_runs, transfer_table
 from ..viz.audit import audit_figure
@@ -64,7 +64,7 @@ __all__ = [
     "BoundPanel", "CONTROL_SETS", "bench_delta_figure", "bench_dir", "bench_figure", "bench_markdown", "bench_note",
     "bench_runs_figure", "bench_table", "controls_figure", "controls_markdown", "find_bench_results",
     "load_controls", "load_or_run_bench", "shipped_bench", "shipped_comparison", "BenchPanel", "Table", "make_table",
-    "source_words", "controls_overview", "shipped_controls", "cell_delta", "entmin_comparison", "predictor_table",
+    "source_words", "controls_overview", "shipped_controls", "cell_delta", "entmin_comparison", "entmin_reading", "predictor_table",
     "DEBUGGER_DEFAULTS", "DebuggerPanel", "DebugSession", "debugger_config",
     "debugger_figures", "live_figures", "overlay_at_epoch", "run_debugger", "LIGHT_DIAGNOSTICS",
     "compare_teacher_grad", "compare_variants", "teacher_grad_figures", "variant_figures", "DEMO_KINDS",

@@ -10,7 +10,8 @@ from .settings import LabSettings, settings as lab_settings
 from .shipped import missing_note, shipped_result  # noqa: F401  (re-exported: the notebook's names)
 
 __all__ = ["REGIME_METHODS", "regime_grid", "run_regime_map", "shipped_result", "regime_table", "best_predictor",
-           "predictor_note", "predictor_table", "sweep_note", "missing_note", "cell_delta", "entmin_comparison"]
+           "predictor_note", "predictor_table", "sweep_note", "missing_note", "cell_delta", "entmin_comparison",
+           "entmin_reading"]
 
 REGIME_METHODS = ("ce", "fa", "ucmkd")
 
@@ -249,3 +250,54 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), ref
                              f"Δ vs {reference}: the method minus `{reference}` (which reads no teacher) on the same "
                              "seeds — what it gains beyond the unlabelled data; a dash (—) on the "
                              f"`{reference}` row itself."])
+
+
+def _word(d: Optional[dict]) -> str:
+    """``beyond noise, up`` / ``beyond noise, down`` / ``within noise`` / ``cannot tell`` of a paired difference."""
+    if d is None or d.get("cannot_tell") or d.get("ci_low") is None:
+        return "cannot tell"
+    if d["ci_low"] > 0:
+        return "up"
+    return "down" if d["ci_high"] < 0 else "within"
+
+
+def entmin_reading(res: dict, *, methods=("fa", "ucmkd-joint"), reference: str = "entmin", **values) -> str:
+    """What :func:`entmin_comparison`'s table says for one setting, in words computed from the same paired
+    differences: which methods beat ``ce`` beyond noise, whether ``reference`` (unlabelled data, no teacher)
+    does, and whether a teacher method beats ``reference`` too — so the text cannot contradict the table."""
+    ref = cell_delta(res, reference, **values)
+    if ref is None:
+        return f"This sweep has no `{reference}` run in that setting: nothing to compare."
+    say = {"up": "beyond noise", "down": "a loss beyond noise", "within": "its interval includes zero",
+           "cannot tell": "too few seeds or no spread: cannot tell"}
+    lines, both, over_ce = [], [], []
+    for m in methods:
+        r = cell_delta(res, m, **values)
+        if r is None:
+            continue
+        w = _word(r)
+        vs = _word(_vs(res, r["cell"], m, reference))
+        extra = {"up": f"above `{reference}` beyond noise", "down": f"below `{reference}` beyond noise",
+                 "within": f"level with `{reference}`", "cannot tell": f"against `{reference}`: cannot tell"}[vs]
+        lines.append(f"`{m}` {100 * r['delta_mean']:+.1f} points vs `ce`, {r['wins']}/{r['losses']} ({say[w]}); "
+                     f"{extra}.")
+        if w == "up":
+            (both if vs == "up" else over_ce).append(f"`{m}`")
+    lines.append(f"`{reference}`, which reads no teacher: {100 * ref['delta_mean']:+.1f} points vs `ce` "
+                 f"({say[_word(ref)]}).")
+    if both:
+        verdict = (f"**{', '.join(both)} {'beat' if len(both) > 1 else 'beats'} both `ce` and `{reference}` beyond "
+                   "noise**: what a teacher's "
+                   "contribution looks like — one measurement, whose owner only the teacher controls (notebook 02) "
+                   "can name.")
+    elif over_ce:
+        many = len(over_ce) > 1
+        verdict = (f"**{', '.join(over_ce)} {'gain' if many else 'gains'} on `ce`, but {'are' if many else 'is'} not "
+                   f"shown to gain more than `{reference}`**, which "
+                   "uses the same unlabelled data without a teacher: the teacher's part in the gain is not shown.")
+    elif _word(ref) == "up":
+        verdict = (f"**The unlabelled data explain the gain**: `{reference}` gains on `ce` without a teacher, and no "
+                   "teacher method does beyond noise.")
+    else:
+        verdict = "**No method is shown to gain on `ce` here.**"
+    return " ".join(lines) + "\n\n" + verdict
