@@ -249,8 +249,11 @@ def format_bench_markdown(res: dict) -> str:
     seeds = res["seeds"]
     one = len(seeds) == 1
     spread = "" if one else ", mean ± std over seeds"
+    epochs = (res.get("config") or {}).get("epochs")
+    quick = (f" (fast subset: a quick pass on part of the data{f', {epochs} epochs' if epochs else ''}; its accuracies "
+             "sit below a full run's and are not comparable with the published tables)") if res.get("fast") else ""
     lines = interrupted_banner(res) + [
-             f"Task `{res['task']}`, seeds {seeds}{' (fast subset)' if res.get('fast') else ''}. Test accuracy (%) "
+             f"Task `{res['task']}`, seeds {seeds}{quick}. Test accuracy (%) "
              f"at the best-validation epoch and at the last epoch{spread}."
              + (" One seed: no spread, no interval — differences between methods cannot be read from it "
                 "(run `--seeds 5`)." if one else ""), ""]
