@@ -159,8 +159,8 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     if not preds and res.get("diag_epoch") is not None:
         lines += ["", f"No early-diagnostic predictor ({at}): " + (
             "no run recorded its early epochs" if not read else
-            "each needs at least 4 (cell, seed) points per method whose diagnostic and Δ both vary (more cells or "
-            "seeds)") + "."]
+            "each needs at least 4 points (setting × seed) per method whose diagnostic and Δ both vary (more "
+            "settings or seeds)") + "."]
     if preds:
         lines += ["", f"Early diagnostics ({at}) against the final Δ: Spearman ρ, its "
                   f"p-value, the p-value after a Bonferroni correction over the diagnostics tried for that method, "
