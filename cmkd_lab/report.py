@@ -10,6 +10,7 @@ The page is built with :mod:`cmkd_lab.htmlkit` and makes no network request.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -123,6 +124,11 @@ def diagnostics_summary(result: dict) -> List[str]:
     recs = d.get("records") or []
     stmt = next((r.get("bound_statement") for r in reversed(recs) if r.get("bound_statement")), None)
     if stmt:
+        names = d.get("class_names") or []
+        total = next((r.get("bound_sum") for r in reversed(hist) if r.get("bound_sum") is not None), None)
+        if len(names) > 1 and total is not None and total > math.log(len(names)):
+            stmt += (f" It is vacuous here: the sum is above ln K = {math.log(len(names)):.2f} nats, the "
+                     "cross-entropy of a uniform guess (see The bound, term by term).")
         out.append(f"Epoch {e1}: {stmt}")
     fails = [r["epoch"] for r in hist if r.get("bound_holds") is False]
     if fails:

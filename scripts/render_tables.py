@@ -181,12 +181,12 @@ def _with_headroom(table: str, cell: List[dict]) -> str:
     lines = table.rstrip("\n").split("\n")
     out = []
     for i, line in enumerate(lines):
-        if not line.startswith("| "):
+        if line.startswith("|---"):  # the delimiter row: one more column, or no Markdown reader sees a table
+            out.append(line + "---|")
+        elif not line.startswith("| "):
             out.append(line)
         elif i == 0:
             out.append(line + " headroom recovered, real teacher [95 % CI] |")
-        elif line.startswith("|---"):
-            out.append(line + "---|")
         else:
             method = line.split("|")[1].strip().strip("`")
             out.append(line + f" {room.get(method, '—')} |")

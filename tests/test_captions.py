@@ -205,6 +205,19 @@ def test_the_mmd_caption_points_at_the_bottom_panel_not_a_right_axis():
     assert "right axis" not in cap and "Bottom panel" in cap
 
 
+def test_the_mmd_caption_says_what_a_triangle_at_the_top_edge_is():
+    """The linear-time test's p-value reaches 1e-16 while the axis stops near 1e-4: the figure draws it at the
+    edge as a triangle, and the caption says so (only then)."""
+    result = _result("fa", diagnostics=True)
+    plain = figure_caption("mmd", result, figure=viz.mmd_curves(result["history"], n_permutations=50))
+    assert "▲" not in plain
+    for r in result["history"]:
+        r["mmd_linear_p"] = 1e-16
+    fig = viz.mmd_curves(result["history"], n_permutations=50)
+    assert any("triangle-up" in (t.marker.symbol or ()) for t in fig.data if t.marker is not None)
+    assert "▲" in figure_caption("mmd", result, figure=fig)
+
+
 # ------------------------------------------------- claims come with their interval
 def test_wilson_interval_matches_its_closed_form():
     lo, hi = wilson(0.5, 100)

@@ -171,6 +171,8 @@ def test_a_sweep_says_where_its_predictors_are_read_and_shows_no_spread_at_one_s
                     **QUIET)
     md = (tmp_path / "s" / "sweep.md").read_text()
     assert "No early-diagnostic predictor (read at epoch 1: the runs are shorter than --diag-epoch 3)" in md
+    why = next(line for line in md.splitlines() if line.startswith("No early-diagnostic predictor"))
+    assert not re.search(r"(?<![\w-])cells?\b", why), why  # notebook 05 prints it: no 'cell' (notebook plumbing)
     row = next(line for line in md.splitlines() if line.startswith("| 0.0 |"))
     acc = next(r for r in res["cells"] if r["cell"] == "gap=0.0" and r["method"] == "ce")["acc_mean"]
     assert row.startswith(f"| 0.0 | {100 * acc:.2f} |") and "±" not in row  # one seed: no ± 0.00

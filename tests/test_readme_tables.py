@@ -60,3 +60,23 @@ def test_readme_is_a_front_door():
     assert "docs/_build/html/index.html" in text
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (ROOT / img).is_file(), img
+
+
+def test_every_generated_table_is_a_table_to_a_markdown_reader():
+    """Each table row (header, delimiter, body) has as many cells as the header: a delimiter row one column
+    short makes GitHub and the book show the whole table as one paragraph of pipes."""
+    r = _renderer()
+    for f in r.FILES:
+        for m in r.REGION.finditer(f.read_text(encoding="utf-8")):
+            rows = [l for l in m.group("body").splitlines() if l.startswith("|")]
+            blocks, cur = [], []
+            for l in m.group("body").splitlines() + [""]:
+                if l.startswith("|"):
+                    cur.append(l)
+                elif cur:
+                    blocks.append(cur)
+                    cur = []
+            assert rows, (f.name, m.group("spec"))
+            for block in blocks:
+                widths = {len(re.findall(r"(?<!\\)\|", l)) for l in block}
+                assert len(widths) == 1 and re.fullmatch(r"\|(---\|)+", block[1]), (f.name, m.group("spec"), block[:2])

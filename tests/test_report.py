@@ -39,6 +39,21 @@ def test_summary_sentences_read_the_recorded_numbers(result):
     assert any(f"reads the right class for {acc:.1%} of them" in s for s in lines)
 
 
+def test_the_summary_says_a_vacuous_bound_is_vacuous(result):
+    """The summary's bound sentence says "vacuous" exactly when the sum is above ln K (as the bound's own
+    section does), so that "the bound holds" never reads as news about the student."""
+    import copy
+    import math
+    K = len(result["diagnostics"]["class_names"])
+    for total, vacuous in ((math.log(K) + 1.0, True), (math.log(K) - 0.1, False)):
+        r = copy.deepcopy(result)
+        for rec in r["history"]:
+            if rec.get("bound_sum") is not None:
+                rec["bound_sum"] = total
+        line = next(s for s in diagnostics_summary(r) if "estimated bound" in s)
+        assert ("vacuous" in line) is vacuous and (f"ln K = {math.log(K):.2f}" in line) is vacuous, line
+
+
 def test_the_history_tables_start_with_the_epoch(result):
     page = render_report(result, projection="none")
     for title in ("Training", "Diagnostics"):

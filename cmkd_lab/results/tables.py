@@ -159,8 +159,8 @@ def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     if not preds and res.get("diag_epoch") is not None:
         lines += ["", f"No early-diagnostic predictor ({at}): " + (
             "no run recorded its early epochs" if not read else
-            "each needs at least 4 (setting, seed) points per method whose diagnostic and Δ both vary (more settings or "
-            "seeds)") + "."]
+            "each needs at least 4 points (setting × seed) per method whose diagnostic and Δ both vary (more "
+            "settings or seeds)") + "."]
     if preds:
         lines += ["", f"Early diagnostics ({at}) against the final Δ: Spearman ρ, its "
                   f"p-value, the p-value after a Bonferroni correction over the diagnostics tried for that method, "
@@ -249,8 +249,11 @@ def format_bench_markdown(res: dict) -> str:
     seeds = res["seeds"]
     one = len(seeds) == 1
     spread = "" if one else ", mean ± std over seeds"
+    epochs = (res.get("config") or {}).get("epochs")
+    quick = (f" (fast subset: a quick pass on part of the data{f', {epochs} epochs' if epochs else ''}; its accuracies "
+             "sit below a full run's and are not comparable with the published tables)") if res.get("fast") else ""
     lines = interrupted_banner(res) + [
-             f"Task `{res['task']}`, seeds {seeds}{' (fast subset)' if res.get('fast') else ''}. Test accuracy (%) "
+             f"Task `{res['task']}`, seeds {seeds}{quick}. Test accuracy (%) "
              f"at the best-validation epoch and at the last epoch{spread}."
              + (" One seed: no spread, no interval — differences between methods cannot be read from it "
                 "(run `--seeds 5`)." if one else ""), ""]

@@ -91,6 +91,11 @@ def _mmd(result, hd, figure) -> str:
              else bool(settings.get("n_permutations")))
     if floor:
         txt += " The red dashed line is the floor of the permutation test, 1/(1+P): no p-value can go lower."
+    clipped = figure is not None and any("triangle-up" in (getattr(t.marker, "symbol", None) or ())
+                                         for t in figure.data if getattr(t, "marker", None) is not None)
+    if clipped:
+        txt += (" A triangle (▲) at the top edge is a p-value smaller than the axis reaches, drawn at the edge; "
+                "hover over it for its value.")
     return txt
 
 
