@@ -425,3 +425,105 @@ def test_an_absurdly_long_value_is_named_by_its_flag(capsys, tmp_path):
     msg = _err(capsys, ["run", "--method", "ce", "--set", "lr=" + "9" * 5000, "--out", tmp_path / "o", *FAST])
     assert msg == ("--set lr=9999999999999999999999999999999999999…: 5003 characters, beyond the 1000 of any option "
                    "value; check the command line (a paste or a shell expansion gone wrong?)")
+
+
+# ------------------------------------------------------------------ fourth pass (issue 25's acceptance fuzz)
+def test_an_empty_preset_is_refused_not_read_as_the_defaults(capsys, tmp_path):
+    msg = _err(capsys, ["run", "--method", "ce", "--preset", "", "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == "--preset must be one of 'default', 'paper', 'public-code'; got ''"
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_on_a_gap_folder_points_to_its_page(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for n in "ab":
+        np.save(tmp_path / f"{n}.npy", rng.normal(size=(30, 4)).astype(np.float32))
+    g = tmp_path / "g"
+    assert main(["gap", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(g), "--projection", "none",
+                 "--permutations", "0", "--quiet"]) == 0
+    msg = _err(capsys, ["report", g], cmd="report")
+    assert msg == (f"RUN_DIR must be a run folder; {str(g)!r} holds the output of `gap` (gap.json), whose page is "
+                   f"already written: open {str(g / 'gap.html')!r} (run `gap` again to remake it)")
+
+
+def test_distill_given_a_task_name_says_to_load_it():
+    with pytest.raises(TypeError, match=r"^task must be a CrossModalTask \(see cmkd_lab.data.load_task\); got str "
+                                        r"'synthtic': load it first, e.g. task = load_task\('synthtic'\) "
+                                        r"\(cmkd_lab.available_tasks\(\) lists the names\)$"):
+        distill("synthtic", "ce", CFG)
+
+
+def test_a_bench_baseline_typo_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"^baseline must be one of 'align-pl', .*; got baseline='cee' \(did you "
+                                         r"mean 'ce'\?\)$"):
+        run_bench("synthetic", ["ce", "fa"], ["unpaired"], [0], tmp_path / "b", CFG, baseline="cee", **QUIET)
+    assert not (tmp_path / "b").exists()
+
+
+_RESULT_HELPERS = [  # (helper, its parameter, what it says it must be)
+    ("bench_table", "res", "one task's bench results"), ("bench_figure", "res", "one task's bench results"),
+    ("bench_runs_figure", "res", "one task's bench results"), ("bench_note", "res", "one task's bench results"),
+    ("bench_markdown", "res", "one task's bench results"), ("bench_delta_figure", "res", "one task's bench results"),
+    ("regime_table", "res", "a sweep result"), ("sweep_note", "res", "a sweep result"),
+    ("entmin_comparison", "res", "a sweep result"), ("report_figures", "result", "one run's result dict"),
+    ("overlay_at_epoch", "result", "one run's result dict"), ("debugger_figures", "result", "a run's result dict"),
+    ("result_summary", "result", "a run's result dict"), ("teacher_grad_figures", "results", "a dict"),
+    ("variant_figures", "results", "a dict"), ("transfer_figure", "runs", "a dict"), ("transfer_note", "runs", "a dict"),
+    ("bound_point_figure", "point", "one bound point"), ("bound_table", "table", "the DataFrame"),
+    ("bound_compare", "variants", "a list of dicts"), ("compare_variants", "variants", "a list of dicts"),
+    ("figure_output", "fig", "a plotly figure"), ("figure_signature", "fig", "a plotly figure"),
+    ("figure_structure", "fig", "a plotly figure"), ("show_figures", "figures", "a dict name -> figure"),
+    ("kernel_note", "what", "the words naming the panel"), ("shipped_comparison", "task", "a built-in task's name"),
+]
+
+
+@pytest.mark.parametrize("name,param,must", _RESULT_HELPERS)
+def test_a_notebook_helper_given_none_names_its_parameter(name, param, must):
+    """Each helper that reads a result, a figure or a name refuses None in one line (not an AttributeError or
+    'NoneType is not iterable' from deep inside a figure)."""
+    import cmkd_lab.widgets as W
+    with pytest.raises(TypeError, match=rf"^{param} must be {re.escape(must)}.*; got NoneType"):
+        getattr(W, name)(None)
+
+
+@pytest.mark.parametrize("name,loader", [("bench_table", "load_bench"), ("bench_markdown", "load_bench"),
+                                         ("regime_table", "load_sweep"), ("sweep_note", "load_sweep")])
+def test_a_notebook_helper_given_a_path_says_to_load_it(name, loader, tmp_path):
+    import cmkd_lab.widgets as W
+    p = str(tmp_path / "my-run")
+    with pytest.raises(TypeError, match=rf"; got str {re.escape(repr(p))}: load it first, e.g. "
+                                        rf"{loader}\({re.escape(repr(p))}\)$"):
+        getattr(W, name)(p)
+
+
+def test_output_piped_into_a_reader_that_leaves_ends_quietly():
+    """``python -m cmkd_lab options | head -1``: the reader closes the pipe; no BrokenPipeError traceback, the
+    status a Unix tool killed by SIGPIPE gives (141)."""
+    import os
+    import subprocess
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        p = subprocess.run([sys.executable, "-m", "cmkd_lab", "options", "--markdown"], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 141 and p.stderr == "", (p.returncode, p.stderr)
+
+
+def test_a_config_file_giving_an_option_twice_is_refused(capsys, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"epochs": 1, "lr": 0.01, "epochs": 2}')
+    msg = _err(capsys, ["run", "--method", "ce", "--config", cfg, "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == (f"config file {str(cfg)!r} gives 'epochs' twice (JSON would keep the last value silently); give "
+                   "each option once")
+    assert not (tmp_path / "o").exists()
+
+
+def test_gap_run_on_a_bench_folder_points_to_its_runs(capsys, tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "results.json").write_text("{}")
+    msg = _err(capsys, ["gap", "--run", b, "--out", tmp_path / "g"], cmd="gap")
+    assert msg == (f"--run must be one run's folder; {str(b)!r} holds a bench or a sweep: pass one of its runs, e.g. "
+                   f"{str(b / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")

@@ -162,8 +162,8 @@ def bench_table(res: dict):
     """
     import pandas as pd
 
-    if not isinstance(res, dict) or "summary" not in res:
-        raise TypeError("res must be one task's bench results (a dict with 'summary'), e.g. load_or_run_bench()[task]")
+    from ._checks import need_bench
+    need_bench(res)
 
     def pct(v):
         return None if v is None else round(100 * v, 2)
@@ -188,8 +188,8 @@ def bench_figure(res: dict, *, title: Optional[str] = None):
     go = require_plotly()
     from ..viz.curves import PALETTE
 
-    if not isinstance(res, dict) or "summary" not in res:
-        raise TypeError("res must be one task's bench results (a dict with 'summary')")
+    from ._checks import need_bench
+    need_bench(res)
     fig = go.Figure()
     summary = [r for r in res["summary"] if not r.get("aliased")]  # a run shared by two pairings, shown once
     methods = sorted({r["method"] for r in summary})
@@ -220,6 +220,8 @@ def bench_runs_figure(res: dict, *, title: Optional[str] = None):
     go = require_plotly()
     from ..viz.curves import PALETTE
 
+    from ._checks import need_bench
+    need_bench(res)
     runs = [r for r in res.get("runs", []) if r.get("student_test_acc") is not None and not r.get("alias_of")]
     fig = go.Figure()
     present = [p for p in ("unpaired", "class-matched", "paired") if any(r["pairing"] == p for r in runs)]
@@ -255,6 +257,8 @@ def bench_note(res: dict) -> str:
     """One line on where a bench's numbers come from and what they can show: the file, the seeds, the
     format (an older file has no A/A control), and a warning when one or two seeds stand behind them."""
     from ..results import current_bench, provenance_note
+    from ._checks import need_bench
+    need_bench(res)
     r = current_bench(res)
     seeds = list(res.get("seeds") or [])
     n = len(seeds)
@@ -278,6 +282,8 @@ def bench_markdown(res: dict):
     :func:`cmkd_lab.results.current_bench`): accuracies, then every paired difference with ``ce`` with its
     interval, wins/losses, MDE and noise floor, and the seeds a comparison would need."""
     from ..results import current_bench, format_bench_markdown
+    from ._checks import need_bench
+    need_bench(res)
     cur = current_bench(res)
     text = format_bench_markdown(dict(cur, skipped=[], aliases=[])).rstrip()
     return _md(bench_note(res) + "\n\n" + text + "".join(f"\n\n{line}" for line in skipped_lines(cur)))
@@ -310,6 +316,8 @@ def bench_delta_figure(res: dict, *, title: Optional[str] = None):
     (:func:`cmkd_lab.viz.delta_bars`)."""
     from ..results import current_bench
     from ..viz import delta_bars
+    from ._checks import need_bench
+    need_bench(res)
     r = current_bench(res)
     n = len(res.get("seeds") or [])
     return delta_bars(r["comparisons"], baseline=r["baseline"], group="pairing",
@@ -382,6 +390,8 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
     reference a one-seed run in a notebook is read against. A one-line note when the file is missing."""
     from ..results import current_bench, load_bench, provenance_note
     from ..results.tables import fmt_delta
+    from ._checks import need_str
+    need_str(task, "task", "a built-in task's name, e.g. 'hapt'")
     p = shipped_bench(f"bench_{task.replace('-', '_')}")
     if p is None:
         return _md(f"*The five-seed bench of `{task}` has not been made for this release of cmkd_lab: no "

@@ -88,6 +88,8 @@ def overlay_at_epoch(result: dict, epoch: Optional[int] = None, *, projection: s
     """
     from ..viz import feature_overlay
 
+    from ._checks import need_run
+    need_run(result)
     d = (result or {}).get("diagnostics") or {}
     snaps = d.get("snapshots") or []
     if not snaps:
@@ -119,7 +121,9 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     from ..viz import accuracy_curves, audit_figure, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
 
     if not isinstance(result, dict) or "history" not in result:
-        raise TypeError("result must be a run's result dict (with 'history'), as returned by run_debugger")
+        from ._checks import got
+        raise TypeError(f"result must be a run's result dict (with 'history'), as returned by run_debugger; "
+                        f"{got(result)}")
     h = [r for r in result["history"] if "epoch" in r]
     d = result.get("diagnostics") or {}
     figs = live_figures(h, d.get("initial"), result.get("config"),

@@ -17,6 +17,8 @@ def report_figures(result: dict, *, lab: Optional[LabSettings] = None) -> Dict[s
     The feature overlay uses PCA in fast mode and UMAP otherwise.
     """
     from ..viz import run_figures
+    from ._checks import need_run
+    need_run(result)
 
     lab = lab or lab_settings()
     return dict(run_figures(result, projection="pca" if lab.fast else "umap", seed=int(result.get("seed") or 0)))
@@ -47,7 +49,8 @@ def result_summary(result: dict):
     rows = []
     for r in results:
         if not isinstance(r, dict) or "history" not in r:
-            raise TypeError("result must be a run's result dict (with 'history') or a list of them")
+            from ._checks import got
+            raise TypeError(f"result must be a run's result dict (with 'history') or a list of them; {got(r)}")
         rows.append({"task": r.get("task"), "method": r.get("method"), "pairing": r.get("pairing"),
                      "seed": r.get("seed"), "status": r.get("status"), "epochs": r.get("epochs_done"),
                      "teacher test acc": r.get("teacher_test_acc"),

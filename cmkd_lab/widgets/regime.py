@@ -56,6 +56,8 @@ def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIM
 
 def sweep_note(res: dict) -> str:
     """One line on what a sweep's numbers can show: its seeds and epochs, and a warning with one or two."""
+    from ._checks import need_sweep
+    need_sweep(res)
     n = len(res.get("seeds") or [])
     cfg = res.get("config") or {}
     txt = (f"`{res.get('task')}` sweep: {n} seed{'s' if n != 1 else ''}, {cfg.get('epochs')} epochs, "
@@ -174,6 +176,8 @@ def regime_table(res: dict):
     words: a comparison whose paired differences are identical at every seed says so instead of an MDE
     of 0.0 and "2 seeds needed"; the early diagnostics are left to :func:`predictor_table`."""
     from ..results import format_sweep_markdown
+    from ._checks import need_sweep
+    need_sweep(res)
     shown = dict(res, predictors=[], executor=str(res.get("executor", "")))
     for old, new in _EXECUTOR_WORDS:
         shown["executor"] = shown["executor"].replace(old, new)
@@ -225,6 +229,8 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), ref
     paired Δ vs ``entmin`` (the same unlabelled data, no teacher) with its interval — what a method gains
     beyond the unlabelled data — as a :class:`~cmkd_lab.widgets.tables.Table`. ``values`` select the setting
     (:func:`cell_delta`)."""
+    from ._checks import need_sweep
+    need_sweep(res)
     import pandas as pd
 
     from .tables import make_table

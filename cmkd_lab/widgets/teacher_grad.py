@@ -39,6 +39,8 @@ def teacher_grad_figures(results: Dict[str, dict]) -> Dict[str, object]:
     -------
     dict with ``teacher_head`` and ``student`` figures
     """
+    from ._checks import need_runs
+    need_runs(results, what="la_teacher_grad mode -> one run's result dict (compare_teacher_grad's third value)")
     from ._deps import require_plotly
     from plotly.subplots import make_subplots
 
@@ -151,6 +153,8 @@ def _label(v: dict) -> str:
 def variant_figures(results: Dict[str, dict]) -> Dict[str, object]:
     """Validation accuracy per epoch of each variant (``val_acc``) and, for the bilevel ones, the inner
     shift ‖φ̃ − φ‖ per epoch (``inner_shift``, log axis)."""
+    from ._checks import need_runs
+    need_runs(results, what="variant name -> one run's result dict (compare_variants's third value)")
     from ._deps import require_plotly
     from ..viz.curves import INNER_SHIFT, PALETTE, epoch_axis
 
@@ -212,6 +216,8 @@ def compare_variants(variants: Sequence[dict], *, task="synthetic", epochs: Opti
 
     from .debugger import DebugSession
 
+    from ._checks import need_sequence
+    need_sequence(variants, "variants", "a list of dicts of debugger options, e.g. [{'method': 'ce'}, {'method': 'ucmkd'}]")
     variants = list(variants)
     if not variants or not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants must be a non-empty list of dicts of debugger options; got {variants!r}")

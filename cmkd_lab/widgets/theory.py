@@ -172,6 +172,8 @@ def bound_compare(variants: Sequence[dict], *, lab: Optional[LabSettings] = None
     """
     import pandas as pd
 
+    from ._checks import need_sequence
+    need_sequence(variants, "variants", "a list of dicts of bound_point arguments, e.g. [{'method': 'fa'}]")
     variants = list(variants)
     if not variants or not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants must be a non-empty list of dicts of bound_point arguments; got {variants!r}")
@@ -207,6 +209,8 @@ def bound_point_figure(point: Dict, *, title: Optional[str] = None):
     from ._deps import require_plotly
 
     go = require_plotly()
+    from ._checks import need_mapping
+    need_mapping(point, "point", "one bound point (the dict bound_point returns)")
     missing = [k for k, _, _ in _TERMS if point.get(k) is None] + [k for k in ("bound_err_s",) if point.get(k) is None]
     if missing:
         raise ValueError(f"point must carry the bound's terms (from bound_point); missing {missing}")
@@ -290,6 +294,9 @@ def bound_table(table, columns=None, *, legend: bool = True):
     1/e), the slack, and the student's accuracy next to the majority-class accuracy."""
     from .tables import PCT, make_table
 
+    if not hasattr(table, "columns"):
+        from ._checks import got
+        raise TypeError(f"table must be the DataFrame bound_sweep or bound_compare returns; {got(table)}")
     cols = [c for c in (columns or TABLE_COLUMNS) if c in table.columns]
     knobs = [c for c in THEORY_KNOBS if c in cols and table[c].nunique() > 1]
     keep = [c for c in cols if (c not in THEORY_KNOBS or c in knobs)

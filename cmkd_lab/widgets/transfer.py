@@ -134,6 +134,8 @@ def transfer_figure(runs: Dict[str, dict]):
     purity of its transport plan (last diagnosed epoch), with chance 1/K dotted."""
     import plotly.graph_objects as go
     from ..viz.curves import PALETTE
+    from ._checks import need_runs
+    need_runs(runs, "runs", "task -> {method: result} (what transfer_runs returns)")
     names = [_WORDS[w] for w in runs]
     series = [("ce: student test accuracy", lambda r: r["ce"].get("student_test_acc")),
               ("align-pl: student test accuracy", lambda r: r["align-pl"].get("student_test_acc")),
@@ -152,6 +154,8 @@ def transfer_figure(runs: Dict[str, dict]):
 
 def transfer_note(runs: Dict[str, dict]) -> str:
     """One sentence per task reading the live runs' numbers (one seed: an illustration, not a comparison)."""
+    from ._checks import need_runs
+    need_runs(runs, "runs", "task -> {method: result} (what transfer_runs returns)")
     lines = []
     for w, r in runs.items():
         a, b = r["ce"].get("student_test_acc"), r["align-pl"].get("student_test_acc")
