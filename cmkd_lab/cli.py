@@ -562,7 +562,8 @@ def main(argv=None) -> int:
     reader of the output went away, as in ``python -m cmkd_lab options | head``: quietly, like a Unix tool)."""
     try:
         rc = _main(argv)
-        sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback-like notice
+        if sys.stdout is not None:  # None when the shell closed it (`>&-`): print() then writes nowhere
+            sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback-like notice
         return rc
     except BrokenPipeError:
         try:  # nothing more can be written there: later writes (and the flush at exit) go nowhere

@@ -527,3 +527,22 @@ def test_gap_run_on_a_bench_folder_points_to_its_runs(capsys, tmp_path):
     msg = _err(capsys, ["gap", "--run", b, "--out", tmp_path / "g"], cmd="gap")
     assert msg == (f"--run must be one run's folder; {str(b)!r} holds a bench or a sweep: pass one of its runs, e.g. "
                    f"{str(b / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")
+
+
+def test_a_closed_stdout_is_no_error():
+    """``python -m cmkd_lab tasks >&-``: Python sets sys.stdout to None; the command still ends cleanly."""
+    import subprocess
+    p = subprocess.run(["bash", "-c", f"{sys.executable} -m cmkd_lab tasks >&-"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+
+
+def test_the_markdown_formatters_check_what_they_are_given():
+    from cmkd_lab.results import format_bench_markdown, format_sweep_markdown
+    with pytest.raises(ValueError, match=r"^the dict given is not a bench results.json \(no 'task'/'summary'/'seeds'\)"):
+        format_bench_markdown({})  # was KeyError: 'seeds'
+    with pytest.raises(TypeError, match=r"^res must be a sweep result dict \(from load_sweep\(folder\) or run_sweep\); "
+                                        r"got str 'runs/s': load it first with load_sweep\('runs/s'\)$"):
+        format_sweep_markdown("runs/s")
+    with pytest.raises(TypeError, match=r"^res must be a bench result dict .*; got NoneType$"):
+        format_bench_markdown(None)
