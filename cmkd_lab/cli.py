@@ -206,7 +206,9 @@ def _add_common(p, *, seed=True):
 def _task_kwargs(args) -> dict:
     """Task options from the flags: --data-root goes only to the tasks that read one."""
     from ._validation import parse_assignments
-    kw = parse_assignments(getattr(args, "task_option", None) or [], what="--task-option")
+    from .experiments.engine import check_task_kwargs
+    kw = check_task_kwargs(parse_assignments(getattr(args, "task_option", None) or [], what="--task-option"),
+                           flag="--task-option")
     root = getattr(args, "data_root", None)
     if root is None:
         return kw

@@ -546,3 +546,15 @@ def test_the_markdown_formatters_check_what_they_are_given():
         format_sweep_markdown("runs/s")
     with pytest.raises(TypeError, match=r"^res must be a bench result dict .*; got NoneType$"):
         format_bench_markdown(None)
+
+
+def test_seed_or_fast_given_as_a_task_option_says_where_it_goes(capsys, tmp_path):
+    msg = _err(capsys, ["run", "--method", "ce", "--task-option", "seed=1", "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == "--task-option seed=1: seed is not a task option; give it with --seed S (bench and sweep: --seeds N)"
+    # was: "load_task() got multiple values for keyword argument 'seed'"
+    with pytest.raises(ValueError, match=r"^task_kwargs fast=True: fast is not a task option; give it with fast=True$"):
+        run_sweep("synthetic", ["fa"], {"gap": [0.0]}, [0], tmp_path / "s", CFG, workers=1, task_kwargs={"fast": True},
+                  **QUIET)
+    with pytest.raises(ValueError, match=r"^task_kwargs seed=1: seed is not a task option; give it with seeds=\[...\]$"):
+        run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path / "b", CFG, task_kwargs={"seed": 1}, **QUIET)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
