@@ -558,3 +558,29 @@ def test_seed_or_fast_given_as_a_task_option_says_where_it_goes(capsys, tmp_path
     with pytest.raises(ValueError, match=r"^task_kwargs seed=1: seed is not a task option; give it with seeds=\[...\]$"):
         run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path / "b", CFG, task_kwargs={"seed": 1}, **QUIET)
     assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda W: W.bound_point(lab="fast"), TypeError, r"^lab must be a LabSettings \(e.g. cmkd_lab.widgets.settings\(fast="
+                                                     r"True\)\) or None for the notebooks' run sizes; got str 'fast'$"),
+    (lambda W: W.gap.explore(np.zeros((5, 2)), np.zeros((5, 2)), lab=1), TypeError, r"^lab must be a LabSettings .*; "
+                                                                                     r"got int$"),
+    (lambda W: W.run_regime_map(methods="fa", progress=False), TypeError,
+     r"^methods must be a list of method names, e.g. methods=\['ce', 'fa'\]; got str 'fa' \(for one, write "
+     r"methods=\['fa'\]\)$"),
+    (lambda W: W.load_or_run_bench(tasks=["synthetic"], seeds=3, progress=False), TypeError,
+     r"^seeds must be a list of seeds, e.g. seeds=\[0, 1, 2\]; got int$"),
+    (lambda W: W.gap.synthetic_gap_sweep("0,1"), TypeError, r"^gaps must be a list of numbers >= 0, e.g. gaps=\[0.0, "
+                                                            r"4.0\]; got str '0,1'$"),
+    (lambda W: W.gap.synthetic_gap_sweep(["x"]), TypeError, r"^gaps must hold numbers >= 0, e.g. gaps=\[0.0, 4.0\]; "
+                                                            r"got 'x' in gaps=\['x'\]$"),
+    (lambda W: W.transfer_table(["faa"]), ValueError, r"got method='faa' \(did you mean 'fa'\?\)$"),
+    (lambda W: W.gap.demo_embeddings(noise=-1), ValueError, r"^noise must be >= 0; got noise=-1$"),
+])
+def test_notebook_doors_name_a_wrong_lab_list_or_value(call, exc, match):
+    """Was: AttributeError ('str' object has no attribute 'fast'), a method run per letter of 'fa', "'int' object
+    is not iterable", "Unknown format code 'g' for object of type 'str'", a table silently without 'faa', and a
+    noise of -1 drawn as +1."""
+    import cmkd_lab.widgets as W
+    with pytest.raises(exc, match=match):
+        call(W)

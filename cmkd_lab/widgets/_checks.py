@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["got", "need_bench", "need_sweep", "need_run", "need_runs", "need_mapping", "need_sequence",
+__all__ = ["got", "lab_or_default", "need_list", "need_bench", "need_sweep", "need_run", "need_runs", "need_mapping", "need_sequence",
            "need_figure", "need_str"]
 
 
@@ -68,3 +68,23 @@ def need_figure(fig, name: str = "fig") -> None:
 def need_str(value, name: str, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be {what}; {got(value)}")
+
+
+def lab_or_default(lab):
+    """``lab`` (a :class:`~cmkd_lab.widgets.LabSettings`), or the notebooks' run sizes when None."""
+    from .settings import LabSettings, settings
+    if lab is None:
+        return settings()
+    if not isinstance(lab, LabSettings):
+        raise TypeError(f"lab must be a LabSettings (e.g. cmkd_lab.widgets.settings(fast=True)) or None for the "
+                        f"notebooks' run sizes; {got(lab)}")
+    return lab
+
+
+def need_list(value, name: str, what: str, example: str, *, one: bool = True) -> list:
+    """``value`` as a list when it is a list-like of items (a str, a number or None is refused: ``"fa"`` would
+    be read letter by letter, ``3`` is not three seeds)."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of {what}, e.g. {name}={example}; {got(value)}"
+                        + (f" (for one, write {name}=[{value!r}])" if one and isinstance(value, str) else ""))
+    return list(value)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 from .runner import make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
 from .shipped import SHIPPED_DIRS, shipped_bench, shipped_dirs, source_words  # noqa: F401  (re-exported)
+from ._checks import lab_or_default
 
 __all__ = ["SAVED_BENCH_DIRS", "SHIPPED_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
            "bench_runs_figure", "bench_dir", "shipped_bench", "bench_markdown", "bench_delta_figure", "bench_note",
@@ -34,7 +35,7 @@ _REGIME_WORDS = {"full": "all labels", "scarce": "a few labels, the rest unlabel
 def bench_dir(lab: Optional[LabSettings] = None) -> Path:
     """Where the notebook's own bench runs go: ``runs/bench`` (full mode) or
     ``runs/bench-fast`` (fast mode), relative to the working directory."""
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     return Path("runs") / ("bench-fast" if lab.fast else "bench")
 
 
@@ -112,16 +113,18 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
     from ..data import available_tasks
     from ..distill import DistillConfig, available_methods, get_method
 
-    lab = lab or lab_settings()
-    tasks = list(tasks or lab.bench_tasks)
+    lab = lab_or_default(lab)
+    from ._checks import need_list
+    tasks = need_list(tasks or lab.bench_tasks, "tasks", "built-in task names", "['hapt']")
     known = available_tasks()
     for t in tasks:
         if t not in known:
             raise ValueError(f"tasks must be built-in task names ({', '.join(known)}); got {t!r}")
-    methods = list(methods or lab.bench_methods or available_methods())
+    methods = need_list(methods or lab.bench_methods or available_methods(), "methods", "method names",
+                        "['ce', 'ucmkd']")
     for m in methods:
         get_method(m)
-    seeds = list(lab.bench_seeds if seeds is None else seeds)
+    seeds = need_list(lab.bench_seeds if seeds is None else seeds, "seeds", "seeds", "[0, 1, 2]")
     epochs = lab.bench_epochs if epochs is None else epochs
     out = Path(out) if out is not None else bench_dir(lab)
     sink = make_sink(progress)

@@ -13,7 +13,8 @@ import numpy as np
 
 from .._validation import check_int, check_nonneg, check_positive
 from .runner import RunSession, load_named_task, make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["DEBUGGER_DEFAULTS", "LIVE_FIGURES", "debugger_config", "DebugSession", "run_debugger",
            "live_figures", "debugger_figures", "overlay_at_epoch"]
@@ -174,7 +175,7 @@ class DebugSession:
                  epochs: Optional[int] = None, teacher_epochs: Optional[int] = None,
                  lab: Optional[LabSettings] = None, sink=None, on_epoch: Optional[Callable] = None,
                  snapshot_epochs="all", n_ref: Optional[int] = None, permutations: Optional[int] = None, **more):
-        self.lab = lab or lab_settings()
+        self.lab = lab_or_default(lab)
         epochs = self.lab.epochs if epochs is None else epochs
         teacher_epochs = self.lab.teacher_epochs if teacher_epochs is None else teacher_epochs
         check_int("epochs", epochs, minimum=1)

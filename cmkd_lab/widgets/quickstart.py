@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from .runner import RunSession, load_named_task, make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["run_quickstart", "run_with_baseline", "result_summary", "report_figures"]
 
@@ -20,7 +21,7 @@ def report_figures(result: dict, *, lab: Optional[LabSettings] = None) -> Dict[s
     from ._checks import need_run
     need_run(result)
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     return dict(run_figures(result, projection="pca" if lab.fast else "umap", seed=int(result.get("seed") or 0)))
 
 
@@ -107,7 +108,7 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
     from .._validation import check_int
     from ..distill import DistillConfig
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     epochs = lab.epochs if epochs is None else epochs
     teacher_epochs = lab.teacher_epochs if teacher_epochs is None else teacher_epochs
     check_int("epochs", epochs, minimum=1)

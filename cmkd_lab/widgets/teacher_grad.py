@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 from .runner import make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
 from .tables import PCT, make_table
+from ._checks import lab_or_default
 
 __all__ = ["compare_teacher_grad", "teacher_grad_figures", "compare_variants", "variant_figures", "LIGHT_DIAGNOSTICS"]
 
@@ -113,7 +114,7 @@ def compare_teacher_grad(*, task="synthetic", method: str = "la",
     from ..align import TEACHER_GRAD_MODES
     from .debugger import DebugSession
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     modes = list(modes)
     if not modes:
         raise ValueError("modes must list at least one la_teacher_grad value; got an empty list")
@@ -221,7 +222,7 @@ def compare_variants(variants: Sequence[dict], *, task="synthetic", epochs: Opti
     variants = list(variants)
     if not variants or not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants must be a non-empty list of dicts of debugger options; got {variants!r}")
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     sink = make_sink(progress)
     results = {}
     for i, v in enumerate(variants):
