@@ -107,12 +107,14 @@ def build_config(args, *, method=None, **fixed):
     from .distill.methods.options import option_owner
 
     d = dict(TASK_DEFAULTS.get(getattr(args, "task", None) or "", {}))  # per-task defaults come first
-    preset = getattr(args, "preset", None) or "default"
+    preset = getattr(args, "preset", None)
+    preset = "default" if preset is None else preset  # `--preset ""` is a value, refused below: not the defaults
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {', '.join(map(repr, PRESETS))}; got {preset!r}")
     d.update({k: v for k, v in PRESETS[preset].items() if method is None or option_owner(k) in (None, method)})
     if getattr(args, "config", None):
         given = load_config_file(args.config)
+        _refuse_repeated_keys(args.config)
         DistillConfig.check_options(given, source=f"--config {args.config}")
         d.update(given)
     sets = parse_assignments(getattr(args, "set", None) or [], what="--set")
@@ -126,6 +128,26 @@ def build_config(args, *, method=None, **fixed):
     d.update(flags)
     d.update(fixed)
     return DistillConfig.from_dict(d)
+
+
+def _refuse_repeated_keys(path) -> None:
+    """A JSON config file that gives an option twice is refused, as ``--set`` and a variant refuse it (JSON
+    keeps the last one silently; TOML refuses a repeated key itself)."""
+    import json
+    p = Path(path)
+    if p.suffix.lower() == ".toml":
+        return
+    twice = []
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        twice.extend(k for k in dict.fromkeys(keys) if keys.count(k) > 1)
+        return dict(items)
+
+    json.loads(p.read_text(encoding="utf-8"), object_pairs_hook=pairs)
+    if twice:
+        raise ValueError(f"config file {str(p)!r} gives {twice[0]!r} twice (JSON would keep the last value "
+                         "silently); give each option once")
 
 
 _MAX_VALUE_CHARS = 1000  # a key=value longer than this is a paste accident, not an option value
@@ -184,7 +206,9 @@ def _add_common(p, *, seed=True):
 def _task_kwargs(args) -> dict:
     """Task options from the flags: --data-root goes only to the tasks that read one."""
     from ._validation import parse_assignments
-    kw = parse_assignments(getattr(args, "task_option", None) or [], what="--task-option")
+    from .experiments.engine import check_task_kwargs
+    kw = check_task_kwargs(parse_assignments(getattr(args, "task_option", None) or [], what="--task-option"),
+                           flag="--task-option")
     root = getattr(args, "data_root", None)
     if root is None:
         return kw
@@ -411,6 +435,9 @@ def cmd_report(args):
     if not rp.is_file() and any((d / n).is_file() for n in ("results.json", "sweep.json")):
         raise ValueError(f"RUN_DIR must be a run folder; {str(d)!r} holds a bench or a sweep: pass one of its runs, "
                          f"e.g. {str(d / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")
+    if not rp.is_file() and (d / "gap.json").is_file():
+        raise ValueError(f"RUN_DIR must be a run folder; {str(d)!r} holds the output of `gap` (gap.json), whose page "
+                         f"is already written: open {str(d / 'gap.html')!r} (run `gap` again to remake it)")
     if not rp.is_file():
         raise ValueError(f"RUN_DIR must hold a result.json; {str(rp)!r} does not exist: pass a run folder (the --out "
                          "of a `run`, or a grid's runs/<cell>/<method>/seed<S>) or its result.json")
@@ -533,6 +560,24 @@ def make_parser():
 
 
 def main(argv=None) -> int:
+    """Run one command; its exit status (0 done, 2 bad arguments, 1 the machine, 130 interrupted, 141 when the
+    reader of the output went away, as in ``python -m cmkd_lab options | head``: quietly, like a Unix tool)."""
+    try:
+        rc = _main(argv)
+        if sys.stdout is not None:  # None when the shell closed it (`>&-`): print() then writes nowhere
+            sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback-like notice
+        return rc
+    except BrokenPipeError:
+        try:  # nothing more can be written there: later writes (and the flush at exit) go nowhere
+            import os
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # pragma: no cover - a stdout without a file descriptor
+            pass
+        return 141
+
+
+def _main(argv=None) -> int:
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

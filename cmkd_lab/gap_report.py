@@ -250,6 +250,9 @@ def gap_report_from_run(run_dir, out_dir=None, *, projection: Union[str, Sequenc
         run_dir = rp.parent
     else:
         rp = rp / "result.json"
+    if not rp.is_file() and any((Path(run_dir) / n).is_file() for n in ("results.json", "sweep.json")):
+        raise ValueError(f"--run must be one run's folder; {str(run_dir)!r} holds a bench or a sweep: pass one of "
+                         f"its runs, e.g. {str(Path(run_dir) / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")
     if not rp.is_file():
         raise ValueError(f"--run must be a run directory holding a result.json; {str(rp)!r} does not exist")
     try:

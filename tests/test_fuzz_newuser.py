@@ -427,3 +427,162 @@ def test_an_absurdly_long_value_is_named_by_its_flag(capsys, tmp_path):
     msg = _err(capsys, ["run", "--method", "ce", "--set", "lr=" + "9" * 5000, "--out", tmp_path / "o", *FAST])
     assert msg == ("--set lr=9999999999999999999999999999999999999…: 5003 characters, beyond the 1000 of any option "
                    "value; check the command line (a paste or a shell expansion gone wrong?)")
+
+
+# ------------------------------------------------------------------ fourth pass (issue 25's acceptance fuzz)
+def test_an_empty_preset_is_refused_not_read_as_the_defaults(capsys, tmp_path):
+    msg = _err(capsys, ["run", "--method", "ce", "--preset", "", "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == "--preset must be one of 'default', 'paper', 'public-code'; got ''"
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_on_a_gap_folder_points_to_its_page(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for n in "ab":
+        np.save(tmp_path / f"{n}.npy", rng.normal(size=(30, 4)).astype(np.float32))
+    g = tmp_path / "g"
+    assert main(["gap", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(g), "--projection", "none",
+                 "--permutations", "0", "--quiet"]) == 0
+    msg = _err(capsys, ["report", g], cmd="report")
+    assert msg == (f"RUN_DIR must be a run folder; {str(g)!r} holds the output of `gap` (gap.json), whose page is "
+                   f"already written: open {str(g / 'gap.html')!r} (run `gap` again to remake it)")
+
+
+def test_distill_given_a_task_name_says_to_load_it():
+    with pytest.raises(TypeError, match=r"^task must be a CrossModalTask \(see cmkd_lab.data.load_task\); got str "
+                                        r"'synthtic': load it first, e.g. task = load_task\('synthtic'\) "
+                                        r"\(cmkd_lab.available_tasks\(\) lists the names\)$"):
+        distill("synthtic", "ce", CFG)
+
+
+def test_a_bench_baseline_typo_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"^baseline must be one of 'align-pl', .*; got baseline='cee' \(did you "
+                                         r"mean 'ce'\?\)$"):
+        run_bench("synthetic", ["ce", "fa"], ["unpaired"], [0], tmp_path / "b", CFG, baseline="cee", **QUIET)
+    assert not (tmp_path / "b").exists()
+
+
+_RESULT_HELPERS = [  # (helper, its parameter, what it says it must be)
+    ("bench_table", "res", "one task's bench results"), ("bench_figure", "res", "one task's bench results"),
+    ("bench_runs_figure", "res", "one task's bench results"), ("bench_note", "res", "one task's bench results"),
+    ("bench_markdown", "res", "one task's bench results"), ("bench_delta_figure", "res", "one task's bench results"),
+    ("regime_table", "res", "a sweep result"), ("sweep_note", "res", "a sweep result"),
+    ("entmin_comparison", "res", "a sweep result"), ("report_figures", "result", "one run's result dict"),
+    ("overlay_at_epoch", "result", "one run's result dict"), ("debugger_figures", "result", "a run's result dict"),
+    ("result_summary", "result", "a run's result dict"), ("teacher_grad_figures", "results", "a dict"),
+    ("variant_figures", "results", "a dict"), ("transfer_figure", "runs", "a dict"), ("transfer_note", "runs", "a dict"),
+    ("bound_point_figure", "point", "one bound point"), ("bound_table", "table", "the DataFrame"),
+    ("bound_compare", "variants", "a list of dicts"), ("compare_variants", "variants", "a list of dicts"),
+    ("figure_output", "fig", "a plotly figure"), ("figure_signature", "fig", "a plotly figure"),
+    ("figure_structure", "fig", "a plotly figure"), ("show_figures", "figures", "a dict name -> figure"),
+    ("kernel_note", "what", "the words naming the panel"), ("shipped_comparison", "task", "a built-in task's name"),
+]
+
+
+@pytest.mark.parametrize("name,param,must", _RESULT_HELPERS)
+def test_a_notebook_helper_given_none_names_its_parameter(name, param, must):
+    """Each helper that reads a result, a figure or a name refuses None in one line (not an AttributeError or
+    'NoneType is not iterable' from deep inside a figure)."""
+    import cmkd_lab.widgets as W
+    with pytest.raises(TypeError, match=rf"^{param} must be {re.escape(must)}.*; got NoneType"):
+        getattr(W, name)(None)
+
+
+@pytest.mark.parametrize("name,loader", [("bench_table", "load_bench"), ("bench_markdown", "load_bench"),
+                                         ("regime_table", "load_sweep"), ("sweep_note", "load_sweep")])
+def test_a_notebook_helper_given_a_path_says_to_load_it(name, loader, tmp_path):
+    import cmkd_lab.widgets as W
+    p = str(tmp_path / "my-run")
+    with pytest.raises(TypeError, match=rf"; got str {re.escape(repr(p))}: load it first, e.g. "
+                                        rf"{loader}\({re.escape(repr(p))}\)$"):
+        getattr(W, name)(p)
+
+
+def test_output_piped_into_a_reader_that_leaves_ends_quietly():
+    """``python -m cmkd_lab options | head -1``: the reader closes the pipe; no BrokenPipeError traceback, the
+    status a Unix tool killed by SIGPIPE gives (141)."""
+    import os
+    import subprocess
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        p = subprocess.run([sys.executable, "-m", "cmkd_lab", "options", "--markdown"], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 141 and p.stderr == "", (p.returncode, p.stderr)
+
+
+def test_a_config_file_giving_an_option_twice_is_refused(capsys, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"epochs": 1, "lr": 0.01, "epochs": 2}')
+    msg = _err(capsys, ["run", "--method", "ce", "--config", cfg, "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == (f"config file {str(cfg)!r} gives 'epochs' twice (JSON would keep the last value silently); give "
+                   "each option once")
+    assert not (tmp_path / "o").exists()
+
+
+def test_gap_run_on_a_bench_folder_points_to_its_runs(capsys, tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "results.json").write_text("{}")
+    msg = _err(capsys, ["gap", "--run", b, "--out", tmp_path / "g"], cmd="gap")
+    assert msg == (f"--run must be one run's folder; {str(b)!r} holds a bench or a sweep: pass one of its runs, e.g. "
+                   f"{str(b / 'runs' / '<cell>' / '<method>' / 'seed0')!r}")
+
+
+def test_a_closed_stdout_is_no_error():
+    """``python -m cmkd_lab tasks >&-``: Python sets sys.stdout to None; the command still ends cleanly."""
+    import subprocess
+    p = subprocess.run(["bash", "-c", f"{sys.executable} -m cmkd_lab tasks >&-"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+
+
+def test_the_markdown_formatters_check_what_they_are_given():
+    from cmkd_lab.results import format_bench_markdown, format_sweep_markdown
+    with pytest.raises(ValueError, match=r"^the dict given is not a bench results.json \(no 'task'/'summary'/'seeds'\)"):
+        format_bench_markdown({})  # was KeyError: 'seeds'
+    with pytest.raises(TypeError, match=r"^res must be a sweep result dict \(from load_sweep\(folder\) or run_sweep\); "
+                                        r"got str 'runs/s': load it first with load_sweep\('runs/s'\)$"):
+        format_sweep_markdown("runs/s")
+    with pytest.raises(TypeError, match=r"^res must be a bench result dict .*; got NoneType$"):
+        format_bench_markdown(None)
+
+
+def test_seed_or_fast_given_as_a_task_option_says_where_it_goes(capsys, tmp_path):
+    msg = _err(capsys, ["run", "--method", "ce", "--task-option", "seed=1", "--out", tmp_path / "o", *FAST], cmd="run")
+    assert msg == "--task-option seed=1: seed is not a task option; give it with --seed S (bench and sweep: --seeds N)"
+    # was: "load_task() got multiple values for keyword argument 'seed'"
+    with pytest.raises(ValueError, match=r"^task_kwargs fast=True: fast is not a task option; give it with fast=True$"):
+        run_sweep("synthetic", ["fa"], {"gap": [0.0]}, [0], tmp_path / "s", CFG, workers=1, task_kwargs={"fast": True},
+                  **QUIET)
+    with pytest.raises(ValueError, match=r"^task_kwargs seed=1: seed is not a task option; give it with seeds=\[...\]$"):
+        run_bench("synthetic", ["ce"], ["unpaired"], [0], tmp_path / "b", CFG, task_kwargs={"seed": 1}, **QUIET)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda W: W.bound_point(lab="fast"), TypeError, r"^lab must be a LabSettings \(e.g. cmkd_lab.widgets.settings\(fast="
+                                                     r"True\)\) or None for the notebooks' run sizes; got str 'fast'$"),
+    (lambda W: W.gap.explore(np.zeros((5, 2)), np.zeros((5, 2)), lab=1), TypeError, r"^lab must be a LabSettings .*; "
+                                                                                     r"got int$"),
+    (lambda W: W.run_regime_map(methods="fa", progress=False), TypeError,
+     r"^methods must be a list of method names, e.g. methods=\['ce', 'fa'\]; got str 'fa' \(for one, write "
+     r"methods=\['fa'\]\)$"),
+    (lambda W: W.load_or_run_bench(tasks=["synthetic"], seeds=3, progress=False), TypeError,
+     r"^seeds must be a list of seeds, e.g. seeds=\[0, 1, 2\]; got int$"),
+    (lambda W: W.gap.synthetic_gap_sweep("0,1"), TypeError, r"^gaps must be a list of numbers >= 0, e.g. gaps=\[0.0, "
+                                                            r"4.0\]; got str '0,1'$"),
+    (lambda W: W.gap.synthetic_gap_sweep(["x"]), TypeError, r"^gaps must hold numbers >= 0, e.g. gaps=\[0.0, 4.0\]; "
+                                                            r"got 'x' in gaps=\['x'\]$"),
+    (lambda W: W.transfer_table(["faa"]), ValueError, r"got method='faa' \(did you mean 'fa'\?\)$"),
+    (lambda W: W.gap.demo_embeddings(noise=-1), ValueError, r"^noise must be >= 0; got noise=-1$"),
+])
+def test_notebook_doors_name_a_wrong_lab_list_or_value(call, exc, match):
+    """Was: AttributeError ('str' object has no attribute 'fast'), a method run per letter of 'fa', "'int' object
+    is not iterable", "Unknown format code 'g' for object of type 'str'", a table silently without 'faa', and a
+    noise of -1 drawn as +1."""
+    import cmkd_lab.widgets as W
+    with pytest.raises(exc, match=match):
+        call(W)

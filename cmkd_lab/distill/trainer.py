@@ -102,7 +102,9 @@ def _check_arguments(task, method, config, callbacks, teacher) -> None:
     from ..data.task import CrossModalTask
 
     if not isinstance(task, CrossModalTask):
-        raise TypeError(f"task must be a CrossModalTask (see cmkd_lab.data.load_task); got {type(task).__name__}")
+        raise TypeError(f"task must be a CrossModalTask (see cmkd_lab.data.load_task); got {type(task).__name__}"
+                        + (f" {task!r}: load it first, e.g. task = load_task({task!r}) (cmkd_lab.available_tasks() "
+                           "lists the names)" if isinstance(task, str) else ""))
     if config is not None and not isinstance(config, DistillConfig):
         raise TypeError(f"config must be a DistillConfig; got {type(config).__name__}"
                         + (": build one with DistillConfig.from_dict(d)" if isinstance(config, dict) else ""))

@@ -21,7 +21,8 @@ from ..data.sampling import PAIRINGS
 from ..results.grid import cell_dir
 from ..results.summary import CEILING, accuracy_table, control_table, paired_summary
 from ..results.tables import bench_csv, format_bench_markdown
-from .engine import Cell, check_grid_args, check_methods, check_seeds, check_variants
+from .engine import (Cell, check_grid_args, check_method_name, check_methods, check_seeds, check_task_kwargs,
+                     check_variants)
 from .runner import Grid, check_workers, run_grid
 
 __all__ = ["run_bench"]
@@ -72,6 +73,8 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
     runs' tables with ``interrupted`` True and returns them; run the same call again to complete them.
     """
     out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
+    task_kwargs = check_task_kwargs(task_kwargs)  # seed / fast here: refused before anything runs
+    check_method_name(baseline, what="baseline")  # a typo is named before anything runs, not a bench without Δ
     methods, seeds, controls = _validate(methods, pairings, controls, seeds, config)
     pairings = list(dict.fromkeys(pairings))  # a pairing given twice is one cell
     workers = check_workers(workers)

@@ -236,9 +236,26 @@ def _job_config(method: str, cfg):
     return config_for(method, cfg)
 
 
+_NOT_TASK_OPTIONS = {"seed": ("--seed S (bench and sweep: --seeds N)", "seeds=[...]"),
+                     "fast": ("--fast", "fast=True")}
+
+
+def check_task_kwargs(task_kwargs, *, flag: str = "task_kwargs") -> dict:
+    """Task options without the two arguments every task takes from elsewhere (``seed``, ``fast``): one of
+    them here is refused by name with where it goes (``load_task`` would raise 'got multiple
+    values for keyword argument')."""
+    kw = dict(task_kwargs or {})
+    for k, (cli, py) in _NOT_TASK_OPTIONS.items():
+        if k in kw:
+            where = cli if flag.startswith("--") else py
+            raise ValueError(f"{flag} {k}={kw[k]!r}: {k} is not a task option; give it with {where}")
+    return kw
+
+
 def _task_facts(task_name, seed, fast, task_kwargs, cache: dict):
     """(task, full fingerprint, has_pairs), loading each (seed, options) once."""
     from ..data import load_task
+    check_task_kwargs(task_kwargs)
     key = (seed, fast, json.dumps(task_kwargs, sort_keys=True))
     if key not in cache:
         try:

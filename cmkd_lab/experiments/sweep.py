@@ -25,7 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..results.grid import cell_dir, cell_id, grid_axes
 from ..results.summary import CEILING, paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
-from .engine import check_grid_args, check_method_name, Cell, check_methods, check_seeds, check_variants
+from .engine import (check_grid_args, check_method_name, Cell, check_methods, check_seeds, check_task_kwargs,
+                     check_variants)
 from .runner import Grid, check_workers, run_grid
 
 __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
@@ -185,6 +186,7 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
     """
     from .._validation import check_int
     out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
+    task_kwargs = check_task_kwargs(task_kwargs)  # seed / fast here: refused before anything runs
     check_int("threads", threads, minimum=0)
     methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid)
     base_kwargs = dict(task_kwargs or {})

@@ -125,10 +125,22 @@ def _seeds_table(rows: List[dict], keys: List[str], base: str) -> List[str]:
     return out
 
 
+def _check_grid(res, kind: str) -> None:
+    """A bench or sweep result dict of the right shape (:func:`cmkd_lab.results.load_bench` / ``load_sweep``'s
+    check), else one line that says what was given and where the right one comes from."""
+    if not isinstance(res, dict):
+        raise TypeError(f"res must be a {kind} result dict (from load_{kind}(folder) or run_{kind}); got "
+                        f"{type(res).__name__}" + (f" {str(res)!r}: load it first with load_{kind}({str(res)!r})"
+                                                  if isinstance(res, str) else ""))
+    from .readers import load_bench, load_sweep
+    (load_bench if kind == "bench" else load_sweep)(res)
+
+
 def format_sweep_markdown(res: dict, *, top: int = 6) -> str:
     """The regime map as Markdown: per cell the baseline's accuracy, the A/A row and each method's paired
     difference (points of %) with its interval, wins/losses and MDE; the seeds each comparison would need
     for one point; then the best early predictors."""
+    _check_grid(res, "sweep")
     base, cells = res["baseline"], res["cells"]
     methods = [m for m in res["methods"] if m != base and not is_aa(m)]
     ceilings = list(dict.fromkeys(r["method"] for r in cells if is_ceiling(r["method"]) and r["method"] not in methods))
@@ -246,6 +258,7 @@ def _notes(res: dict) -> List[str]:
 def format_bench_markdown(res: dict) -> str:
     """A bench as Markdown: accuracy per (pairing, method) over seeds, then the paired differences with
     `ce` with their intervals, MDEs and the noise floor."""
+    _check_grid(res, "bench")
     seeds = res["seeds"]
     one = len(seeds) == 1
     spread = "" if one else ", mean ± std over seeds"

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 from .runner import make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
 from .shipped import SHIPPED_DIRS, shipped_bench, shipped_dirs, source_words  # noqa: F401  (re-exported)
+from ._checks import lab_or_default
 
 __all__ = ["SAVED_BENCH_DIRS", "SHIPPED_DIRS", "find_bench_results", "load_or_run_bench", "bench_table", "bench_figure",
            "bench_runs_figure", "bench_dir", "shipped_bench", "bench_markdown", "bench_delta_figure", "bench_note",
@@ -34,7 +35,7 @@ _REGIME_WORDS = {"full": "all labels", "scarce": "a few labels, the rest unlabel
 def bench_dir(lab: Optional[LabSettings] = None) -> Path:
     """Where the notebook's own bench runs go: ``runs/bench`` (full mode) or
     ``runs/bench-fast`` (fast mode), relative to the working directory."""
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     return Path("runs") / ("bench-fast" if lab.fast else "bench")
 
 
@@ -112,16 +113,18 @@ def load_or_run_bench(*, tasks: Optional[Sequence[str]] = None, path=None, metho
     from ..data import available_tasks
     from ..distill import DistillConfig, available_methods, get_method
 
-    lab = lab or lab_settings()
-    tasks = list(tasks or lab.bench_tasks)
+    lab = lab_or_default(lab)
+    from ._checks import need_list
+    tasks = need_list(tasks or lab.bench_tasks, "tasks", "built-in task names", "['hapt']")
     known = available_tasks()
     for t in tasks:
         if t not in known:
             raise ValueError(f"tasks must be built-in task names ({', '.join(known)}); got {t!r}")
-    methods = list(methods or lab.bench_methods or available_methods())
+    methods = need_list(methods or lab.bench_methods or available_methods(), "methods", "method names",
+                        "['ce', 'ucmkd']")
     for m in methods:
         get_method(m)
-    seeds = list(lab.bench_seeds if seeds is None else seeds)
+    seeds = need_list(lab.bench_seeds if seeds is None else seeds, "seeds", "seeds", "[0, 1, 2]")
     epochs = lab.bench_epochs if epochs is None else epochs
     out = Path(out) if out is not None else bench_dir(lab)
     sink = make_sink(progress)
@@ -162,8 +165,8 @@ def bench_table(res: dict):
     """
     import pandas as pd
 
-    if not isinstance(res, dict) or "summary" not in res:
-        raise TypeError("res must be one task's bench results (a dict with 'summary'), e.g. load_or_run_bench()[task]")
+    from ._checks import need_bench
+    need_bench(res)
 
     def pct(v):
         return None if v is None else round(100 * v, 2)
@@ -188,8 +191,8 @@ def bench_figure(res: dict, *, title: Optional[str] = None):
     go = require_plotly()
     from ..viz.curves import PALETTE
 
-    if not isinstance(res, dict) or "summary" not in res:
-        raise TypeError("res must be one task's bench results (a dict with 'summary')")
+    from ._checks import need_bench
+    need_bench(res)
     fig = go.Figure()
     summary = [r for r in res["summary"] if not r.get("aliased")]  # a run shared by two pairings, shown once
     methods = sorted({r["method"] for r in summary})
@@ -220,6 +223,8 @@ def bench_runs_figure(res: dict, *, title: Optional[str] = None):
     go = require_plotly()
     from ..viz.curves import PALETTE
 
+    from ._checks import need_bench
+    need_bench(res)
     runs = [r for r in res.get("runs", []) if r.get("student_test_acc") is not None and not r.get("alias_of")]
     fig = go.Figure()
     present = [p for p in ("unpaired", "class-matched", "paired") if any(r["pairing"] == p for r in runs)]
@@ -255,6 +260,8 @@ def bench_note(res: dict) -> str:
     """One line on where a bench's numbers come from and what they can show: the file, the seeds, the
     format (an older file has no A/A control), and a warning when one or two seeds stand behind them."""
     from ..results import current_bench, provenance_note
+    from ._checks import need_bench
+    need_bench(res)
     r = current_bench(res)
     seeds = list(res.get("seeds") or [])
     n = len(seeds)
@@ -278,6 +285,8 @@ def bench_markdown(res: dict):
     :func:`cmkd_lab.results.current_bench`): accuracies, then every paired difference with ``ce`` with its
     interval, wins/losses, MDE and noise floor, and the seeds a comparison would need."""
     from ..results import current_bench, format_bench_markdown
+    from ._checks import need_bench
+    need_bench(res)
     cur = current_bench(res)
     text = format_bench_markdown(dict(cur, skipped=[], aliases=[])).rstrip()
     return _md(bench_note(res) + "\n\n" + text + "".join(f"\n\n{line}" for line in skipped_lines(cur)))
@@ -310,6 +319,8 @@ def bench_delta_figure(res: dict, *, title: Optional[str] = None):
     (:func:`cmkd_lab.viz.delta_bars`)."""
     from ..results import current_bench
     from ..viz import delta_bars
+    from ._checks import need_bench
+    need_bench(res)
     r = current_bench(res)
     n = len(res.get("seeds") or [])
     return delta_bars(r["comparisons"], baseline=r["baseline"], group="pairing",
@@ -382,6 +393,8 @@ def shipped_comparison(task: str = "hapt", methods: Sequence[str] = ("ucmkd",), 
     reference a one-seed run in a notebook is read against. A one-line note when the file is missing."""
     from ..results import current_bench, load_bench, provenance_note
     from ..results.tables import fmt_delta
+    from ._checks import need_str
+    need_str(task, "task", "a built-in task's name, e.g. 'hapt'")
     p = shipped_bench(f"bench_{task.replace('-', '_')}")
     if p is None:
         return _md(f"*The five-seed bench of `{task}` has not been made for this release of cmkd_lab: no "

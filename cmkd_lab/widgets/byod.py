@@ -13,7 +13,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .._validation import check_choice, check_int
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["DEMO_KINDS", "demo_arrays", "task_overview", "run_byod"]
 
@@ -84,7 +85,7 @@ def demo_arrays(kind: str = "sklearn", *, n: Optional[int] = None, seed: int = 0
     ``student_modality``
     """
     check_choice("kind", kind, DEMO_KINDS)
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     n = (1500 if lab.fast else 4000) if n is None else n
     check_int("n", n, minimum=50)
     check_int("seed", seed, minimum=0)
@@ -152,7 +153,7 @@ def run_byod(task, *, method: str = "ucmkd", baseline: Optional[str] = "ce", epo
     check_choice("method", method, available_methods())  # both names before any training
     if baseline is not None and baseline != "":
         check_choice("baseline", baseline, available_methods())
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     kw = dict(epochs=epochs, teacher_epochs=teacher_epochs, seed=seed, lab=lab, progress=progress, **options)
     if baseline and baseline != method:
         return run_with_baseline(task=task, method=method, baseline=baseline, **kw)

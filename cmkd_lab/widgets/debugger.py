@@ -13,7 +13,8 @@ import numpy as np
 
 from .._validation import check_int, check_nonneg, check_positive
 from .runner import RunSession, load_named_task, make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["DEBUGGER_DEFAULTS", "LIVE_FIGURES", "debugger_config", "DebugSession", "run_debugger",
            "live_figures", "debugger_figures", "overlay_at_epoch"]
@@ -88,6 +89,8 @@ def overlay_at_epoch(result: dict, epoch: Optional[int] = None, *, projection: s
     """
     from ..viz import feature_overlay
 
+    from ._checks import need_run
+    need_run(result)
     d = (result or {}).get("diagnostics") or {}
     snaps = d.get("snapshots") or []
     if not snaps:
@@ -119,7 +122,9 @@ def debugger_figures(result: dict, *, overlay_epoch: Optional[int] = None,
     from ..viz import accuracy_curves, audit_figure, bound_bars, gap_curves, label_heatmaps, transport_plan_figure
 
     if not isinstance(result, dict) or "history" not in result:
-        raise TypeError("result must be a run's result dict (with 'history'), as returned by run_debugger")
+        from ._checks import got
+        raise TypeError(f"result must be a run's result dict (with 'history'), as returned by run_debugger; "
+                        f"{got(result)}")
     h = [r for r in result["history"] if "epoch" in r]
     d = result.get("diagnostics") or {}
     figs = live_figures(h, d.get("initial"), result.get("config"),
@@ -170,7 +175,7 @@ class DebugSession:
                  epochs: Optional[int] = None, teacher_epochs: Optional[int] = None,
                  lab: Optional[LabSettings] = None, sink=None, on_epoch: Optional[Callable] = None,
                  snapshot_epochs="all", n_ref: Optional[int] = None, permutations: Optional[int] = None, **more):
-        self.lab = lab or lab_settings()
+        self.lab = lab_or_default(lab)
         epochs = self.lab.epochs if epochs is None else epochs
         teacher_epochs = self.lab.teacher_epochs if teacher_epochs is None else teacher_epochs
         check_int("epochs", epochs, minimum=1)

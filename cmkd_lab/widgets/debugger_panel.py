@@ -15,7 +15,8 @@ from typing import Optional
 from ._deps import figure_widget, require_ipywidgets
 from .figures import figure_output, sync_figure
 from .panel import TrainingPanel, check_controls
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["DebuggerPanel", "ARTEFACT_TABS", "debugger_controls"]
 
@@ -96,7 +97,7 @@ class DebuggerPanel(TrainingPanel):
         from .debugger import DEBUGGER_DEFAULTS, LIVE_FIGURES, live_figures
 
         w = require_ipywidgets()
-        self.lab = lab or lab_settings()
+        self.lab = lab_or_default(lab)
         check_controls(initial, list(DEBUGGER_DEFAULTS) + ["epochs"])
         self.controls = debugger_controls(dict(DEBUGGER_DEFAULTS, epochs=self.lab.epochs, **initial),
                                           list(tasks or ("synthetic", "hapt", "digits-speech")))

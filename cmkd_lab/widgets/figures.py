@@ -34,12 +34,16 @@ def figure_output(fig) -> dict:
     (what an ``ipywidgets.Output`` shows; built without a running kernel)."""
     import plotly.io as pio
 
+    from ._checks import need_figure
+    need_figure(fig)
     bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
     return {"output_type": "display_data", "data": bundle, "metadata": {}}
 
 
 def figure_signature(fig) -> list:
     """(type, name, number of points) of each trace: what a test compares."""
+    from ._checks import need_figure
+    need_figure(fig)
     out = []
     for t in fig.data:
         n = None
@@ -55,6 +59,8 @@ def figure_signature(fig) -> list:
 def figure_structure(fig) -> tuple:
     """What must match for an in-place update: each trace's type, name and
     axes, the layout's top-level keys, and its annotation and shape counts."""
+    from ._checks import need_figure
+    need_figure(fig)
     traces = tuple((t.type, t.name, getattr(t, "xaxis", None), getattr(t, "yaxis", None)) for t in fig.data)
     lay = fig.layout.to_plotly_json()
     return traces, tuple(sorted(lay)), len(lay.get("annotations", ())), len(lay.get("shapes", ()))
@@ -118,6 +124,10 @@ def show_figures(figures: Mapping[str, object] | Sequence, *, only: Iterable[str
     reference : dict, optional
         A ``ce`` run of the same task and seed, named in the captions as the reference.
     """
+    if figures is None or isinstance(figures, (str, bytes)) or not hasattr(figures, "__iter__"):
+        from ._checks import got
+        raise TypeError(f"figures must be a dict name -> figure (what the *_figures helpers return) or a list of "
+                        f"(name, figure); {got(figures)}")
     items = dict(figures.items() if isinstance(figures, Mapping) else figures)
     only = list(only)
     unknown = [n for n in only if n not in items]
@@ -161,6 +171,9 @@ def kernel_note(what: str = "This", more: str = "") -> dict:
     reads the same with and without a kernel."""
     import html
     import re
+    from ._checks import need_str
+    need_str(what, "what", "the words naming the panel, e.g. 'This panel'")
+    need_str(more, "more", "a sentence added to the note (or '')")
     text = KERNEL_NOTE.format(what=html.escape(what), more=html.escape(more))
     return {"text/html": text, "text/plain": re.sub(r"<[^>]+>", "", text)}
 

@@ -19,7 +19,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .._validation import check_int
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["task_features", "explore", "figures", "readings", "gap_table", "synthetic_gap_sweep", "demo_embeddings",
            "explore_sizes", "GAP_LEGEND"]
@@ -29,7 +30,7 @@ def explore_sizes(lab: Optional[LabSettings] = None) -> dict:
     """The sizes :func:`explore` passes to :func:`cmkd_lab.explore_gap` (``max_points``: the subsample of
     each set for MMD, OT, purity and retrieval; ``n_permutations``): pass the same to the command line
     (``--max-points``) to get the same numbers — paired recall@1, for one, falls as the candidates grow."""
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     return dict(max_points=400, n_permutations=100) if lab.fast else dict(max_points=1000, n_permutations=200)
 
 
@@ -68,7 +69,7 @@ def task_features(task="hapt", *, method: str = "ce", split: str = "test", epoch
     from ..distill.config import DistillConfig as _DC
     from ..distill.teacher import batched_features
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be one of 'train', 'val', 'test'; got split={split!r}")
     fields = set(_DC.__dataclass_fields__)
@@ -103,7 +104,7 @@ def explore(z_a, z_b, *, lab: Optional[LabSettings] = None, projection=None, **k
     """
     from ..diagnostics.explore import explore_gap
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     result = explore_gap(z_a, z_b, **{**explore_sizes(lab), **kwargs})
     return result, figures(result, lab=lab, projection=projection)
 
@@ -112,7 +113,7 @@ def figures(result, *, lab: Optional[LabSettings] = None, projection=None) -> di
     """:func:`cmkd_lab.viz.gap_figures` as a dict title -> figure (PCA only in fast mode)."""
     from ..viz.gap import gap_figures
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     proj = projection or (("pca",) if lab.fast else ("umap", "pca"))
     return dict(gap_figures(result, projection=proj))
 
@@ -220,9 +221,14 @@ def synthetic_gap_sweep(gaps: Optional[Sequence[float]] = None, *, methods: Sequ
     from ..data import make_synthetic_task
     from ..diagnostics.explore import explore_gap
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     check_int("seed", seed, minimum=0)
-    gaps = ((0.0, 4.0) if lab.fast else (0.0, 2.0, 4.0)) if gaps is None else gaps
+    from ._checks import need_list
+    gaps = ((0.0, 4.0) if lab.fast else (0.0, 2.0, 4.0)) if gaps is None else need_list(gaps, "gaps", "numbers >= 0",
+                                                                                           "[0.0, 4.0]", one=False)
+    for g in gaps:  # make_synthetic_task checks each gap; a word is named here, not as a format error
+        if isinstance(g, (str, bytes)) or not isinstance(g, (int, float, np.integer, np.floating)):
+            raise TypeError(f"gaps must hold numbers >= 0, e.g. gaps=[0.0, 4.0]; got {g!r} in gaps={gaps!r}")
     n = 800 if lab.fast else 2000
     kw = dict(max_points=300 if lab.fast else 600, n_permutations=50 if lab.fast else 100, seed=seed)
     base = make_synthetic_task(gap=0.0, n_teacher=n, n_student=n, seed=seed).student["test"]
@@ -255,6 +261,9 @@ def demo_embeddings(*, noise: float = 4.0, seed: int = 0) -> dict:
     """
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
+
+    from .._validation import check_nonneg
+    check_nonneg("noise", noise)  # the pixel noise's standard deviation
 
     d = load_digits()
     rng = np.random.default_rng(seed)

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from .runner import RunSession, load_named_task, make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["run_quickstart", "run_with_baseline", "result_summary", "report_figures"]
 
@@ -17,8 +18,10 @@ def report_figures(result: dict, *, lab: Optional[LabSettings] = None) -> Dict[s
     The feature overlay uses PCA in fast mode and UMAP otherwise.
     """
     from ..viz import run_figures
+    from ._checks import need_run
+    need_run(result)
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     return dict(run_figures(result, projection="pca" if lab.fast else "umap", seed=int(result.get("seed") or 0)))
 
 
@@ -47,7 +50,8 @@ def result_summary(result: dict):
     rows = []
     for r in results:
         if not isinstance(r, dict) or "history" not in r:
-            raise TypeError("result must be a run's result dict (with 'history') or a list of them")
+            from ._checks import got
+            raise TypeError(f"result must be a run's result dict (with 'history') or a list of them; {got(r)}")
         rows.append({"task": r.get("task"), "method": r.get("method"), "pairing": r.get("pairing"),
                      "seed": r.get("seed"), "status": r.get("status"), "epochs": r.get("epochs_done"),
                      "teacher test acc": r.get("teacher_test_acc"),
@@ -104,7 +108,7 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
     from .._validation import check_int
     from ..distill import DistillConfig
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     epochs = lab.epochs if epochs is None else epochs
     teacher_epochs = lab.teacher_epochs if teacher_epochs is None else teacher_epochs
     check_int("epochs", epochs, minimum=1)

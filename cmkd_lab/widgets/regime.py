@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
 from .shipped import missing_note, shipped_result  # noqa: F401  (re-exported: the notebook's names)
+from ._checks import lab_or_default
 
 __all__ = ["REGIME_METHODS", "regime_grid", "run_regime_map", "shipped_result", "regime_table", "best_predictor",
            "predictor_note", "predictor_table", "sweep_note", "missing_note", "cell_delta", "entmin_comparison",
@@ -42,12 +43,14 @@ def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIM
     (:func:`sweep_note`)."""
     from ..distill import DistillConfig
     from ..experiments import run_sweep
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     out = Path(out) if out is not None else Path("runs") / ("05_regime_map-fast" if lab.fast else "05_regime_map")
     cfg = (DistillConfig(epochs=3, teacher_epochs=3, student_fraction=0.2) if lab.fast else
            DistillConfig(epochs=10, teacher_epochs=10, student_fraction=0.2))
     from .runner import make_sink
     sink = make_sink(progress, label="sweep") if log is None else None
+    from ._checks import need_list
+    methods = need_list(methods, "methods", "method names", "['ce', 'fa']")
     res = run_sweep("synthetic", list(methods), regime_grid(lab), range(2 if lab.fast else 3), out, cfg,
                     fast=lab.fast, workers=1, log=log or _progress_log(sink))
     if sink is not None:
@@ -57,6 +60,8 @@ def run_regime_map(*, lab: Optional[LabSettings] = None, out=None, methods=REGIM
 
 def sweep_note(res: dict) -> str:
     """One line on what a sweep's numbers can show: its seeds and epochs, and a warning with one or two."""
+    from ._checks import need_sweep
+    need_sweep(res)
     n = len(res.get("seeds") or [])
     cfg = res.get("config") or {}
     txt = (f"`{res.get('task')}` sweep: {n} seed{'s' if n != 1 else ''}, {cfg.get('epochs')} epochs, "
@@ -175,6 +180,8 @@ def regime_table(res: dict):
     words: a comparison whose paired differences are identical at every seed says so instead of an MDE
     of 0.0 and "2 seeds needed"; the early diagnostics are left to :func:`predictor_table`."""
     from ..results import format_sweep_markdown
+    from ._checks import need_sweep
+    need_sweep(res)
     shown = dict(res, predictors=[], executor=str(res.get("executor", "")))
     for old, new in _EXECUTOR_WORDS:
         shown["executor"] = shown["executor"].replace(old, new)
@@ -226,6 +233,8 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), ref
     paired Δ vs ``entmin`` (the same unlabelled data, no teacher) with its interval — what a method gains
     beyond the unlabelled data — as a :class:`~cmkd_lab.widgets.tables.Table`. ``values`` select the setting
     (:func:`cell_delta`)."""
+    from ._checks import need_sweep
+    need_sweep(res)
     import pandas as pd
 
     from .tables import make_table

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 from .runner import make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
 from .tables import PCT, make_table
+from ._checks import lab_or_default
 
 __all__ = ["compare_teacher_grad", "teacher_grad_figures", "compare_variants", "variant_figures", "LIGHT_DIAGNOSTICS"]
 
@@ -39,6 +40,8 @@ def teacher_grad_figures(results: Dict[str, dict]) -> Dict[str, object]:
     -------
     dict with ``teacher_head`` and ``student`` figures
     """
+    from ._checks import need_runs
+    need_runs(results, what="la_teacher_grad mode -> one run's result dict (compare_teacher_grad's third value)")
     from ._deps import require_plotly
     from plotly.subplots import make_subplots
 
@@ -111,7 +114,7 @@ def compare_teacher_grad(*, task="synthetic", method: str = "la",
     from ..align import TEACHER_GRAD_MODES
     from .debugger import DebugSession
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     modes = list(modes)
     if not modes:
         raise ValueError("modes must list at least one la_teacher_grad value; got an empty list")
@@ -151,6 +154,8 @@ def _label(v: dict) -> str:
 def variant_figures(results: Dict[str, dict]) -> Dict[str, object]:
     """Validation accuracy per epoch of each variant (``val_acc``) and, for the bilevel ones, the inner
     shift ‖φ̃ − φ‖ per epoch (``inner_shift``, log axis)."""
+    from ._checks import need_runs
+    need_runs(results, what="variant name -> one run's result dict (compare_variants's third value)")
     from ._deps import require_plotly
     from ..viz.curves import INNER_SHIFT, PALETTE, epoch_axis
 
@@ -212,10 +217,12 @@ def compare_variants(variants: Sequence[dict], *, task="synthetic", epochs: Opti
 
     from .debugger import DebugSession
 
+    from ._checks import need_sequence
+    need_sequence(variants, "variants", "a list of dicts of debugger options, e.g. [{'method': 'ce'}, {'method': 'ucmkd'}]")
     variants = list(variants)
     if not variants or not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants must be a non-empty list of dicts of debugger options; got {variants!r}")
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     sink = make_sink(progress)
     results = {}
     for i, v in enumerate(variants):

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._validation import check_choice, check_int
 from .runner import RunSession, make_sink
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["THEORY_KNOBS", "KNOB_RANGES", "THEORY_METHODS", "bound_point", "bound_sweep", "bound_compare",
            "bound_point_figure", "bound_sweep_figure", "bound_check_figure", "bound_table", "BOUND_KEYS", "INV_E"]
@@ -75,7 +76,7 @@ def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, 
     from ..data import make_synthetic_task
     from ..distill import DistillConfig
 
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     check_choice("method", method, THEORY_METHODS)
     epochs = lab.theory_epochs if epochs is None else epochs
     teacher_epochs = lab.theory_teacher_epochs if teacher_epochs is None else teacher_epochs
@@ -134,7 +135,7 @@ def bound_sweep(knob: str, values: Optional[Sequence[float]] = None, *, lab: Opt
     check_choice("knob", knob, THEORY_KNOBS)
     if knob in fixed:
         raise ValueError(f"{knob} is the swept knob; do not also fix it (got {knob}={fixed[knob]!r})")
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     lo, hi, _, _ = KNOB_RANGES[knob]
     if values is None:
         values = np.round(np.linspace(lo, hi, lab.sweep_points), 3).tolist()
@@ -172,10 +173,12 @@ def bound_compare(variants: Sequence[dict], *, lab: Optional[LabSettings] = None
     """
     import pandas as pd
 
+    from ._checks import need_sequence
+    need_sequence(variants, "variants", "a list of dicts of bound_point arguments, e.g. [{'method': 'fa'}]")
     variants = list(variants)
     if not variants or not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants must be a non-empty list of dicts of bound_point arguments; got {variants!r}")
-    lab = lab or lab_settings()
+    lab = lab_or_default(lab)
     sink = make_sink(progress)
     rows = []
     for i, v in enumerate(variants):
@@ -207,6 +210,8 @@ def bound_point_figure(point: Dict, *, title: Optional[str] = None):
     from ._deps import require_plotly
 
     go = require_plotly()
+    from ._checks import need_mapping
+    need_mapping(point, "point", "one bound point (the dict bound_point returns)")
     missing = [k for k, _, _ in _TERMS if point.get(k) is None] + [k for k in ("bound_err_s",) if point.get(k) is None]
     if missing:
         raise ValueError(f"point must carry the bound's terms (from bound_point); missing {missing}")
@@ -290,6 +295,9 @@ def bound_table(table, columns=None, *, legend: bool = True):
     1/e), the slack, and the student's accuracy next to the majority-class accuracy."""
     from .tables import PCT, make_table
 
+    if not hasattr(table, "columns"):
+        from ._checks import got
+        raise TypeError(f"table must be the DataFrame bound_sweep or bound_compare returns; {got(table)}")
     cols = [c for c in (columns or TABLE_COLUMNS) if c in table.columns]
     knobs = [c for c in THEORY_KNOBS if c in cols and table[c].nunique() > 1]
     keep = [c for c in cols if (c not in THEORY_KNOBS or c in knobs)

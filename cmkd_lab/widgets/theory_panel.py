@@ -12,7 +12,8 @@ from typing import Optional
 from ._deps import figure_widget, require_ipywidgets
 from .figures import sync_figure
 from .panel import TrainingPanel, check_controls
-from .settings import LabSettings, settings as lab_settings
+from .settings import LabSettings
+from ._checks import lab_or_default
 
 __all__ = ["BoundPanel"]
 
@@ -48,7 +49,7 @@ class BoundPanel(TrainingPanel):
         from .theory import KNOB_RANGES, THEORY_KNOBS, THEORY_METHODS
 
         w = require_ipywidgets()
-        self.lab = lab or lab_settings()
+        self.lab = lab_or_default(lab)
         check_controls(initial, set(THEORY_KNOBS) | {"method", "lambda_fa", "la_teacher_grad"})
         style = {"description_width": "110px"}
         lay = w.Layout(width="360px")

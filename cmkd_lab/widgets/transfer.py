@@ -17,6 +17,7 @@ from typing import Dict, Optional
 
 from .settings import LabSettings, settings
 from .tables import make_table
+from ._checks import lab_or_default
 
 __all__ = ["TRANSFER_SETS", "transfer_table", "transfer_runs", "transfer_figure", "transfer_note"]
 
@@ -53,6 +54,11 @@ def transfer_table(methods=("align-pl", "ucmkd-joint[la_teacher_grad=align]", "f
     and task, Δ vs ``ce`` in points with its 95 % interval (``*``: beyond noise), the headroom recovered
     with its interval, real − random and real − shuffled-labels, and the verdict. A note says which bench
     is not shipped yet."""
+    from ..experiments.engine import check_method_name, parse_method
+    from ._checks import need_list
+    methods = need_list(methods, "methods", "method names or variants", "['align-pl', 'fa']")
+    for m in methods:  # a typo is named, not a table that silently leaves the method out
+        check_method_name(parse_method(m)[0] if isinstance(m, str) else m)
     rows, missing = [], []
     for which in ("shared", "unshared"):
         res = _load(which)
@@ -111,7 +117,7 @@ def transfer_runs(lab: Optional[LabSettings] = None, *, seed: int = 0, progress:
     from ..data import load_task
     from ..distill import DistillConfig
     from ..experiments.job import distill
-    lab = lab or settings()
+    lab = lab_or_default(lab)
     big = not lab.fast
     out: Dict[str, dict] = {}
     for which, s in (("shared", 1.0), ("unshared", 0.0)):
@@ -134,6 +140,8 @@ def transfer_figure(runs: Dict[str, dict]):
     purity of its transport plan (last diagnosed epoch), with chance 1/K dotted."""
     import plotly.graph_objects as go
     from ..viz.curves import PALETTE
+    from ._checks import need_runs
+    need_runs(runs, "runs", "task -> {method: result} (what transfer_runs returns)")
     names = [_WORDS[w] for w in runs]
     series = [("ce: student test accuracy", lambda r: r["ce"].get("student_test_acc")),
               ("align-pl: student test accuracy", lambda r: r["align-pl"].get("student_test_acc")),
@@ -152,6 +160,8 @@ def transfer_figure(runs: Dict[str, dict]):
 
 def transfer_note(runs: Dict[str, dict]) -> str:
     """One sentence per task reading the live runs' numbers (one seed: an illustration, not a comparison)."""
+    from ._checks import need_runs
+    need_runs(runs, "runs", "task -> {method: result} (what transfer_runs returns)")
     lines = []
     for w, r in runs.items():
         a, b = r["ce"].get("student_test_acc"), r["align-pl"].get("student_test_acc")
