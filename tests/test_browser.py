@@ -181,7 +181,8 @@ def test_debugger_panel_in_jupyterlab(lab_server):
 
             panel = page.locator(".cmkd-debugger")
             panel.scroll_into_view_if_needed()
-            page.wait_for_selector(".cmkd-fig-losses.js-plotly-plot, .cmkd-fig-losses .js-plotly-plot", timeout=60_000)
+            page.wait_for_selector(".cmkd-fig-losses.js-plotly-plot, .cmkd-fig-losses .js-plotly-plot",
+                                   timeout=240_000)  # a loaded two-core machine needed more than 60 s
             before = page.evaluate(FIGURE_JS, ".cmkd-fig-losses")
             assert before is not None, "the live loss figure did not render"
 
