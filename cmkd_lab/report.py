@@ -272,6 +272,8 @@ def render_report(result: dict, *, projection: Optional[str] = None, figures=Non
     if d.get("errors"):
         diag_info += f"<p class='warn'>Diagnostics failed at some epochs: {esc(d['errors'])}</p>"
     title = f"cmkd_lab — {result.get('task')} · {result.get('method')} · seed {result.get('seed')}"
+    if (result.get("task_info") or {}).get("fast"):  # a quick pass: say so where the reader starts
+        title += " · fast subset (a quick pass: not comparable with full runs)"
     body = (f"<p>The method and the bound: {PAPER}. What each figure and number means: the Theory and User "
             f"guide pages of {BOOK}.</p>"
             + _results_section(result, baseline)

@@ -162,3 +162,15 @@ def test_md_inline_renders_the_three_marks_and_escapes_the_rest():
     assert md_inline("2 * 3 * 4") == "2 * 3 * 4"  # a lone asterisk is text
     assert md_inline("`a*b*c` and *x*") == "<code>a*b*c</code> and <em>x</em>"  # code is left as it is
     assert md_inline("<script>") == "&lt;script&gt;"
+
+
+def test_the_title_says_when_a_run_is_a_fast_subset(result):
+    """A quick pass (CMKD_LAB_FAST) trains on part of the data: its report says so in its title, where a reader
+    comparing it with the published tables starts; a full run's title does not."""
+    import copy
+    full = render_report(result, projection="pca")
+    assert "fast subset" not in full.split("</title>")[0]
+    fast = copy.deepcopy(result)
+    fast["task_info"] = dict(fast.get("task_info") or {}, fast=True)
+    assert "fast subset (a quick pass: not comparable with full runs)" in render_report(fast, projection="pca").split(
+        "</title>")[0]
