@@ -262,18 +262,21 @@ def entmin_comparison(res: dict, *, methods=("fa", "ucmkd-joint", "entmin"), ref
 
 
 def _word(d: Optional[dict]) -> str:
-    """``beyond noise, up`` / ``beyond noise, down`` / ``within noise`` / ``cannot tell`` of a paired difference."""
-    if d is None or d.get("cannot_tell") or d.get("ci_low") is None:
+    """``up`` / ``down`` / ``within`` / ``cannot tell`` of a paired difference (a cell row or a
+    :func:`_vs` record), read with the verdict rule every table uses."""
+    from ..results.summary import verdict
+    if d is None:
         return "cannot tell"
-    if d["ci_low"] > 0:
-        return "up"
-    return "down" if d["ci_high"] < 0 else "within"
+    v = verdict(dict(d, mean=d.get("mean", d.get("delta_mean"))))
+    return {"helps": "up", "hurts": "down", "no difference beyond noise": "within"}.get(v, "cannot tell")
 
 
 def entmin_reading(res: dict, *, methods=("fa", "ucmkd-joint"), reference: str = "entmin", **values) -> str:
     """What :func:`entmin_comparison`'s table says for one setting, in words computed from the same paired
     differences: which methods beat ``ce`` beyond noise, whether ``reference`` (unlabelled data, no teacher)
     does, and whether a teacher method beats ``reference`` too — so the text cannot contradict the table."""
+    from ._checks import need_sweep
+    need_sweep(res)
     ref = cell_delta(res, reference, **values)
     if ref is None:
         return f"This sweep has no `{reference}` run in that setting: nothing to compare."
