@@ -9,6 +9,14 @@
 #                                           #   controls_{hapt,digits,synthetic}_{full,scarce}) regime_hapt
 #                                           #   regime_hapt_unlabelled regime_synthetic regime_synthetic_unlabelled
 #                                           #   gap_examples
+#   bash scripts/make_results.sh --pack controls_digits_scarce
+#                                           # keep the finished runs of a part that is still being made in
+#                                           #   scripts/partial-runs/PART.tar.xz (their result.json and job.json;
+#                                           #   about 25 kB a run): a part too long for one sitting goes on from
+#                                           #   there on another machine. Every pack there is unpacked into the
+#                                           #   store before a part runs; the store reads back only the runs whose
+#                                           #   code version and data match the checkout's and re-makes the rest.
+#                                           #   Delete a part's pack once the part is published.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,6 +25,25 @@ R=runs/results
 D=docs/results
 mkdir -p "$R" "$D"
 export PYTHONUNBUFFERED=1
+PACKS=scripts/partial-runs
+
+if [ "${1:-}" = --pack ]; then
+  shift
+  mkdir -p "$PACKS"
+  for name in "$@"; do
+    [ -d "$R/$name" ] || { echo "no runs of $name in $R/$name" >&2; exit 2; }
+    # finished runs only: an interrupted run goes on from its checkpoint, which a pack does not keep
+    mapfile -t done_runs < <(cd "$R" && grep -l '"status": "completed"' $(find "$name" -name result.json) | sort)
+    [ ${#done_runs[@]} -gt 0 ] || { echo "no finished run of $name yet" >&2; exit 2; }
+    files=(); for f in "${done_runs[@]}"; do files+=("$f" "${f%result.json}job.json"); done
+    tar -cJf "$PACKS/$name.tar.xz" -C "$R" --mtime=@0 --owner=0 --group=0 --numeric-owner "${files[@]}"
+    echo "$PACKS/$name.tar.xz: ${#done_runs[@]} finished runs ($(du -h "$PACKS/$name.tar.xz" | cut -f1))"
+  done
+  exit 0
+fi
+for pack in "$PACKS"/*.tar.xz; do  # runs kept from an earlier sitting (see --pack); newer runs here win
+  [ -f "$pack" ] && tar -xJf "$pack" -C "$R" --skip-old-files && echo "== runs of $(basename "$pack" .tar.xz) read from $pack"
+done
 
 publish() {  # publish NAME KIND(bench|sweep) DIR
   local name=$1 kind=$2 dir=$3
