@@ -169,31 +169,9 @@ def controls(name: str) -> str:
     head = (f"`{base}` {_pct(b['acc_mean'])} ± {_pct(b['acc_std'])}; A/A {_delta(aa, bold=False)}; teacher "
             f"{_pct(teacher)}; {len(res['seeds'])} seeds, {len(res.get('runs', []))} runs, {minutes:.0f} min of "
             "training\n")
-    table = format_control_markdown(res, rows=res["control_table"])
+    table = format_control_markdown(res, rows=res["control_table"], headroom=cell)
     table = table[table.index("\n| "):].lstrip("\n")  # the table alone: the page explains the columns
-    return head + "\n" + _with_headroom(table, cell)
-
-
-def _with_headroom(table: str, cell: List[dict]) -> str:
-    """The control table with a last column, the headroom recovered (real teacher, paired by seed), where the
-    paired ceiling ran in the same cell; unchanged where it did not."""
-    from cmkd_lab.results.tables import headroom_text
-    if not any(r.get("is_ceiling") for r in cell):
-        return table
-    room = {r["method"]: ("reference" if r.get("is_ceiling") else headroom_text(r)) for r in cell}
-    lines = table.rstrip("\n").split("\n")
-    out = []
-    for i, line in enumerate(lines):
-        if line.startswith("|---"):  # the delimiter row: one more column, or no Markdown reader sees a table
-            out.append(line + "---|")
-        elif not line.startswith("| "):
-            out.append(line)
-        elif i == 0:
-            out.append(line + " headroom recovered, real teacher [95 % CI] |")
-        else:
-            method = line.split("|")[1].strip().strip("`")
-            out.append(line + f" {room.get(method, '—')} |")
-    return "\n".join(out) + "\n"
+    return head + "\n" + table
 
 
 def regime(name: str) -> str:

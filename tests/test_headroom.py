@@ -183,3 +183,26 @@ def test_verdicts_are_calibrated_from_three_seeds_and_withheld_below():
     rate, unsure = _null_rate(3)
     assert abs(rate - 0.05) < 0.015 and unsure < 0.01  # quantised accuracies, yet a 5 % test
     assert _null_rate(2, sims=300) == (0.0, 1.0)  # two seeds: never a verdict
+
+
+def test_control_tables_end_with_the_headroom_column_only_where_a_ceiling_ran():
+    # The published positive control: every method under the three teacher controls, the paired ceiling beside.
+    from pathlib import Path
+
+    from cmkd_lab.results import format_control_markdown, load_bench
+    from cmkd_lab.results.tables import headroom_text
+    res = load_bench(Path(__file__).resolve().parents[1] / "docs" / "results" / "controls_synthetic_shared.json")
+    cell = [r for r in res["comparisons"] if (r.get("values") or {}).get("teacher_control", "none") == "none"
+            and not r.get("aliased")]
+    plain = format_control_markdown(res, rows=res["control_table"])
+    md = format_control_markdown(res, rows=res["control_table"], headroom=cell)
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    head, delim, body = table[0], table[1], table[2:]
+    assert head.endswith("| headroom recovered, real teacher [95 % CI] |") and "headroom" not in plain
+    assert delim.count("---|") == head.count("|") - 1  # one delimiter per column: a Markdown reader sees a table
+    rows = {line.split("|")[1].strip().strip("`"): line for line in body}
+    assert rows["ceiling-kd"].endswith("| reference |")
+    want = headroom_text(next(r for r in cell if r["method"] == "align-pl"))
+    assert want.endswith("]") and rows["align-pl"].endswith(f"| {want} |")
+    assert format_control_markdown(res, rows=res["control_table"], headroom=[r for r in cell
+                                                                             if not r.get("is_ceiling")]) == plain

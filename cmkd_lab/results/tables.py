@@ -323,9 +323,13 @@ def _pd(pd, *, bold: bool = True) -> str:
     return fmt_delta(r, mde=False, bold=bold)
 
 
-def format_control_markdown(res: dict, *, rows=None) -> str:
+def format_control_markdown(res: dict, *, rows=None, headroom=None) -> str:
     """The teacher-control table of a bench or sweep whose cells vary ``teacher_control``: per method, Δ vs
-    the baseline with the real teacher and under each control, and the real teacher against each control."""
+    the baseline with the real teacher and under each control, and the real teacher against each control.
+
+    ``headroom``: the comparison rows of the real teacher's cell (one per method); where the paired ceiling ran
+    among them, the table ends with a column, the headroom recovered by each method with the real teacher
+    (:func:`headroom_text`; "reference" on the ceiling's own rows)."""
     base = res.get("baseline", "ce")
     rows = rows if rows is not None else control_table(res["runs"], baseline=base)
     if not rows:
@@ -333,8 +337,11 @@ def format_control_markdown(res: dict, *, rows=None) -> str:
     present = [c for c in CONTROLS if any(c in r["delta"] for r in rows)]
     others = [c for c in present if c != "none"]
     keys = [k for k in rows[0]["values"] if k != "pairing" or len({r["values"].get("pairing") for r in rows}) > 1]
+    room = None
+    if headroom and any(h.get("is_ceiling") for h in headroom):
+        room = {h["method"]: ("reference" if h.get("is_ceiling") else headroom_text(h)) for h in headroom}
     head = keys + ["method"] + [f"Δ vs `{base}`, {'real teacher' if c == 'none' else c}" for c in present] + \
-        [f"real − {c}" for c in others] + ["verdict"]
+        [f"real − {c}" for c in others] + ["verdict"] + (["headroom recovered, real teacher [95 % CI]"] if room else [])
     lines = ["Whose knowledge is it? Δ = method − `" + base + "` (points, paired by seed, [95 % interval] "
              "wins/losses; **bold**: beyond the noise) with the real teacher and under each teacher control; "
              "real − control = the same method with the real teacher against the control teacher, seed by seed "
@@ -346,6 +353,7 @@ def format_control_markdown(res: dict, *, rows=None) -> str:
         vals = [str(r["values"].get(k, "")) for k in keys]
         lines.append("| " + " | ".join(vals + [f"`{r['method']}`"] + [_pd(r["delta"].get(c)) for c in present]
                                        + [_pd(r["contrast"].get(c)) for c in others]
-                                       + [r["verdict"] + ("; uses the class names" if r.get("names_matter") else "")])
+                                       + [r["verdict"] + ("; uses the class names" if r.get("names_matter") else "")]
+                                       + ([room.get(r["method"], "—")] if room else []))
                      + " |")
     return "\n".join(lines) + "\n"
