@@ -13,8 +13,8 @@ Kinds:
 * ``bench:NAME`` — every method of ``docs/results/NAME.json``: accuracy and Δ vs `ce` with its interval,
   wins/losses, MDE and verdict;
 * ``controls:NAME`` — the teacher-control table of ``docs/results/NAME.json`` with its noise floor;
-* ``regime:NAME`` — the regime map of the sweep ``docs/results/NAME.json``: per cell `ce`, the A/A row and
-  each method's Δ.
+* ``regime:NAME`` — the regime map of the sweep ``docs/results/NAME.md`` (its first table, as the sweep wrote
+  it): per cell `ce`, the A/A row and each method's Δ.
 
 Usage (from the repository root)::
 
@@ -168,15 +168,17 @@ def controls(name: str) -> str:
     teacher = b.get("teacher_acc_mean")
     head = (f"`{base}` {_pct(b['acc_mean'])} ± {_pct(b['acc_std'])}; A/A {_delta(aa, bold=False)}; teacher "
             f"{_pct(teacher)}; {len(res['seeds'])} seeds, {len(res.get('runs', []))} runs, {minutes:.0f} min of "
-            "training\n")
+            "training summed over the runs\n")
     table = format_control_markdown(res, rows=res["control_table"], headroom=cell)
     table = table[table.index("\n| "):].lstrip("\n")  # the table alone: the page explains the columns
     return head + "\n" + table
 
 
 def regime(name: str) -> str:
-    from cmkd_lab.results import format_sweep_markdown
-    text = format_sweep_markdown(_load(name))
+    # The sweep's own table (docs/results/NAME.md, formatted from the full-precision runs when the sweep
+    # ended): formatting the compact JSON again would round its five-digit floats a second time, and a
+    # bound such as 0.1081533 (+10.82) stored as 0.10815 would print as +10.81.
+    text = (RESULTS / f"{name}.md").read_text(encoding="utf-8")
     start = text.index("\n| ") + 1
     end = text.find("\n\n", start)
     return text[start:end if end >= 0 else None] + "\n"

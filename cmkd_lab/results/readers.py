@@ -95,7 +95,7 @@ def provenance_note(res: dict) -> str:
             "re-make it (`bash scripts/make_results.sh` in the source repository) before comparing.")
 
 
-def compact_sweep(res: dict, *, digits: int = 5) -> dict:
+def compact_sweep(res: dict, *, digits: int = 7) -> dict:
     """A smaller copy of a sweep result for sharing (docs, reports): floats rounded to ``digits``
     significant digits, the runs' early records dropped (the ``points`` keep the diagnostics);
     :func:`load_sweep` and the figures read it like the full result."""

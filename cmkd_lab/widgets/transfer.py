@@ -55,6 +55,7 @@ def transfer_table(methods=("align-pl", "ucmkd-joint[la_teacher_grad=align]", "f
     with its interval, real − random and real − shuffled-labels, and the verdict. A note says which bench
     is not shipped yet."""
     from ..experiments.engine import check_method_name, parse_method
+    from ..results.tables import headroom_text
     from ._checks import need_list
     methods = need_list(methods, "methods", "method names or variants", "['align-pl', 'fa']")
     for m in methods:  # a typo is named, not a table that silently leaves the method out
@@ -74,12 +75,8 @@ def transfer_table(methods=("align-pl", "ucmkd-joint[la_teacher_grad=align]", "f
             if c is None:
                 continue
             k = ctrl.get(m, {})
-            hr = None
-            if c.get("headroom") is not None:
-                hr = (f"{c['headroom']:.2f}" + (f" [{c['headroom_ci_low']:.2f}, {c['headroom_ci_high']:.2f}]"
-                                               if c.get("headroom_ci_low") is not None else " [unbounded]"))
-            elif c.get("headroom_note"):
-                hr = None
+            # in percent, as every table and page writes it; a dash where there is nothing to recover
+            hr = headroom_text(c) if c.get("headroom") is not None else None
             rows.append({"task": _WORDS[which], "method": m,
                          "ce acc": None if ce is None else ce.get("acc_mean"),
                          "acc": c.get("acc_mean"), "Δ vs ce": _ci(c),
