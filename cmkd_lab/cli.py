@@ -387,6 +387,15 @@ def cmd_sweep(args):
     return _interrupted(res)
 
 
+def _gives_epochs(args) -> bool:
+    """Whether ``--set`` or ``--config`` names ``epochs`` (both were checked by :func:`build_config`)."""
+    from ._validation import parse_assignments
+    from .distill import load_config_file
+    if "epochs" in parse_assignments(getattr(args, "set", None) or [], what="--set"):
+        return True
+    return bool(getattr(args, "config", None)) and "epochs" in load_config_file(args.config)
+
+
 def cmd_demo(args):
     """Teacher + UCMKD and the unpaired baselines on the default task; results table + report."""
     from .experiments import run_bench
@@ -396,8 +405,12 @@ def cmd_demo(args):
     task = _task_name(args) if args.task else ("hapt" if "hapt" in available_tasks() else "synthetic")
     from ._env import fast_mode
     fast = args.fast or fast_mode()
-    epochs = args.epochs if args.epochs is not None else (3 if fast else 15)  # --epochs 0 is refused, not 15
-    cfg = build_config(args, epochs=epochs)
+    # The demo's own budget (3 epochs in the quick pass, else 15) unless the user gave the epochs: --epochs, or
+    # epochs in --set or --config (--epochs 0 is refused, not replaced by 15)
+    cfg = build_config(args)
+    if args.epochs is None and not _gives_epochs(args):
+        cfg = build_config(args, epochs=3 if fast else 15)
+    epochs = cfg.epochs
     out = out_dir(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]
     print(f"cmkd_lab demo: task {task}, {epochs} epochs, methods {methods} (unpaired), output {out}")

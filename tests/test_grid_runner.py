@@ -206,6 +206,19 @@ def test_demo_reports_the_ucmkd_run_from_its_record(tmp_path, capsys):
     assert f"(with the ce run of the same seed beside it): {out / 'report.html'}" in capsys.readouterr().out
 
 
+def test_demo_keeps_the_epochs_the_user_gives(tmp_path, capsys):
+    # --set epochs=… and --config are the user's choice: the demo's own budget (3 in the quick pass) only
+    # fills in when nothing names the epochs
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"epochs": 1}')
+    for given, want in ((["--set", "epochs=2"], 2), (["--config", str(cfg)], 1), ([], 3)):
+        out = tmp_path / f"demo{want}"
+        assert main(["demo", "--task", "synthetic", "--fast", "--teacher-epochs", "1", "--set", "diagnostics_every=0",
+                     *given, "--out", str(out), "--quiet"]) == 0
+        assert f"{want} epochs" in capsys.readouterr().out.splitlines()[0]
+        assert {r["epochs_done"] for r in json.loads((out / "results.json").read_text())["runs"]} == {want}
+
+
 def test_cli_workers_are_checked_the_same_way(tmp_path, capsys):
     for cmd in (["bench", "--methods", "ce", "--workers", "-1"], ["sweep", "--methods", "fa", "--workers", "0"]):
         assert main(cmd + ["--out", str(tmp_path)] + FAST) == 2

@@ -206,3 +206,16 @@ def test_control_tables_end_with_the_headroom_column_only_where_a_ceiling_ran():
     assert want.endswith("]") and rows["align-pl"].endswith(f"| {want} |")
     assert format_control_markdown(res, rows=res["control_table"], headroom=[r for r in cell
                                                                              if not r.get("is_ceiling")]) == plain
+
+
+def test_compare_methods_is_the_rule_of_every_delta_in_the_tables():
+    # notebook 05's "Δ vs entmin" column is computed by the same rule as each "Δ vs ce"
+    from cmkd_lab.results import paired_summary
+    from cmkd_lab.results.summary import compare_methods
+    runs = _runs(["fa", "entmin"])
+    fa = {r["method"]: r for r in paired_summary(runs)}["fa"]
+    d = compare_methods(runs, "student_fraction=0.05", "fa", "ce")
+    assert (d["mean"], d["ci_low"], d["ci_high"]) == pytest.approx((fa["delta_mean"], fa["ci_low"], fa["ci_high"]))
+    vs = compare_methods(runs, "student_fraction=0.05", "fa", "entmin")
+    assert vs["mean"] == pytest.approx(np.mean(np.subtract(GAIN["fa"], GAIN["entmin"])))
+    assert compare_methods(runs, "other cell", "fa", "ce") is None

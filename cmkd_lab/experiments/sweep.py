@@ -17,11 +17,11 @@ on the executor.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from .._validation import parse_value
 from ..results.grid import cell_dir, cell_id, grid_axes
 from ..results.summary import CEILING, paired_summary, predictor_table
 from ..results.tables import csv_text, format_sweep_markdown
@@ -33,13 +33,6 @@ __all__ = ["run_sweep", "parse_grid", "split_grid", "grid_cells"]
 
 
 # ----------------------------------------------------------------- the grid
-def _value(raw: str):
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
 def parse_grid(items: Sequence[str]) -> Dict[str, list]:
     """``["student_fraction=0.02,0.2", "gap=0,2"]`` → ``{"student_fraction": [0.02, 0.2], "gap": [0, 2]}``.
 
@@ -59,7 +52,7 @@ def parse_grid(items: Sequence[str]) -> Dict[str, list]:
         n = len(k.split(":"))
         vals = []
         for v in parts:
-            sub = [_value(x.strip()) for x in v.split(":")] if n > 1 else [_value(v)]
+            sub = [parse_value(x) for x in v.split(":")] if n > 1 else [parse_value(v)]
             if len(sub) != n:
                 raise ValueError(f"--grid {k} links {n} keys, so each value needs {n} parts joined by ':'; got {v!r}")
             vals.append(sub if n > 1 else sub[0])

@@ -21,7 +21,7 @@ from .stats import headroom_recovered, paired_difference, spearman
 
 __all__ = ["AA_SUFFIX", "aa_name", "is_aa", "run_record", "paired_summary", "noise_floor", "early_diagnostics",
            "predictor_table", "control_table", "CONTROLS", "RECORD_FIELDS", "accuracy_table", "verdict", "CEILING",
-           "CEILINGS", "is_ceiling", "designated_ceiling"]
+           "CEILINGS", "is_ceiling", "designated_ceiling", "compare_methods"]
 
 AA_SUFFIX = " (A/A)"
 RECORD_FIELDS = ("task", "method", "seed", "pairing", "status", "student_test_acc", "student_val_acc",
@@ -114,6 +114,13 @@ def _compare(idx, a: tuple, b: tuple, metric: str, target: float) -> Optional[di
     """:func:`~cmkd_lab.results.stats.paired_difference` of ``a − b`` (None without a common seed)."""
     _, diffs, scale = _pairs(idx, a, b, metric)
     return paired_difference(diffs, target=target, scale=scale) if diffs else None
+
+
+def compare_methods(runs: List[dict], cell: str, method: str, other: str, *, metric: str = "student_test_acc",
+                    target: float = 0.01) -> Optional[dict]:
+    """The paired difference ``method`` − ``other`` in one ``cell`` over the seeds both ran (the rule of every
+    Δ in the tables, float-resolution rule included), or None when no seed has both."""
+    return _compare(_index(runs), (cell, method), (cell, other), metric, target)
 
 
 def verdict(pd: Optional[dict]) -> str:

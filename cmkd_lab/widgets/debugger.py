@@ -11,7 +11,6 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from .._validation import check_int, check_nonneg, check_positive
 from .runner import RunSession, load_named_task, make_sink
 from .settings import LabSettings
 from ._checks import lab_or_default
@@ -39,9 +38,6 @@ def debugger_config(*, epochs: int, teacher_epochs: int, cost: str = "l2", eps: 
     """
     from ..distill import DistillConfig
 
-    check_positive("eps", eps, hint="with eps_units='median' typical values are 0.05-0.5")
-    check_nonneg("lambda_fa", lambda_fa)
-    check_nonneg("lambda_la", lambda_la)
     # Passed as given (a widget's numpy scalar as its Python value): the config checks each type and range,
     # so 2.7 epochs or seed=True are refused by name, never rounded.
     opts = dict(epochs=epochs, teacher_epochs=teacher_epochs, cost=cost, eps=eps, batch_size=batch_size,
@@ -178,8 +174,6 @@ class DebugSession:
         self.lab = lab_or_default(lab)
         epochs = self.lab.epochs if epochs is None else epochs
         teacher_epochs = self.lab.teacher_epochs if teacher_epochs is None else teacher_epochs
-        check_int("epochs", epochs, minimum=1)
-        check_int("teacher_epochs", teacher_epochs, minimum=1)
         self.config = debugger_config(epochs=epochs, teacher_epochs=teacher_epochs, cost=cost, eps=eps,
                                       batch_size=batch_size, lambda_fa=lambda_fa, lambda_la=lambda_la, n1=n1, n2=n2,
                                       pairing=pairing, la_teacher_grad=la_teacher_grad, seed=seed,

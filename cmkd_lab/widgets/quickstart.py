@@ -105,15 +105,13 @@ def run_quickstart(*, task="hapt", method: str = "ucmkd", epochs: Optional[int] 
     figures : dict title -> go.Figure
         The report's figures.
     """
-    from .._validation import check_int
     from ..distill import DistillConfig
 
     lab = lab_or_default(lab)
     epochs = lab.epochs if epochs is None else epochs
     teacher_epochs = lab.teacher_epochs if teacher_epochs is None else teacher_epochs
-    check_int("epochs", epochs, minimum=1)
-    check_int("teacher_epochs", teacher_epochs, minimum=1)
-    check_int("seed", seed, minimum=0)
+    # each by the config's own rule (the upper bound on epochs included), before anything is loaded
+    DistillConfig.check_options({"epochs": epochs, "teacher_epochs": teacher_epochs, "seed": seed})
     # the lab's diagnostics_every is a default: an option given by the caller wins (no duplicate keyword)
     config = DistillConfig.from_dict({"diagnostics_every": lab.diagnostics_every, **options, "epochs": epochs,
                                       "teacher_epochs": teacher_epochs, "seed": seed}, source="quickstart options")

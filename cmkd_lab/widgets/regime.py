@@ -214,14 +214,10 @@ def cell_delta(res: dict, method: str, **values) -> Optional[dict]:
 
 
 def _vs(res: dict, cell: str, method: str, other: str) -> Optional[dict]:
-    """The paired difference ``method`` − ``other`` over the seeds both ran in ``cell`` (from the sweep's runs)."""
-    from ..results.stats import paired_difference
-    acc = {}
-    for r in res.get("runs", []):
-        if r.get("cell") == cell and r.get("method") in (method, other) and r.get("student_test_acc") is not None:
-            acc.setdefault(r["method"], {})[r["seed"]] = r["student_test_acc"]
-    seeds = sorted(set(acc.get(method, {})) & set(acc.get(other, {})))
-    return paired_difference([acc[method][s] - acc[other][s] for s in seeds]) if len(seeds) >= 2 else None
+    """The paired difference ``method`` − ``other`` over the seeds both ran in ``cell`` (from the sweep's runs),
+    by the rule of every Δ vs ``ce`` in the tables (:func:`cmkd_lab.results.summary.compare_methods`)."""
+    from ..results.summary import compare_methods
+    return compare_methods(res.get("runs", []), cell, method, other)
 
 
 def _ci(mean, lo, hi) -> Optional[str]:

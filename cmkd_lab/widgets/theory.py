@@ -81,7 +81,7 @@ def bound_point(*, gap: float = 1.0, rotation: float = 0.5, noise: float = 0.3, 
     epochs = lab.theory_epochs if epochs is None else epochs
     teacher_epochs = lab.theory_teacher_epochs if teacher_epochs is None else teacher_epochs
     n = lab.theory_samples if n is None else n
-    check_int("epochs", epochs, minimum=1)
+    DistillConfig.check_options({"epochs": epochs, "teacher_epochs": teacher_epochs, "seed": seed})
     check_int("n", n, minimum=100)
     knobs = dict(gap=float(gap), rotation=float(rotation), noise=float(noise), overlap=float(overlap),
                  label_shift=float(label_shift))
