@@ -224,3 +224,20 @@ def test_cli_workers_are_checked_the_same_way(tmp_path, capsys):
         assert main(cmd + ["--out", str(tmp_path)] + FAST) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "workers must be" in err[0] and ">= 1" in err[0], err
+
+
+def test_python_runs_get_the_task_defaults_the_command_line_gives():
+    # the audio-visual tasks' ResNet-18 features are 512 wide: distill(), run_bench and run_sweep without a
+    # config use what `python -m cmkd_lab run --task ave` uses, and nothing changes for the other tasks
+    import numpy as np
+    from cmkd_lab.data import CrossModalTask
+    from cmkd_lab.distill import DistillConfig
+    from cmkd_lab.experiments.job import distill
+    from cmkd_lab.experiments.engine import check_grid_args, default_config
+    assert default_config("ave").feature_dim == 512 and default_config("hapt") == DistillConfig() == default_config()
+    _, cfg, _ = check_grid_args(out="x", config=None, fast=False, log=print, ceiling=None, task="vggsound")
+    assert cfg.feature_dim == 512
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 4)).astype("float32"), np.arange(60) % 3
+    task = CrossModalTask.from_arrays(x, y, x, y, name="ave")
+    assert distill(task, "ce", diagnostics=False)["config"]["feature_dim"] == 512

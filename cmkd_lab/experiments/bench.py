@@ -72,7 +72,7 @@ def run_bench(task: str, methods: Sequence[str], pairings: Sequence[str], seeds:
     ``progress`` the per-run bars of a serial bench. An interrupt (Ctrl-C, SIGTERM) writes the finished
     runs' tables with ``interrupted`` True and returns them; run the same call again to complete them.
     """
-    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
+    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling, task=task)
     task_kwargs = check_task_kwargs(task_kwargs)  # seed / fast here: refused before anything runs
     check_method_name(baseline, what="baseline")  # a typo is named before anything runs, not a bench without Δ
     methods, seeds, controls = _validate(methods, pairings, controls, seeds, config)

@@ -130,9 +130,21 @@ def check_variants(methods, *, axes=(), where: str = "methods") -> None:
                                  f"remove {k}= from the variant")
 
 
-def check_grid_args(*, out, config, fast, log, ceiling) -> tuple:
+def default_config(task=None):
+    """The configuration a run gets when none is given: the defaults, with the task's own
+    (:data:`~cmkd_lab.distill.config.TASK_DEFAULTS`: ``feature_dim=512`` on the audio-visual tasks, the width
+    of their ResNet-18 features) — the same from Python (``cmkd_lab.distill()``, ``run_bench``,
+    ``run_sweep``) as from the command line. ``task``: a task name, a Task or None."""
+    from ..distill import DistillConfig
+    from ..distill.config import TASK_DEFAULTS
+    name = task if isinstance(task, str) else getattr(task, "name", None)
+    return DistillConfig.from_dict(dict(TASK_DEFAULTS.get(name or "", {})))
+
+
+def check_grid_args(*, out, config, fast, log, ceiling, task=None) -> tuple:
     """The arguments every grid (bench, sweep) takes besides its own, checked before anything runs, each
-    error naming the argument: ``(out as a Path, config, fast)``."""
+    error naming the argument: ``(out as a Path, config, fast)``; no ``config``: :func:`default_config` of
+    ``task``."""
     import os
     from .._validation import check_bool
     from ..distill import DistillConfig
@@ -140,7 +152,7 @@ def check_grid_args(*, out, config, fast, log, ceiling) -> tuple:
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
         raise TypeError(f"out must be the grid's folder (a str or os.PathLike); got out={out!r}: pass e.g. "
                         "out='runs/my-bench'")
-    config = DistillConfig() if config is None else config
+    config = default_config(task) if config is None else config
     if not isinstance(config, DistillConfig):
         raise TypeError(f"config must be a DistillConfig (or None for the defaults); got {type(config).__name__}: "
                         "build one with DistillConfig(...) or DistillConfig.from_dict(d)")

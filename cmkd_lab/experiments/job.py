@@ -147,6 +147,9 @@ def distill(task, method: str = "ucmkd", config=None, *, diagnostics: Union[bool
                         f"diagnostics={diagnostics!r}")
     if not isinstance(kwargs.get("progress", False), bool):
         raise TypeError(f"progress must be true or false (a progress bar); got progress={kwargs['progress']!r}")
+    if config is None:  # the task's own defaults, as the command line gives them
+        from .engine import default_config
+        config = default_config(task)
     return Trainer(task, method, config, callbacks=_with_diagnostics(callbacks, diagnostics), **kwargs).fit()
 
 

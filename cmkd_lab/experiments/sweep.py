@@ -178,7 +178,7 @@ def run_sweep(task: str, methods: Sequence[str], grid: Dict[str, list], seeds: S
         are the runs that finished; run the same call again to complete them).
     """
     from .._validation import check_int
-    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling)
+    out, config, fast = check_grid_args(out=out, config=config, fast=fast, log=log, ceiling=ceiling, task=task)
     task_kwargs = check_task_kwargs(task_kwargs)  # seed / fast here: refused before anything runs
     check_int("threads", threads, minimum=0)
     methods, seeds, workers = _validate(methods, baseline, seeds, diag_epoch, metric, workers, config, grid)
