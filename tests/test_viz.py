@@ -246,3 +246,10 @@ def test_umap_kernels_are_cached_on_disk(tmp_path):
         assert projection.umap_cache_dir() == tmp_path
     finally:
         del os.environ["NUMBA_CACHE_DIR"]
+
+
+def test_class_level_terms_are_drawn_weighted_when_their_weight_is_not_one():
+    from cmkd_lab.viz.curves import loss_layout
+    h = [{"epoch": e, "loss": 1.0 + 2.0 * 0.5, "ce": 1.0, "ccfa": 0.5, "classkd": 0.2, "proto": 0.1} for e in (1, 2)]
+    spec = loss_layout(h, {"ccfa_weight": 2.0, "classkd_weight": 1.0, "proto_weight": 0.5})
+    assert dict(spec["weighted"]) == {"ccfa": 2.0, "proto": 0.5}  # λ = 1 needs no second curve

@@ -33,8 +33,10 @@ LOSS_TERMS = {"ce": "CE term", "fa": "FA term", "la": "LA term", "kd": "KD term"
               "ent": "entropy term", "ccfa": "class-OT term", "classkd": "class-KD term", "proto": "prototype term",
               "proxy": "proxy term", "anchor": "anchor term", "tpl": "teacher-head label term",
               "ceil_kd": "paired soft-target term", "ceil_pl": "paired label term"}
+# Each term's weight option (a term whose weight depends on the method, `kd`'s in kd and c2kd, is left out)
 _WEIGHTS = {"fa": "lambda_fa", "la": "lambda_la", "hint": "fitnet_weight", "ent": "lambda_ent", "anchor": "lambda_la",
-            "tpl": "apl_weight", "ceil_kd": "ceiling_kd_weight", "ceil_pl": "ceiling_pl_weight"}
+            "tpl": "apl_weight", "ceil_kd": "ceiling_kd_weight", "ceil_pl": "ceiling_pl_weight",
+            "ccfa": "ccfa_weight", "classkd": "classkd_weight", "proto": "proto_weight"}
 _LOSS_WHAT = {"ce": "the student's cross-entropy on its labels", "fa": "OT between student and teacher features",
               "la": "label alignment LA_e", "kd": "soft targets of the paired teacher sample",
               "hint": "regression onto the paired teacher features",
