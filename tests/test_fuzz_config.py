@@ -149,10 +149,13 @@ def test_workers_follow_one_rule_in_bench_and_sweep(cmd, n, capsys, tmp_path):
 def test_workers_rule_is_the_same_in_python():
     from cmkd_lab._validation import check_workers
     assert check_workers(None) is None and check_workers(3) == 3
+    from cmkd_lab.experiments.runner import check_workers as grid_workers  # run_bench's and run_sweep's
     for bad in (0, -1, True, 1.5):
-        with pytest.raises(ValueError, match=r"^workers must be an integer >= 1 \(the local processes that run at "
-                                             r"once\); got workers="):
-            check_workers(bad)
+        for check in (check_workers, grid_workers):
+            with pytest.raises(ValueError, match=r"^workers must be an integer >= 1 \(the local processes that run "
+                                                 r"at once\); got workers="):
+                check(bad)
+    assert grid_workers(None) >= 1 and grid_workers(2) == 2
 
 
 # ------------------------------------------------------------------ every option, odd values, every door

@@ -64,12 +64,11 @@ class Ran:
 
 
 def check_workers(workers) -> int:
-    """``workers`` local processes: None → one per core; otherwise an int ≥ 1 (the same rule for bench and
-    sweep)."""
-    from .._validation import check_int
-    if workers is None:
-        return os.cpu_count() or 1
-    return check_int("workers", workers, minimum=1)
+    """``workers`` local processes: None → one per core; otherwise an int ≥ 1, by the rule the command line
+    checks too (:func:`cmkd_lab._validation.check_workers`, one message for both)."""
+    from .._validation import check_workers as rule
+    workers = rule(workers)
+    return os.cpu_count() or 1 if workers is None else workers
 
 
 def _triage(jobs: List[Job], *, overwrite: bool):
