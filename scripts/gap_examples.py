@@ -84,7 +84,8 @@ def main():
     lines += ["", "Readings (HAPT, `ce` student):", ""] + [f"* {s}" for s in next(iter(hapt.values()))["readings"]]
     (ROOT / "docs" / "results" / "gap_examples.md").write_text("\n".join(lines) + "\n")
     (ROOT / "docs" / "results" / "gap_examples.json").write_text(json.dumps(
-        {"comparisons": {k: _slim(v) for k, v in {**hapt, **sweep}.items()},
+        {"code_version": code_version(),  # as every published result records the code that made it
+         "comparisons": {k: _slim(v) for k, v in {**hapt, **sweep}.items()},
          "run": {k: run[k] for k in ("epochs", "run", "table")}}, indent=1, ensure_ascii=False))
     print("\n".join(lines))
 
