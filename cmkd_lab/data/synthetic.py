@@ -15,7 +15,8 @@ Shared latent classes, two different nonlinear views:
   class separation into factors **only the teacher sees**: the latent gains a private block of
   ``latent_dim`` factors that enters the teacher view alone; the class means are split so that a share
   ``s`` of the squared separation lies in the shared block and ``1 − s`` in the private one. The teacher's
-  total separation (and so its accuracy) stays the same for every ``s``; the student sees only the
+  total squared separation does not depend on ``s`` (its accuracy moves a little through its nonlinear
+  view: 80.00 % at ``s = 1`` and 83.02 % at ``s = 0`` in the published positive control); the student sees only the
   shared part: at ``s = 1`` everything that decides the label is visible in both modalities, at
   ``s = 0`` nothing the student sees tells the classes apart (the modality focusing hypothesis, Xue et
   al., ICLR 2023: cross-modal transfer needs decisive features that both modalities carry).
