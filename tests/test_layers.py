@@ -28,6 +28,11 @@ CORE_RANKS = [
 ]
 # Known arrows against CORE_RANKS, each to be removed by the change that fixes it.
 ALLOWED_CORE: set = set()  # known exceptions to the core's order (none: distill() lives beside run_one)
+# Known arrows that close an import cycle, each to be removed by the change that fixes it. distill.methods
+# imports every method module in its registration loop, and options.py reads METHODS back through the
+# package (`from . import METHODS`): the fix, `from .base import METHODS`, changes the core's code version, so
+# it waits for the next core change (every published table is keyed by that version).
+ALLOWED_CYCLE_ARROWS = {("cmkd_lab.distill.methods.options", "cmkd_lab.distill.methods")}
 
 
 def _modules():
@@ -62,6 +67,9 @@ def _imports(mods):
                 targets.update(f"{mod}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
                 targets.update(a.name for a in node.names)
+        if p.name == "__init__.py" and _imports_every_submodule(ast.parse(p.read_text())):
+            # a registration loop (importlib over pkgutil.iter_modules(__path__)): an arrow to each submodule
+            targets.update(x for x in mods if x.rpartition(".")[0] == m)
         out = set()
         for t in targets:
             while t and t not in mods:
@@ -70,6 +78,14 @@ def _imports(mods):
                 out.add(t)
         graph[m] = out
     return graph
+
+
+def _imports_every_submodule(tree) -> bool:
+    """Whether a package's ``__init__`` imports its submodules by name at run time (``importlib.import_module``
+    over ``pkgutil.iter_modules(__path__)``), which no import statement shows."""
+    calls = {(n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None))
+             for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return {"import_module", "iter_modules"} <= calls
 
 
 def _top(mod: str) -> str:
@@ -136,8 +152,28 @@ def _cycles(graph) -> list:
 
 
 def test_no_import_cycle():
-    cycles = _cycles(_imports(_modules()))
+    graph = _imports(_modules())
+    stale = [e for e in ALLOWED_CYCLE_ARROWS if e[1] not in graph.get(e[0], ())]
+    assert not stale, f"ALLOWED_CYCLE_ARROWS lists arrows that no longer exist, remove them: {stale}"
+    for m, x in ALLOWED_CYCLE_ARROWS:
+        graph[m] = graph[m] - {x}
+    cycles = _cycles(graph)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_checker_sees_a_registration_loop(tmp_path, monkeypatch):
+    """A package that imports its submodules in a loop draws an arrow to each: a submodule that imports the
+    package back closes a cycle."""
+    pkg = _plant(tmp_path, {"distill/__init__.py": "", "distill/methods/__init__.py":
+                            "import importlib\nimport pkgutil\nfor _m in pkgutil.iter_modules(__path__):\n"
+                            "    importlib.import_module(f'{__name__}.{_m.name}')\n",
+                            "distill/methods/a.py": "def f():\n    from . import METHODS\n"})
+    monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    monkeypatch.setattr(__import__(__name__), "ALLOWED_CYCLE_ARROWS", set())
+    assert "cmkd_lab.distill.methods.a" in _imports(_modules())["cmkd_lab.distill.methods"]
+    with pytest.raises(AssertionError, match=r"import cycles: \[\['cmkd_lab.distill.methods', "
+                                             r"'cmkd_lab.distill.methods.a'\]\]"):
+        test_no_import_cycle()
 
 
 def _plant(tmp_path, files: dict):
@@ -155,6 +191,7 @@ def test_the_checker_sees_a_cycle_and_a_layer_violation(tmp_path, monkeypatch):
                             "distill/b.py": "from .a import f\nfrom ..experiments import run\n",
                             "experiments.py": "run = 1\n"})
     monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    monkeypatch.setattr(__import__(__name__), "ALLOWED_CYCLE_ARROWS", set())  # the real package's, not here
     with pytest.raises(AssertionError, match="import cycles"):
         test_no_import_cycle()
     with pytest.raises(AssertionError, match="cmkd_lab.distill.b \\(core\\) imports cmkd_lab.experiments"):
@@ -175,6 +212,7 @@ def test_the_checker_sees_the_core_order_and_package_relative_imports(tmp_path, 
     pkg = _plant(tmp_path / "rel", {"diagnostics/__init__.py": "from .explore import go\n",
                                     "diagnostics/explore.py": "from . import _text\n", "diagnostics/_text.py": ""})
     monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    monkeypatch.setattr(__import__(__name__), "ALLOWED_CYCLE_ARROWS", set())
     assert _imports(_modules())["cmkd_lab.diagnostics.explore"] == {"cmkd_lab.diagnostics",
                                                                   "cmkd_lab.diagnostics._text"}
     with pytest.raises(AssertionError, match=r"import cycles: \[\['cmkd_lab.diagnostics', "
