@@ -33,7 +33,7 @@ if [ "${1:-}" = --pack ]; then
   for name in "$@"; do
     [ -d "$R/$name" ] || { echo "no runs of $name in $R/$name" >&2; exit 2; }
     # finished runs only: an interrupted run goes on from its checkpoint, which a pack does not keep
-    mapfile -t done_runs < <(cd "$R" && grep -l '"status": "completed"' $(find "$name" -name result.json) | sort)
+    mapfile -t done_runs < <(cd "$R" && grep -l '"status": "completed"' $(find -L "$name" -name result.json) | sort)
     [ ${#done_runs[@]} -gt 0 ] || { echo "no finished run of $name yet" >&2; exit 2; }
     files=(); for f in "${done_runs[@]}"; do files+=("$f" "${f%result.json}job.json"); done
     tar -cJf "$PACKS/$name.tar.xz" -C "$R" --mtime=@0 --owner=0 --group=0 --numeric-owner "${files[@]}"
