@@ -93,8 +93,9 @@ _CONFIG_FLAGS = ("epochs", "seed", "pairing", "device", "batch_size", "student_f
                  "teacher_epochs", "lr", "cost", "eps", "teacher_control", "min_steps")
 
 
-def build_config(args, *, method=None, **fixed):
-    """Per-task defaults → preset → config file → --set key=value → explicit flags → ``fixed``.
+def build_config(args, *, method=None, defaults=None, **fixed):
+    """Per-task defaults → a command's own ``defaults`` → preset → config file → --set key=value → explicit
+    flags → ``fixed``.
 
     With ``method`` (a single run), the preset's options of other methods are left out (a preset is a
     recipe for every method: ``paper`` sets ucmkd's inner optimiser); what the user gives is kept, and a
@@ -107,6 +108,7 @@ def build_config(args, *, method=None, **fixed):
     from .distill.methods.options import option_owner
 
     d = dict(TASK_DEFAULTS.get(getattr(args, "task", None) or "", {}))  # per-task defaults come first
+    d.update(defaults or {})
     preset = getattr(args, "preset", None)
     preset = "default" if preset is None else preset  # `--preset ""` is a value, refused below: not the defaults
     if preset not in PRESETS:
@@ -387,15 +389,6 @@ def cmd_sweep(args):
     return _interrupted(res)
 
 
-def _gives_epochs(args) -> bool:
-    """Whether ``--set`` or ``--config`` names ``epochs`` (both were checked by :func:`build_config`)."""
-    from ._validation import parse_assignments
-    from .distill import load_config_file
-    if "epochs" in parse_assignments(getattr(args, "set", None) or [], what="--set"):
-        return True
-    return bool(getattr(args, "config", None)) and "epochs" in load_config_file(args.config)
-
-
 def cmd_demo(args):
     """Teacher + UCMKD and the unpaired baselines on the default task; results table + report."""
     from .experiments import run_bench
@@ -405,11 +398,9 @@ def cmd_demo(args):
     task = _task_name(args) if args.task else ("hapt" if "hapt" in available_tasks() else "synthetic")
     from ._env import fast_mode
     fast = args.fast or fast_mode()
-    # The demo's own budget (3 epochs in the quick pass, else 15) unless the user gave the epochs: --epochs, or
-    # epochs in --set or --config (--epochs 0 is refused, not replaced by 15)
-    cfg = build_config(args)
-    if args.epochs is None and not _gives_epochs(args):
-        cfg = build_config(args, epochs=3 if fast else 15)
+    # The demo's own budget (3 epochs in the quick pass, else 15) is a default: --epochs, --set, --config or a
+    # preset that names the epochs wins (--epochs 0 is refused, not replaced by 15)
+    cfg = build_config(args, defaults={"epochs": 3 if fast else 15})
     epochs = cfg.epochs
     out = out_dir(args.out)
     methods = ["ce", "fa", "la", "ucmkd", "ucmkd-joint"]

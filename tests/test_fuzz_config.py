@@ -155,7 +155,7 @@ def test_workers_rule_is_the_same_in_python():
             with pytest.raises(ValueError, match=r"^workers must be an integer >= 1 \(the local processes that run "
                                                  r"at once\); got workers="):
                 check(bad)
-    assert grid_workers(None) >= 1 and grid_workers(2) == 2
+    assert grid_workers(None) >= 1 and grid_workers(2) == 2 and grid_workers(1) == 1
 
 
 # ------------------------------------------------------------------ every option, odd values, every door

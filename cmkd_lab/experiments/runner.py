@@ -68,7 +68,7 @@ def check_workers(workers) -> int:
     checks too (:func:`cmkd_lab._validation.check_workers`, one message for both)."""
     from .._validation import check_workers as rule
     workers = rule(workers)
-    return os.cpu_count() or 1 if workers is None else workers
+    return (os.cpu_count() or 1) if workers is None else workers
 
 
 def _triage(jobs: List[Job], *, overwrite: bool):
