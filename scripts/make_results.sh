@@ -42,7 +42,24 @@ if [ "${1:-}" = --pack ]; then
   exit 0
 fi
 for pack in "$PACKS"/*.tar.xz; do  # runs kept from an earlier sitting (see --pack); newer runs here win
-  [ -f "$pack" ] && tar -xJf "$pack" -C "$R" --skip-old-files && echo "== runs of $(basename "$pack" .tar.xz) read from $pack"
+  [ -f "$pack" ] || continue
+  tar -xJf "$pack" -C "$R" --skip-old-files && echo "== runs of $(basename "$pack" .tar.xz) read from $pack"
+  # A pack saves hours only if this checkout makes the same code version (it covers the core's source and
+  # the torch, NumPy, POT and SciPy versions): say so before the runs are quietly made again.
+  "$PY" - "$R" "$(tar -tJf "$pack" | grep -m1 'result\.json$')" <<'PYCHECK' || true
+import json, sys
+from pathlib import Path
+from cmkd_lab.store import code_version
+stored = json.loads((Path(sys.argv[1]) / sys.argv[2]).read_text(encoding="utf-8"))
+made, now = stored.get("identity", {}).get("code_version"), code_version()
+if made != now:
+    import importlib.metadata as md
+    libs = {k: v for k, v in stored.get("versions", {}).items() if k in ("torch", "numpy", "pot")}
+    here = {k: md.version("POT" if k == "pot" else k) for k in libs}
+    print(f"warning: the pack's runs were made by code version {made}, this checkout makes {now}: they will be "
+          f"made again. Made with {libs}; installed here: {here} (if only these differ, install the pack's "
+          "versions, and SciPy's of that time, into the environment and start again).", file=sys.stderr)
+PYCHECK
 done
 
 publish() {  # publish NAME KIND(bench|sweep) DIR
