@@ -1,15 +1,16 @@
-"""Names that become file or folder names (a task's name in the teacher cache, a label in a folder).
+"""Names: those that become file or folder names (a task's name in the teacher cache, a label in a
+folder), and lists of names given as one comma-separated string.
 
 One rule for every name that reaches the file system: :func:`safe_name` keeps a name
 that is already a plain file name as it is, and reduces any other to one component that
-stays inside the folder it is put in.
+stays inside the folder it is put in. :func:`split_names` is the one reading of ``"a, b,c"``.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 
-__all__ = ["safe_name"]
+__all__ = ["safe_name", "split_names"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+-]")
 
@@ -42,3 +43,9 @@ def safe_name(name: str, *, max_len: int = 64) -> str:
         return name
     tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{safe[:max_len - 9]}-{tag}"
+
+
+def split_names(text: str) -> list:
+    """``"a, b,,c "`` → ``["a", "b", "c"]``: the items of a comma-separated list, stripped, empty ones
+    dropped (a trailing comma or a doubled one is not a name)."""
+    return [x.strip() for x in str(text).split(",") if x.strip()]

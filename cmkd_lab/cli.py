@@ -10,6 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._names import split_names
+
 __all__ = ["main"]
 
 
@@ -227,10 +229,6 @@ def out_dir(raw, flag: str = "--out") -> Path:
     return check_out_dir(raw, what=flag)
 
 
-def _csv(s):
-    return [x.strip() for x in s.split(",") if x.strip()]
-
-
 def cmd_methods(args):
     from .distill.methods import METHODS
     for name in sorted(METHODS):
@@ -343,9 +341,9 @@ def cmd_bench(args):
         raise ValueError(f"--methods must list at least one method, comma-separated; got {args.methods!r}")
     seeds = _seeds(args, cfg)
     out = out_dir(args.out)
-    res = run_bench(_task_name(args), _methods(args.methods), _csv(args.pairing or "unpaired"), seeds,
+    res = run_bench(_task_name(args), _methods(args.methods), split_names(args.pairing or "unpaired"), seeds,
                     out, cfg, fast=args.fast, progress=not args.quiet, task_kwargs=_task_kwargs(args),
-                    controls=_csv(args.teacher_control or "none"), workers=args.workers,
+                    controls=split_names(args.teacher_control or "none"), workers=args.workers,
                     overwrite=args.overwrite, ceiling=_ceiling(args))
     from .results import format_bench_markdown as format_markdown
     print(format_markdown(res))
@@ -469,7 +467,7 @@ def cmd_gap(args):
         for note in res.get("notes") or []:
             print(f"note: {note}", file=sys.stderr)
     if args.png:  # a PNG that could not be written is said even with --quiet
-        pngs, why = export_gap_pngs(res, out / "figures", projection=_csv(args.projection) or ["none"])
+        pngs, why = export_gap_pngs(res, out / "figures", projection=split_names(args.projection) or ["none"])
         if why:
             print(f"python -m cmkd_lab gap: warning: --png: {why}", file=sys.stderr)
         else:

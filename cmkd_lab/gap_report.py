@@ -17,6 +17,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._names import split_names
 from .htmlkit import Figures, details, esc, fmt, md_inline, page, pre_json, table
 
 __all__ = ["load_embeddings", "load_pairs", "render_gap_report", "write_gap_report", "gap_report_from_run", "gap_json",
@@ -307,10 +308,6 @@ def cli_words(msg: str, sets: Sequence[str]) -> str:
     return msg
 
 
-def _csv(s: str) -> list:
-    return [x.strip() for x in s.split(",") if x.strip()]
-
-
 def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = None, names: Optional[str] = None,
                 max_points: int = 2000, seed: int = 0, permutations: int = 200, normalize: bool = False,
                 projection: str = "umap,pca", device: str = "auto", png: bool = False, log=print) -> dict:
@@ -321,7 +318,7 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
         raise ValueError(f"--permutations must be at most {MAX_PERMUTATIONS} (p-values reach 1/(1 + permutations), "
                          f"1e-4 at {MAX_PERMUTATIONS}; the test keeps a (rows of A + rows of B) × permutations matrix "
                          f"in memory); got --permutations {permutations}")
-    proj = _csv(projection) or ["none"]
+    proj = split_names(projection) or ["none"]
     opts = dict(max_points=max_points, seed=seed, n_permutations=permutations, normalize=normalize, device=device)
     if run is not None:
         if sets:
@@ -338,7 +335,7 @@ def gap_command(sets: Sequence[str], *, out, run=None, pairs: Optional[str] = No
     if len(sets) != 2:
         raise ValueError(f"gap needs two embedding files A B (.npz with 'features' [+ 'labels'] or .npy), or --run "
                          f"RUN_DIR; got {len(sets)} file(s)")
-    nm = _csv(names) if names is not None else [Path(s).stem for s in sets]
+    nm = split_names(names) if names is not None else [Path(s).stem for s in sets]
     if len(nm) != 2:
         raise ValueError(f"--names must be two names separated by a comma, e.g. --names image,text; got {names!r}")
     if nm[0] == nm[1]:

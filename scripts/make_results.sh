@@ -46,11 +46,13 @@ for pack in "$PACKS"/*.tar.xz; do  # runs kept from an earlier sitting (see --pa
   tar -xJf "$pack" -C "$R" --skip-old-files && echo "== runs of $(basename "$pack" .tar.xz) read from $pack"
   # A pack saves hours only if this checkout makes the same code version (it covers the core's source and
   # the torch, NumPy, POT and SciPy versions): say so before the runs are quietly made again.
-  "$PY" - "$R" "$(tar -tJf "$pack" | grep -m1 'result\.json$')" <<'PYCHECK' || true
-import json, sys
-from pathlib import Path
+  "$PY" - "$pack" <<'PYCHECK' || true
+import json, sys, tarfile
 from cmkd_lab.store import code_version
-stored = json.loads((Path(sys.argv[1]) / sys.argv[2]).read_text(encoding="utf-8"))
+# the pack's own first run (not the store's copy, which may be newer): reading stops at the first result.json
+with tarfile.open(sys.argv[1], "r:xz") as tf:
+    member = next((m for m in tf if m.name.endswith("result.json")), None)
+    stored = json.load(tf.extractfile(member)) if member else {}
 made, now = stored.get("identity", {}).get("code_version"), code_version()
 if made != now:
     import importlib.metadata as md

@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from .._names import split_names
 from .._validation import parse_value
 from ..results.grid import cell_dir, cell_id, grid_axes
 from ..results.summary import CEILING, paired_summary, predictor_table
@@ -46,7 +47,7 @@ def parse_grid(items: Sequence[str]) -> Dict[str, list]:
             raise ValueError(f"--grid takes key=v1,v2,...; got {item!r}")
         k, raw = item.split("=", 1)
         k = k.strip()
-        parts = [v.strip() for v in raw.split(",") if v.strip()]
+        parts = split_names(raw)
         if not k or not parts:
             raise ValueError(f"--grid takes key=v1,v2,... with at least one value; got {item!r}")
         n = len(k.split(":"))
