@@ -28,7 +28,7 @@ def test_the_marked_regions_are_where_the_readers_look():
     marks = [m for f in (ROOT / "docs" / "findings").glob("*.md")
              for m in re.findall(r"<!-- table: ([\w:-]+) -->", f.read_text(encoding="utf-8"))]
     assert {"headline", "bench:bench_hapt", "bench:bench_digits_speech", "controls:controls_hapt_scarce",
-            "controls:controls_hapt_full", "regime:regime_hapt"} <= set(marks)
+            "controls:controls_hapt_full", "controls:controls_digits_full", "regime:regime_hapt"} <= set(marks)
 
 
 def test_a_hand_edited_number_is_caught():
