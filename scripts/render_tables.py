@@ -111,13 +111,14 @@ def headline() -> str:
         hurts = [f"`{r['method']}`" for r in others if r.get("significant") and r["delta_mean"] < 0]
         beyond = "; ".join(x for x in (f"helps: {', '.join(helps)}" if helps else "helps: none",
                                        f"hurts: {', '.join(hurts)}" if hurts else "") if x)
+        lead = "" if best["delta_mean"] > 0 else "none above `ce`; closest: "  # the largest mean may be a loss
         kind = "teacher controls" if name.startswith("controls") else "bench"
         sd = (res.get("task_kwargs") or {}).get("shared_decisive")
         if sd is not None:  # the positive control and its null twin: the knob that tells them apart
             kind += f", shared_decisive={sd:g}"
         rows.append(f"| {TASKS.get(res['task'], res['task'])} ({kind}) | {_labels(res)} | {len(res['seeds'])} | "
                     f"{_pct(b['acc_mean'])} ± {_pct(b['acc_std'])} | {_delta(aa, bold=False)} | "
-                    f"{_delta(ceiling) if ceiling else '—'} | `{best['method']}` {_delta(best)}{room} | {beyond} |")
+                    f"{_delta(ceiling) if ceiling else '—'} | {lead}`{best['method']}` {_delta(best)}{room} | {beyond} |")
         versions.setdefault(res.get("code_version") or "not recorded", []).append(name)
     head = ["| published result | student's labels | seeds | `ce` accuracy (%) | noise floor: A/A Δ | "
             "paired ceiling: Δ vs `ce` | largest gain without pairs (beyond the noise first) | beyond the noise (unpaired, "

@@ -80,3 +80,15 @@ def test_every_generated_table_is_a_table_to_a_markdown_reader():
             for block in blocks:
                 widths = {len(re.findall(r"(?<!\\)\|", l)) for l in block}
                 assert len(widths) == 1 and re.fullmatch(r"\|(---\|)+", block[1]), (f.name, m.group("spec"), block[:2])
+
+
+def test_a_loss_is_never_shown_as_the_largest_gain():
+    """Where no method without pairs is above `ce` (the largest mean is a loss), the headline says so before
+    naming the closest method."""
+    rows = [r for r in _renderer().headline().splitlines() if r.startswith("| ") and "(" in r.split("|")[1]]
+    assert rows
+    for row in rows:
+        cell = row.split(" | ")[6]  # the best method without pairs and its Δ
+        delta = re.search(r"` \**([+\-]\d+\.\d\d) \[", cell)
+        assert delta, cell
+        assert (float(delta.group(1)) <= 0) == cell.startswith("none above `ce`; closest: "), row
